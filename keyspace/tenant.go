@@ -1,0 +1,107 @@
+package keyspace
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// State is the lifecycle state of a tenant.
+type State uint8
+
+const (
+	// StateActive allows reads and writes.
+	StateActive State = 1
+	// StateReadOnly allows reads and refuses writes.
+	StateReadOnly State = 2
+	// StateLocked refuses everything.
+	StateLocked State = 3
+)
+
+var stateNames = map[State]string{
+	StateActive:   "active",
+	StateReadOnly: "read-only",
+	StateLocked:   "locked",
+}
+
+func (s State) String() string {
+	if n, ok := stateNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// ParseState parses "active", "read-only" or "locked".
+func ParseState(s string) (State, error) {
+	for st, n := range stateNames {
+		if n == s {
+			return st, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %q (want active, read-only or locked)", ErrInvalidState, s)
+}
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool { _, ok := stateNames[s]; return ok }
+
+// AllowsReads reports whether a tenant in state s may be read.
+func (s State) AllowsReads() bool { return s == StateActive || s == StateReadOnly }
+
+// AllowsWrites reports whether a tenant in state s may be written.
+func (s State) AllowsWrites() bool { return s == StateActive }
+
+// Limits are the per-tenant limits. A zero field means unlimited.
+type Limits struct {
+	MaxBytes      uint64 `msgpack:"mb,omitempty"`
+	MaxKeys       uint64 `msgpack:"mk,omitempty"`
+	OpsPerSec     uint64 `msgpack:"ops,omitempty"`
+	Burst         uint64 `msgpack:"burst,omitempty"`
+	MaxConcurrent uint64 `msgpack:"mc,omitempty"`
+	MaxWatches    uint64 `msgpack:"mw,omitempty"`
+}
+
+// Tenant is the replicated record of one tenant, stored in the system keyspace
+// under TenantRecordKey(ID).
+type Tenant struct {
+	ID        TenantID          `msgpack:"id"`
+	Name      string            `msgpack:"name"`
+	State     State             `msgpack:"state"`
+	Limits    Limits            `msgpack:"limits"`
+	Labels    map[string]string `msgpack:"labels,omitempty"`
+	CreatedAt time.Time         `msgpack:"created"`
+}
+
+// Validate checks the record's invariants.
+func (t *Tenant) Validate() error {
+	if err := t.ID.Check(); err != nil {
+		return err
+	}
+	if err := ValidateName(t.Name); err != nil {
+		return err
+	}
+	if !t.State.Valid() {
+		return fmt.Errorf("%w: %d", ErrInvalidState, uint8(t.State))
+	}
+	return nil
+}
+
+// EncodeTenant encodes a tenant record for the system keyspace.
+func EncodeTenant(t *Tenant) ([]byte, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(t)
+}
+
+// DecodeTenant decodes and validates a tenant record.
+func DecodeTenant(b []byte) (*Tenant, error) {
+	var t Tenant
+	if err := msgpack.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	}
+	return &t, nil
+}

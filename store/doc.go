@@ -1,0 +1,34 @@
+// Package store is the storage layer of tenantkv and the only package that
+// imports Pebble.
+//
+// # Isolation by construction
+//
+// Callers never handle physical keys. They hold a *TenantView, made only from a
+// tenant ID, whose methods take user keys; or the *SystemView, which reaches
+// only the system keyspace (keys starting with 0xFF). Every iterator a view
+// opens carries Pebble LowerBound and UpperBound set inside the tenant's span,
+// and every key that comes back is checked once more against the tenant
+// prefix before it is returned. There is no exported way to read or write a
+// raw engine key.
+//
+// # Views
+//
+//   - Store.Tenant and Store.System read the live database; their writes are
+//     committed one by one and synced.
+//   - Batch.Tenant and Batch.System read through the batch (they see its own
+//     writes) and write into it; Batch.Commit makes all of them durable
+//     atomically together with an applied index.
+//   - Snapshot.Tenant and Snapshot.System read a consistent point in time and
+//     refuse writes.
+//
+// # Ownership
+//
+// Every slice returned by this package is a copy owned by the caller. Slices
+// passed in may be reused by the caller once a call returns.
+//
+// # Concurrency
+//
+// A Store, its live views and Snapshots are safe for concurrent use. A Batch
+// and the views made from it are not: one goroutine at a time. An Iterator is
+// not safe for concurrent use and must be closed.
+package store

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+)
+
+var pebbleIterAll = pebble.IterOptions{LowerBound: []byte{}, UpperBound: allKeysEnd}
+
+// restoreMarker is set while Restore runs. A store found with it set holds a
+// partial restore and must be restored again before use.
+var restoreMarker = keyspace.MetaKey("restore-in-progress")
+
+// restoreChunk is how many bytes of records a restore commits at a time.
+const restoreChunk = 4 << 20
+
+// Restore replaces the whole content of the store with a store stream written
+// by Snapshot.WriteTo. It first records a marker and clears everything, then
+// loads the records in chunks, and removes the marker only when the stream's
+// checksum has been verified. If Restore fails or the process dies midway,
+// RestoreIncomplete reports true until a later Restore succeeds.
+func (s *Store) Restore(r io.Reader) error {
+	sr, err := NewStreamReader(r, keyspace.MaxKeySize+keyspace.PrefixLen+64, keyspace.MaxValueSize+1<<20)
+	if err != nil {
+		return err
+	}
+	if sr.Kind() != StreamStore {
+		return corrupt("restore needs a store stream, got kind %q", sr.Kind())
+	}
+	b := s.db.NewBatch()
+	if err := b.DeleteRange(pebbleIterAll.LowerBound, allKeysEnd, nil); err != nil {
+		return err
+	}
+	if err := b.Set(restoreMarker, []byte{1}, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("store: restore: clear: %w", err)
+	}
+	b.Close()
+	b = s.db.NewBatch()
+	defer func() { b.Close() }()
+	for {
+		k, v, err := sr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkPhysicalKey(k); err != nil {
+			return err
+		}
+		if string(k) == string(restoreMarker) {
+			continue
+		}
+		if err := b.Set(k, v, nil); err != nil {
+			return err
+		}
+		if b.Len() >= restoreChunk {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return fmt.Errorf("store: restore: %w", err)
+			}
+			b.Close()
+			b = s.db.NewBatch()
+		}
+	}
+	if err := b.Delete(restoreMarker, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	return nil
+}
+
+// RestoreIncomplete reports whether a Restore was started and not finished.
+func (s *Store) RestoreIncomplete() (bool, error) {
+	_, err := s.sys.Get(restoreMarker)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}

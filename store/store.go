@@ -1,0 +1,189 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+)
+
+// Errors returned by store.
+var (
+	// ErrNotFound is returned by Get for a missing key.
+	ErrNotFound = errors.New("tenantkv: key not found")
+	// ErrReadOnly is returned by writes through a snapshot view.
+	ErrReadOnly = errors.New("tenantkv: view is read-only")
+	// ErrIsolation is returned if the engine ever hands back a key outside
+	// the view's span. It means a bug or corruption, and the read is aborted.
+	ErrIsolation = errors.New("tenantkv: isolation violation: key outside tenant span")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("tenantkv: store closed")
+	// ErrCorruptStream is returned when an export stream fails to decode or
+	// its checksum does not match.
+	ErrCorruptStream = errors.New("tenantkv: corrupt export stream")
+	// ErrSystemKey is returned when a system view is given a key outside the
+	// system keyspace.
+	ErrSystemKey = errors.New("tenantkv: key outside system keyspace")
+)
+
+// FormatVersion is the Pebble format major version tenantkv writes. It is
+// pinned so that an upgrade of the Pebble module never changes the on-disk
+// format without a deliberate change here.
+const FormatVersion = pebble.FormatTableFormatV6
+
+// Options configures Open. A nil *Options means defaults.
+type Options struct {
+	// InMemory keeps the database in memory (for tests); dir is ignored.
+	InMemory bool
+	// CacheSize is the block cache size in bytes; 0 means 64 MiB.
+	CacheSize int64
+	// MemTableSize is the memtable size in bytes; 0 means 32 MiB.
+	MemTableSize uint64
+	// Logger receives Pebble's log lines at debug level; nil discards them.
+	Logger *slog.Logger
+	// fs, when set by tests in this package, replaces the file system.
+	fs vfs.FS
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	if o == nil {
+		return nil
+	}
+	if o.CacheSize < 0 {
+		return fmt.Errorf("store: negative cache size %d", o.CacheSize)
+	}
+	return nil
+}
+
+// Store is an open database. It is safe for concurrent use.
+type Store struct {
+	db     *pebble.DB
+	cache  *pebble.Cache
+	logger *slog.Logger
+	sys    *SystemView
+}
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, opts *Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 64 << 20
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 32 << 20
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cache := pebble.NewCache(o.CacheSize)
+	po := &pebble.Options{
+		Cache:              cache,
+		FormatMajorVersion: FormatVersion,
+		MemTableSize:       o.MemTableSize,
+		Logger:             pebbleLogger{logger},
+	}
+	switch {
+	case o.fs != nil:
+		po.FS = o.fs
+	case o.InMemory:
+		po.FS = vfs.NewMem()
+		dir = ""
+	}
+	db, err := pebble.Open(dir, po)
+	cache.Unref()
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, logger: logger}
+	s.sys = &SystemView{r: db, w: liveWriter{db}}
+	return s, nil
+}
+
+// Close closes the database. Views, iterators and snapshots must be closed
+// or abandoned first.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Tenant returns a view of tenant id over the live database. Writes through it
+// are committed and synced one by one. It fails only for an invalid ID.
+func (s *Store) Tenant(id keyspace.TenantID) (*TenantView, error) {
+	return newTenantView(id, s.db, liveWriter{s.db})
+}
+
+// System returns the view of the system keyspace over the live database.
+func (s *Store) System() *SystemView { return s.sys }
+
+// AppliedIndex returns the last applied raft index recorded by Batch.Commit,
+// or 0 if none was recorded.
+func (s *Store) AppliedIndex() (uint64, error) {
+	v, err := s.sys.Get(keyspace.AppliedIndexKey())
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return keyspace.DecodeUint64(v)
+}
+
+// EstimateTenantDiskUsage estimates the bytes on disk used by tenant id's
+// span. Data still in memtables is not counted.
+func (s *Store) EstimateTenantDiskUsage(id keyspace.TenantID) (uint64, error) {
+	if err := id.Check(); err != nil {
+		return 0, err
+	}
+	sp := keyspace.TenantSpan(id)
+	n, err := s.db.EstimateDiskUsage(sp.Start, sp.End)
+	if err != nil {
+		return 0, fmt.Errorf("store: estimate disk usage of tenant %d: %w", id, err)
+	}
+	return n, nil
+}
+
+// PurgeTenant deletes every key of tenant id with a single range deletion,
+// synced. It does not touch the system keyspace.
+func (s *Store) PurgeTenant(id keyspace.TenantID) error {
+	v, err := s.Tenant(id)
+	if err != nil {
+		return err
+	}
+	return v.Clear()
+}
+
+// Flush flushes memtables to disk. It is meant for tests and benchmarks.
+func (s *Store) Flush() error { return s.db.Flush() }
+
+// Metrics returns a one-line summary of engine metrics for logs.
+func (s *Store) Metrics() string { return s.db.Metrics().StringForTests() }
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	// Pebble calls Fatalf on invariant violations; it panics after logging.
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true)
+	panic(fmt.Sprintf(format, args...))
+}

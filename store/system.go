@@ -1,0 +1,97 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+)
+
+// SystemView reads and writes the system keyspace (keys starting with 0xFF).
+// It is used by the replication layer and server internals, never handed to
+// code acting for a tenant.
+type SystemView struct {
+	r pebble.Reader
+	w writer
+}
+
+func checkSystemKey(k keyspace.SystemKey) error {
+	if !keyspace.IsSystemKey(k) {
+		return fmt.Errorf("%w: %q", ErrSystemKey, []byte(k))
+	}
+	return nil
+}
+
+// Get returns a copy of the value at k, or ErrNotFound.
+func (v *SystemView) Get(k keyspace.SystemKey) ([]byte, error) {
+	if err := checkSystemKey(k); err != nil {
+		return nil, err
+	}
+	return get(v.r, k)
+}
+
+// Set writes k=value.
+func (v *SystemView) Set(k keyspace.SystemKey, value []byte) error {
+	if err := checkSystemKey(k); err != nil {
+		return err
+	}
+	return v.w.set(k, value)
+}
+
+// Delete removes k.
+func (v *SystemView) Delete(k keyspace.SystemKey) error {
+	if err := checkSystemKey(k); err != nil {
+		return err
+	}
+	return v.w.del(k)
+}
+
+// DeleteRange removes every system key in [start, end).
+func (v *SystemView) DeleteRange(start, end keyspace.SystemKey) error {
+	if err := checkSystemKey(start); err != nil {
+		return err
+	}
+	if err := checkSystemKey(end); err != nil {
+		return err
+	}
+	if bytes.Compare(start, end) >= 0 {
+		return fmt.Errorf("%w: system range", keyspace.ErrInvalidRange)
+	}
+	return v.w.delRange(start, end)
+}
+
+// Scan calls fn for every pair in [start, end) in order until fn returns
+// false. The slices passed to fn are valid only during the call.
+func (v *SystemView) Scan(start, end keyspace.SystemKey, fn func(k, v []byte) bool) error {
+	if err := checkSystemKey(start); err != nil {
+		return err
+	}
+	if err := checkSystemKey(end); err != nil {
+		return err
+	}
+	it, err := v.r.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return fmt.Errorf("store: new system iterator: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		if !keyspace.IsSystemKey(it.Key()) {
+			it.Close()
+			return ErrIsolation
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if !fn(it.Key(), val) {
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return err
+	}
+	return it.Close()
+}
