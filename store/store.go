@@ -187,3 +187,13 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true)
 	panic(fmt.Sprintf(format, args...))
 }
+
+// Sync makes every write committed so far durable, including those committed
+// without sync. The replication layer calls it before a snapshot lets raft
+// truncate its log.
+func (s *Store) Sync() error {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	return nil
+}
