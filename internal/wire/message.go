@@ -1,0 +1,267 @@
+package wire
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ProtocolVersion is the version a client announces in its hello.
+const ProtocolVersion = 1
+
+// Op is a request operation. Values are stable: they cross the network.
+type Op uint8
+
+// Operations. Never renumber; add new ones at the end.
+const (
+	OpHello         Op = 1
+	OpPing          Op = 2
+	OpGet           Op = 10
+	OpSet           Op = 11
+	OpDelete        Op = 12
+	OpDeleteRange   Op = 13
+	OpScan          Op = 14
+	OpCreateTenant  Op = 30
+	OpDeleteTenant  Op = 31
+	OpListTenants   Op = 32
+	OpGetTenant     Op = 33
+	OpUpdateTenant  Op = 34
+	OpNewToken      Op = 35
+	OpListTokens    Op = 36
+	OpRevokeToken   Op = 37
+	OpClusterStatus Op = 50
+	OpClusterRemove Op = 51
+	OpClusterJoin   Op = 52
+)
+
+var opNames = map[Op]string{
+	OpHello: "hello", OpPing: "ping", OpGet: "get", OpSet: "set", OpDelete: "delete",
+	OpDeleteRange: "delete-range", OpScan: "scan", OpCreateTenant: "create-tenant",
+	OpDeleteTenant: "delete-tenant", OpListTenants: "list-tenants", OpGetTenant: "get-tenant",
+	OpUpdateTenant: "update-tenant", OpNewToken: "new-token", OpListTokens: "list-tokens",
+	OpRevokeToken: "revoke-token", OpClusterStatus: "cluster-status",
+	OpClusterRemove: "cluster-remove", OpClusterJoin: "cluster-join",
+}
+
+func (o Op) String() string {
+	if n, ok := opNames[o]; ok {
+		return n
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Known reports whether o is an operation of this protocol version.
+func (o Op) Known() bool { _, ok := opNames[o]; return ok }
+
+// Request is every client-to-server message. Fields an operation does not
+// use are left empty and cost nothing on the wire.
+type Request struct {
+	ID     uint64 `msgpack:"i"`
+	Op     Op     `msgpack:"o"`
+	Tenant string `msgpack:"t,omitempty"` // tenant name for data operations
+
+	Key     []byte `msgpack:"k,omitempty"`
+	Value   []byte `msgpack:"v,omitempty"`
+	End     []byte `msgpack:"e,omitempty"`
+	Limit   int    `msgpack:"l,omitempty"`
+	Reverse bool   `msgpack:"r,omitempty"`
+	Stale   bool   `msgpack:"s,omitempty"` // serve from local state, possibly stale
+
+	// Hello.
+	Version int    `msgpack:"ver,omitempty"`
+	Token   string `msgpack:"tok,omitempty"`
+
+	// Administration.
+	Name     string        `msgpack:"n,omitempty"`   // tenant name, new name, node ID
+	Config   *TenantConfig `msgpack:"cfg,omitempty"` // create/update tenant
+	State    string        `msgpack:"st,omitempty"`  // list filter or new state
+	After    string        `msgpack:"aft,omitempty"` // paging cursor for lists
+	ReadOnly bool          `msgpack:"ro,omitempty"`  // new token
+	TTL      time.Duration `msgpack:"ttl,omitempty"` // new token
+	Addr     string        `msgpack:"a,omitempty"`   // join: raft address
+	Addr2    string        `msgpack:"a2,omitempty"`  // join: client address
+	Addr3    string        `msgpack:"a3,omitempty"`  // join: HTTP address
+}
+
+// TenantConfig is the mutable configuration of a tenant. Nil pointers mean
+// "unchanged" in an update and "default" in a create.
+type TenantConfig struct {
+	MaxBytes      *uint64           `msgpack:"mb,omitempty"`
+	MaxKeys       *uint64           `msgpack:"mk,omitempty"`
+	OpsPerSec     *uint64           `msgpack:"ops,omitempty"`
+	Burst         *uint64           `msgpack:"burst,omitempty"`
+	MaxConcurrent *uint64           `msgpack:"mc,omitempty"`
+	MaxWatches    *uint64           `msgpack:"mw,omitempty"`
+	Labels        map[string]string `msgpack:"lbl,omitempty"`
+}
+
+// KV is a key and its value.
+type KV struct {
+	Key   []byte `msgpack:"k"`
+	Value []byte `msgpack:"v"`
+}
+
+// TenantInfo describes a tenant to an operator (or to the tenant itself).
+type TenantInfo struct {
+	ID        uint64            `msgpack:"id"`
+	Name      string            `msgpack:"n"`
+	State     string            `msgpack:"st"`
+	CreatedAt time.Time         `msgpack:"c"`
+	Limits    Limits            `msgpack:"lim"`
+	Labels    map[string]string `msgpack:"lbl,omitempty"`
+	Usage     Usage             `msgpack:"u"`
+}
+
+// Limits are a tenant's limits; zero means unlimited.
+type Limits struct {
+	MaxBytes      uint64 `msgpack:"mb,omitempty"`
+	MaxKeys       uint64 `msgpack:"mk,omitempty"`
+	OpsPerSec     uint64 `msgpack:"ops,omitempty"`
+	Burst         uint64 `msgpack:"burst,omitempty"`
+	MaxConcurrent uint64 `msgpack:"mc,omitempty"`
+	MaxWatches    uint64 `msgpack:"mw,omitempty"`
+}
+
+// Usage is what a tenant uses and has done.
+type Usage struct {
+	LogicalBytes uint64 `msgpack:"lb"`
+	Keys         uint64 `msgpack:"k"`
+	DiskBytes    uint64 `msgpack:"db,omitempty"`
+	Reads        uint64 `msgpack:"r,omitempty"`
+	Writes       uint64 `msgpack:"w,omitempty"`
+	BytesRead    uint64 `msgpack:"br,omitempty"`
+	BytesWritten uint64 `msgpack:"bw,omitempty"`
+	Throttled    uint64 `msgpack:"th,omitempty"`
+	Errors       uint64 `msgpack:"e,omitempty"`
+}
+
+// TokenInfo describes a token, never its secret.
+type TokenInfo struct {
+	ID        string    `msgpack:"id"`
+	Tenant    string    `msgpack:"t,omitempty"` // empty for operator tokens
+	ReadOnly  bool      `msgpack:"ro,omitempty"`
+	CreatedAt time.Time `msgpack:"c"`
+	ExpiresAt time.Time `msgpack:"x,omitempty"`
+}
+
+// Member is one node of the cluster.
+type Member struct {
+	ID         string `msgpack:"id"`
+	RaftAddr   string `msgpack:"ra"`
+	ClientAddr string `msgpack:"ca,omitempty"`
+	HTTPAddr   string `msgpack:"ha,omitempty"`
+	Suffrage   string `msgpack:"s"`
+	Leader     bool   `msgpack:"l,omitempty"`
+}
+
+// ClusterStatus is the answer to OpClusterStatus.
+type ClusterStatus struct {
+	NodeID       string   `msgpack:"n"`
+	LeaderID     string   `msgpack:"l"`
+	Term         uint64   `msgpack:"t"`
+	AppliedIndex uint64   `msgpack:"a"`
+	CommitIndex  uint64   `msgpack:"c"`
+	Members      []Member `msgpack:"m"`
+}
+
+// Response is every server-to-client message. ID echoes the request's.
+type Response struct {
+	ID   uint64 `msgpack:"i"`
+	Code Code   `msgpack:"c,omitempty"`
+	Msg  string `msgpack:"m,omitempty"`
+
+	Value []byte `msgpack:"v,omitempty"`
+	KVs   []KV   `msgpack:"kv,omitempty"`
+	More  bool   `msgpack:"mo,omitempty"`
+
+	// Redirects and throttling.
+	Leader     string        `msgpack:"ld,omitempty"` // client address of the leader
+	RetryAfter time.Duration `msgpack:"ra,omitempty"`
+
+	// Hello.
+	Version  int    `msgpack:"ver,omitempty"`
+	NodeID   string `msgpack:"nid,omitempty"`
+	Operator bool   `msgpack:"op,omitempty"`
+
+	// Administration.
+	Tenant  *TenantInfo    `msgpack:"t,omitempty"`
+	Tenants []TenantInfo   `msgpack:"ts,omitempty"`
+	Token   string         `msgpack:"tok,omitempty"` // a new secret, shown once
+	Tokens  []TokenInfo    `msgpack:"tks,omitempty"`
+	TokenID string         `msgpack:"tid,omitempty"`
+	Cluster *ClusterStatus `msgpack:"cl,omitempty"`
+	Next    string         `msgpack:"nx,omitempty"` // paging cursor
+}
+
+var encPool = sync.Pool{New: func() any {
+	buf := new(bytes.Buffer)
+	enc := msgpack.NewEncoder(buf)
+	return &encoder{buf: buf, enc: enc}
+}}
+
+type encoder struct {
+	buf *bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+func appendMsg(dst []byte, v any) ([]byte, error) {
+	e := encPool.Get().(*encoder)
+	e.buf.Reset()
+	err := e.enc.Encode(v)
+	if err == nil {
+		dst = append(dst, e.buf.Bytes()...)
+	}
+	if e.buf.Cap() > 1<<20 {
+		e.buf = new(bytes.Buffer)
+		e.enc.Reset(e.buf)
+	}
+	encPool.Put(e)
+	return dst, err
+}
+
+// AppendRequest appends the encoding of req to dst.
+func AppendRequest(dst []byte, req *Request) ([]byte, error) { return appendMsg(dst, req) }
+
+// AppendResponse appends the encoding of resp to dst.
+func AppendResponse(dst []byte, resp *Response) ([]byte, error) { return appendMsg(dst, resp) }
+
+// AppendRequestFrame appends a whole frame (header and body) holding req.
+func AppendRequestFrame(dst []byte, req *Request) ([]byte, error) {
+	start := len(dst)
+	dst, err := AppendRequest(AppendFrameHeader(dst), req)
+	if err != nil {
+		return dst[:start], err
+	}
+	return dst, FinishFrame(dst, start)
+}
+
+// AppendResponseFrame appends a whole frame (header and body) holding resp.
+func AppendResponseFrame(dst []byte, resp *Response) ([]byte, error) {
+	start := len(dst)
+	dst, err := AppendResponse(AppendFrameHeader(dst), resp)
+	if err != nil {
+		return dst[:start], err
+	}
+	return dst, FinishFrame(dst, start)
+}
+
+// DecodeRequest decodes a request body. The decoded byte slices do not alias b.
+func DecodeRequest(b []byte, req *Request) error {
+	*req = Request{}
+	if err := msgpack.Unmarshal(b, req); err != nil {
+		return fmt.Errorf("wire: decode request: %w", err)
+	}
+	return nil
+}
+
+// DecodeResponse decodes a response body. The decoded byte slices do not alias b.
+func DecodeResponse(b []byte, resp *Response) error {
+	*resp = Response{}
+	if err := msgpack.Unmarshal(b, resp); err != nil {
+		return fmt.Errorf("wire: decode response: %w", err)
+	}
+	return nil
+}
