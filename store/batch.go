@@ -12,38 +12,56 @@ import (
 // commits them atomically. Reads through its views see the batch's own
 // writes. A Batch is not safe for concurrent use.
 type Batch struct {
-	b   *pebble.Batch
-	sys *SystemView
+	b *pebble.Batch
+	// done is set once the batch is committed or closed. Pebble recycles a
+	// closed batch through a pool, so after that b.b may belong to another
+	// Batch and must never be touched again: not by a second Close or
+	// Commit, and not by a view made from this batch (see batchReader).
+	done bool
+	sys  *SystemView
 }
 
 // NewBatch starts an empty batch.
 func (s *Store) NewBatch() *Batch {
-	pb := s.db.NewIndexedBatch()
-	return &Batch{b: pb, sys: &SystemView{r: pb, w: batchWriter{pb}}}
+	b := &Batch{b: s.db.NewIndexedBatch()}
+	b.sys = &SystemView{r: batchReader{b}, w: batchWriter{b}}
+	return b
 }
 
 // Tenant returns a view of tenant id that reads through the batch and writes
-// into it. It fails only for an invalid ID.
+// into it. It fails only for an invalid ID. Once the batch is committed or
+// closed, the view's methods return ErrClosed.
 func (b *Batch) Tenant(id keyspace.TenantID) (*TenantView, error) {
-	return newTenantView(id, b.b, batchWriter{b.b})
+	return newTenantView(id, batchReader{b}, batchWriter{b})
 }
 
 // System returns the system view of the batch.
 func (b *Batch) System() *SystemView { return b.sys }
 
-// Empty reports whether the batch holds no mutations.
-func (b *Batch) Empty() bool { return b.b.Empty() }
+// Empty reports whether the batch holds no mutations. A committed or closed
+// batch is empty.
+func (b *Batch) Empty() bool { return b.done || b.b.Empty() }
 
-// Len returns the encoded size of the batch in bytes.
-func (b *Batch) Len() int { return b.b.Len() }
+// Len returns the encoded size of the batch in bytes, 0 once it is committed
+// or closed.
+func (b *Batch) Len() int {
+	if b.done {
+		return 0
+	}
+	return b.b.Len()
+}
 
 // Commit writes the batch atomically. If appliedIndex is not zero it is
 // recorded in the same write, so that the data and the index that produced it
 // are never out of step. With sync the write is durable when Commit returns;
 // without it, it survives a process crash but not a machine crash. The batch
-// is closed afterwards, whatever the outcome.
+// is closed afterwards, whatever the outcome; committing it again returns
+// ErrClosed.
 func (b *Batch) Commit(appliedIndex uint64, sync bool) error {
-	defer b.b.Close()
+	if b.done {
+		return ErrClosed
+	}
+	defer b.Close()
 	if appliedIndex != 0 {
 		if err := b.b.Set(keyspace.AppliedIndexKey(), keyspace.EncodeUint64(appliedIndex), nil); err != nil {
 			return fmt.Errorf("store: record applied index: %w", err)
@@ -59,8 +77,15 @@ func (b *Batch) Commit(appliedIndex uint64, sync bool) error {
 	return nil
 }
 
-// Close discards an uncommitted batch. Closing a committed batch is a no-op.
-func (b *Batch) Close() { _ = b.b.Close() }
+// Close discards an uncommitted batch. Closing a committed or closed batch is
+// a no-op.
+func (b *Batch) Close() {
+	if b.done {
+		return
+	}
+	b.done = true
+	_ = b.b.Close()
+}
 
 // Snapshot is a consistent, read-only point-in-time view of the store. It is
 // safe for concurrent use and must be closed.

@@ -1,6 +1,9 @@
 package store
 
 import (
+	"context"
+	"io"
+
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -18,11 +21,60 @@ func (w liveWriter) set(k, v []byte) error      { return w.db.Set(k, v, pebble.S
 func (w liveWriter) del(k []byte) error         { return w.db.Delete(k, pebble.Sync) }
 func (w liveWriter) delRange(s, e []byte) error { return w.db.DeleteRange(s, e, pebble.Sync) }
 
-type batchWriter struct{ b *pebble.Batch }
+// batchWriter writes into a Batch, and refuses once the batch is committed or
+// closed (its Pebble batch may then already serve another Batch).
+type batchWriter struct{ b *Batch }
 
-func (w batchWriter) set(k, v []byte) error      { return w.b.Set(k, v, nil) }
-func (w batchWriter) del(k []byte) error         { return w.b.Delete(k, nil) }
-func (w batchWriter) delRange(s, e []byte) error { return w.b.DeleteRange(s, e, nil) }
+func (w batchWriter) set(k, v []byte) error {
+	if w.b.done {
+		return ErrClosed
+	}
+	return w.b.b.Set(k, v, nil)
+}
+
+func (w batchWriter) del(k []byte) error {
+	if w.b.done {
+		return ErrClosed
+	}
+	return w.b.b.Delete(k, nil)
+}
+
+func (w batchWriter) delRange(s, e []byte) error {
+	if w.b.done {
+		return ErrClosed
+	}
+	return w.b.b.DeleteRange(s, e, nil)
+}
+
+// batchReader reads through a Batch, and refuses once the batch is committed
+// or closed, for the same reason as batchWriter.
+type batchReader struct{ b *Batch }
+
+var _ pebble.Reader = batchReader{}
+
+func (r batchReader) Get(k []byte) ([]byte, io.Closer, error) {
+	if r.b.done {
+		return nil, nil, ErrClosed
+	}
+	return r.b.b.Get(k)
+}
+
+func (r batchReader) NewIter(o *pebble.IterOptions) (*pebble.Iterator, error) {
+	if r.b.done {
+		return nil, ErrClosed
+	}
+	return r.b.b.NewIter(o)
+}
+
+func (r batchReader) NewIterWithContext(ctx context.Context, o *pebble.IterOptions) (*pebble.Iterator, error) {
+	if r.b.done {
+		return nil, ErrClosed
+	}
+	return r.b.b.NewIterWithContext(ctx, o)
+}
+
+// Close does nothing: the Batch owns its Pebble batch.
+func (r batchReader) Close() error { return nil }
 
 type readOnlyWriter struct{}
 
