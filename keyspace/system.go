@@ -55,6 +55,9 @@ func TenantRecordSpan() (start, end SystemKey) {
 // TenantNameKey is the key of the name index entry for name.
 func TenantNameKey(name string) SystemKey { return sysKey(sysName, []byte(name)) }
 
+// TenantNameSpan spans every entry of the tenant name index, in name order.
+func TenantNameSpan() (start, end SystemKey) { return sysKey(sysName, nil), sysKey(sysName+1, nil) }
+
 // TokenKey is the key of the token record with the given ID.
 func TokenKey(tokenID string) SystemKey { return sysKey(sysToken, []byte(tokenID)) }
 

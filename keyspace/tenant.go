@@ -1,6 +1,7 @@
 package keyspace
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -91,17 +92,46 @@ func EncodeTenant(t *Tenant) ([]byte, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
-	return msgpack.Marshal(t)
+	// Sorted map keys make the encoding deterministic, so replicas that
+	// apply the same command store byte-identical records.
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(t); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
-// DecodeTenant decodes and validates a tenant record.
+// DecodeTenant decodes and validates a tenant record. It never panics: a
+// record that does not decode is refused with ErrInvalidRecord.
 func DecodeTenant(b []byte) (*Tenant, error) {
 	var t Tenant
-	if err := msgpack.Unmarshal(b, &t); err != nil {
+	if err := unmarshalTenant(b, &t); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
 	}
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
 	}
 	return &t, nil
+}
+
+// unmarshalTenant decodes b into t with a fresh msgpack decoder, turning the
+// decoder's panics into errors. It works around two bugs of msgpack v5.4.1:
+//
+//   - msgpack.Unmarshal takes its decoder from a sync.Pool, and a string,
+//     binary or extension whose length header exceeds the remaining input
+//     grows the pooled decoder's buffer by up to 1 MiB before failing, for
+//     good: fed such records over and over, the process grows without bound.
+//     A decoder of our own is garbage after the call.
+//   - decoding a nil into a struct field whose pointer implements an
+//     unmarshaler, such as Tenant.CreatedAt (time.Time), panics with
+//     "reflect: call of reflect.Value.IsNil on struct Value".
+func unmarshalTenant(b []byte, t *Tenant) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("msgpack: %v", r)
+		}
+	}()
+	return msgpack.NewDecoder(bytes.NewReader(b)).Decode(t)
 }

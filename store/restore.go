@@ -10,7 +10,10 @@ import (
 	"github.com/tenantkv/tenantkv/keyspace"
 )
 
-var pebbleIterAll = pebble.IterOptions{LowerBound: []byte{}, UpperBound: allKeysEnd}
+// pebbleIterAll iterates every key tenantkv writes. Its LowerBound is nil,
+// not empty: under -race Pebble enables invariant checks that read the first
+// byte of a non-nil seek key (testingDisableSeekOpt), and panic on []byte{}.
+var pebbleIterAll = pebble.IterOptions{LowerBound: nil, UpperBound: allKeysEnd}
 
 // restoreMarker is set while Restore runs. A store found with it set holds a
 // partial restore and must be restored again before use.
@@ -33,7 +36,7 @@ func (s *Store) Restore(r io.Reader) error {
 		return corrupt("restore needs a store stream, got kind %q", sr.Kind())
 	}
 	b := s.db.NewBatch()
-	if err := b.DeleteRange(pebbleIterAll.LowerBound, allKeysEnd, nil); err != nil {
+	if err := b.DeleteRange([]byte{}, allKeysEnd, nil); err != nil {
 		return err
 	}
 	if err := b.Set(restoreMarker, []byte{1}, nil); err != nil {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -108,6 +107,9 @@ type StreamReader struct {
 	key    []byte
 	val    []byte
 	done   bool
+	// err is the first error Next returned; every later call returns it
+	// again, so reading cannot resume in the middle of a bad record.
+	err error
 }
 
 // NewStreamReader reads and checks the header. Records whose key is longer
@@ -182,6 +184,17 @@ func (sr *StreamReader) Next() (key, value []byte, err error) {
 	if sr.done {
 		return nil, nil, io.EOF
 	}
+	if sr.err != nil {
+		return nil, nil, sr.err
+	}
+	key, value, err = sr.next()
+	if err != nil && !errors.Is(err, io.EOF) {
+		sr.err = err
+	}
+	return key, value, err
+}
+
+func (sr *StreamReader) next() (key, value []byte, err error) {
 	tag, err := crcByteReader{sr}.ReadByte()
 	if err != nil {
 		return nil, nil, corrupt("record tag: %v", err)
@@ -316,8 +329,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // well-formed tenant key or system key.
 func checkPhysicalKey(k []byte) error {
 	if keyspace.IsSystemKey(k) {
-		if bytes.Compare(k, allKeysEnd) >= 0 || len(k) < 2 {
-			return corrupt("system key %q out of range", k)
+		if err := checkSystemRecordKey(k); err != nil {
+			return corrupt("%v", err)
 		}
 		return nil
 	}

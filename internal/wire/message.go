@@ -75,7 +75,8 @@ type Request struct {
 	Token   string `msgpack:"tok,omitempty"`
 
 	// Administration.
-	Name     string        `msgpack:"n,omitempty"`   // tenant name, new name, node ID
+	Name     string        `msgpack:"n,omitempty"`   // tenant name or node ID
+	NewName  string        `msgpack:"nn,omitempty"`  // rename
 	Config   *TenantConfig `msgpack:"cfg,omitempty"` // create/update tenant
 	State    string        `msgpack:"st,omitempty"`  // list filter or new state
 	After    string        `msgpack:"aft,omitempty"` // paging cursor for lists
@@ -251,7 +252,7 @@ func AppendResponseFrame(dst []byte, resp *Response) ([]byte, error) {
 // DecodeRequest decodes a request body. The decoded byte slices do not alias b.
 func DecodeRequest(b []byte, req *Request) error {
 	*req = Request{}
-	if err := msgpack.Unmarshal(b, req); err != nil {
+	if err := unmarshal(b, req); err != nil {
 		return fmt.Errorf("wire: decode request: %w", err)
 	}
 	return nil
@@ -260,8 +261,26 @@ func DecodeRequest(b []byte, req *Request) error {
 // DecodeResponse decodes a response body. The decoded byte slices do not alias b.
 func DecodeResponse(b []byte, resp *Response) error {
 	*resp = Response{}
-	if err := msgpack.Unmarshal(b, resp); err != nil {
+	if err := unmarshal(b, resp); err != nil {
 		return fmt.Errorf("wire: decode response: %w", err)
 	}
 	return nil
+}
+
+// unmarshal is msgpack.Unmarshal with its panics turned into errors:
+// msgpack v5.4.1 panics on some malformed input (a nil decoded into a
+// time.Time field), and no input from the network may crash a node.
+//
+// checkBody runs first: recover cannot catch what it refuses (a stack
+// overflow, an allocation the size of a forged length header).
+func unmarshal(b []byte, v any) (err error) {
+	if err := checkBody(b); err != nil {
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("msgpack: %v", r)
+		}
+	}()
+	return msgpack.Unmarshal(b, v)
 }

@@ -1,0 +1,373 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/store"
+)
+
+// applier applies the commands of one raft batch into one store batch. Reads
+// go through the batch, so a command sees the writes of the commands before
+// it in the same batch.
+//
+// Every apply function follows one rule: read and check everything first,
+// then write. A check that fails returns a plain error, which becomes the
+// command's result; nothing has been written yet, so the shared batch holds
+// no trace of the refused command. Once writing starts, any error is a
+// storage failure (*fatalError), which stops the FSM: the batch is discarded
+// whole, never committed with half a command in it.
+//
+// Per-command bookkeeping that must stay consistent with the data (the usage
+// counters of the quota work, transaction versions) belongs here too: read
+// the counter through a.sys during the checks, write it with the data.
+type applier struct {
+	b   *store.Batch
+	sys *store.SystemView
+}
+
+func newApplier(b *store.Batch) *applier { return &applier{b: b, sys: b.System()} }
+
+// apply decodes and applies one command entry. The returned error is non-nil
+// only for storage failures; a refusal is carried in the Result.
+func (a *applier) apply(index uint64, data []byte) (*Result, error) {
+	cmd, err := DecodeCommand(data)
+	if err == nil {
+		err = cmd.validate()
+	}
+	if err != nil {
+		return &Result{Index: index, err: err}, nil
+	}
+	res := &Result{Index: index}
+	switch c := cmd.(type) {
+	case *TenantWrite:
+		err = a.tenantWrite(c, res)
+	case *CreateTenant:
+		err = a.createTenant(c, res)
+	case *UpdateTenant:
+		err = a.updateTenant(c, res)
+	case *DeleteTenant:
+		err = a.deleteTenant(c, res)
+	case *PutToken:
+		err = a.putToken(c)
+	case *DeleteToken:
+		err = a.deleteToken(c)
+	case *SetMember:
+		err = a.setMember(c)
+	case *RemoveMember:
+		err = a.removeMember(c)
+	case *noop:
+	default:
+		// newCommand and this switch are out of step: a programming error,
+		// but still refused identically on every replica.
+		err = fmt.Errorf("%w: no apply function for %T", ErrUnknownCommand, cmd)
+	}
+	var fe *fatalError
+	if errors.As(err, &fe) {
+		return nil, err
+	}
+	if err != nil {
+		return &Result{Index: index, err: err}, nil
+	}
+	return res, nil
+}
+
+// get reads a system key. A missing key is (nil, false, nil); any other
+// error is fatal.
+func (a *applier) get(k keyspace.SystemKey) ([]byte, bool, error) {
+	v, err := a.sys.Get(k)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fatal("read %q: %w", []byte(k), err)
+	}
+	return v, true, nil
+}
+
+func (a *applier) set(k keyspace.SystemKey, v []byte) error {
+	if err := a.sys.Set(k, v); err != nil {
+		return fatal("write %q: %w", []byte(k), err)
+	}
+	return nil
+}
+
+func (a *applier) del(k keyspace.SystemKey) error {
+	if err := a.sys.Delete(k); err != nil {
+		return fatal("delete %q: %w", []byte(k), err)
+	}
+	return nil
+}
+
+// tenant reads the record of id: ErrTenantNotFound if there is none.
+func (a *applier) tenant(id keyspace.TenantID) (*keyspace.Tenant, error) {
+	v, ok, err := a.get(keyspace.TenantRecordKey(id))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: id %d", ErrTenantNotFound, id)
+	}
+	t, err := keyspace.DecodeTenant(v)
+	if err != nil {
+		return nil, fatal("tenant record %d: %w", id, err)
+	}
+	return t, nil
+}
+
+// nameTaken reports whether the name index holds name.
+func (a *applier) nameTaken(name string) (bool, error) {
+	_, ok, err := a.get(keyspace.TenantNameKey(name))
+	return ok, err
+}
+
+func (a *applier) tenantWrite(c *TenantWrite, res *Result) error {
+	t, err := a.tenant(c.TenantID)
+	if err != nil {
+		return err
+	}
+	if t.Name != c.TenantName {
+		return fmt.Errorf("%w: id %d is named %q, not %q", ErrTenantNotFound, c.TenantID, t.Name, c.TenantName)
+	}
+	if err := writable(t); err != nil {
+		return err
+	}
+	v, err := a.b.Tenant(c.TenantID)
+	if err != nil {
+		return fatal("tenant view %d: %w", c.TenantID, err)
+	}
+	// Checks are done (validate ran on every op): write.
+	for i := range c.Ops {
+		op := &c.Ops[i]
+		switch op.Kind {
+		case OpSet:
+			err = v.Set(op.Key, op.Value)
+		case OpDelete:
+			err = v.Delete(op.Key)
+		case OpDeleteRange:
+			err = v.DeleteRange(op.Key, op.End)
+		}
+		if err != nil {
+			return fatal("tenant %d op %d (%s): %w", c.TenantID, i, op.Kind, err)
+		}
+	}
+	res.TenantID = c.TenantID
+	return nil
+}
+
+// writable maps a tenant's state to the error a write gets.
+func writable(t *keyspace.Tenant) error {
+	switch {
+	case t.State.AllowsWrites():
+		return nil
+	case t.State == keyspace.StateReadOnly:
+		return fmt.Errorf("%w: %q", ErrTenantReadOnly, t.Name)
+	default:
+		return fmt.Errorf("%w: %q", ErrTenantLocked, t.Name)
+	}
+}
+
+func (a *applier) createTenant(c *CreateTenant, res *Result) error {
+	taken, err := a.nameTaken(c.Name)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return fmt.Errorf("%w: %q", ErrTenantExists, c.Name)
+	}
+	next := uint64(keyspace.FirstID)
+	if v, ok, err := a.get(keyspace.NextIDKey()); err != nil {
+		return err
+	} else if ok {
+		if next, err = keyspace.DecodeUint64(v); err != nil {
+			return fatal("next tenant id: %w", err)
+		}
+	}
+	id := keyspace.TenantID(next)
+	if !id.Valid() {
+		return fmt.Errorf("%w: next id %d", keyspace.ErrIDsExhausted, next)
+	}
+	t := &keyspace.Tenant{
+		ID: id, Name: c.Name, State: keyspace.StateActive,
+		Limits: c.Limits, Labels: maps.Clone(c.Labels), CreatedAt: c.CreatedAt,
+	}
+	rec, err := keyspace.EncodeTenant(t)
+	if err != nil {
+		return err
+	}
+	// Checks are done: write. The stored counter is the next ID to hand
+	// out, so IDs only grow, even across deletes.
+	if err := a.set(keyspace.TenantRecordKey(id), rec); err != nil {
+		return err
+	}
+	if err := a.set(keyspace.TenantNameKey(c.Name), keyspace.EncodeUint64(uint64(id))); err != nil {
+		return err
+	}
+	if err := a.set(keyspace.NextIDKey(), keyspace.EncodeUint64(next+1)); err != nil {
+		return err
+	}
+	res.TenantID, res.Tenant = id, t
+	return nil
+}
+
+func (a *applier) updateTenant(c *UpdateTenant, res *Result) error {
+	t, err := a.tenant(c.ID)
+	if err != nil {
+		return err
+	}
+	oldName := t.Name
+	rename := c.NewName != nil && *c.NewName != oldName
+	if rename {
+		taken, err := a.nameTaken(*c.NewName)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return fmt.Errorf("%w: %q", ErrTenantExists, *c.NewName)
+		}
+		t.Name = *c.NewName
+	}
+	if c.State != nil {
+		t.State = *c.State
+	}
+	if c.Limits != nil {
+		t.Limits = *c.Limits
+	}
+	if c.Labels != nil {
+		t.Labels = maps.Clone(c.Labels)
+	}
+	rec, err := keyspace.EncodeTenant(t)
+	if err != nil {
+		return err
+	}
+	// Checks are done: write.
+	if rename {
+		if err := a.del(keyspace.TenantNameKey(oldName)); err != nil {
+			return err
+		}
+		if err := a.set(keyspace.TenantNameKey(t.Name), keyspace.EncodeUint64(uint64(t.ID))); err != nil {
+			return err
+		}
+	}
+	if err := a.set(keyspace.TenantRecordKey(t.ID), rec); err != nil {
+		return err
+	}
+	res.TenantID, res.Tenant = t.ID, t
+	return nil
+}
+
+func (a *applier) deleteTenant(c *DeleteTenant, res *Result) error {
+	t, err := a.tenant(c.ID)
+	if err != nil {
+		return err
+	}
+	var tokens []keyspace.SystemKey
+	start, end := keyspace.TokenSpan()
+	var decodeErr error
+	err = a.sys.Scan(start, end, func(k, v []byte) bool {
+		tok, err := decodeToken(v)
+		if err != nil {
+			decodeErr = err
+			return false
+		}
+		if tok.TenantID == c.ID {
+			tokens = append(tokens, keyspace.TokenKey(tok.ID))
+		}
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return fatal("scan tokens: %w", err)
+	}
+	v, err := a.b.Tenant(c.ID)
+	if err != nil {
+		return fatal("tenant view %d: %w", c.ID, err)
+	}
+	// Checks are done: write. The data goes with one range deletion.
+	if err := v.Clear(); err != nil {
+		return fatal("clear tenant %d: %w", c.ID, err)
+	}
+	if err := a.del(keyspace.TenantRecordKey(c.ID)); err != nil {
+		return err
+	}
+	if err := a.del(keyspace.TenantNameKey(t.Name)); err != nil {
+		return err
+	}
+	ms, me := keyspace.TenantMetaSpan(c.ID)
+	if err := a.sys.DeleteRange(ms, me); err != nil {
+		return fatal("delete metadata of tenant %d: %w", c.ID, err)
+	}
+	for _, k := range tokens {
+		if err := a.del(k); err != nil {
+			return err
+		}
+	}
+	res.TenantID = c.ID
+	return nil
+}
+
+func (a *applier) putToken(c *PutToken) error {
+	if c.Token.TenantID != 0 {
+		if _, err := a.tenant(c.Token.TenantID); err != nil {
+			return err
+		}
+	}
+	rec, err := marshal(&c.Token)
+	if err != nil {
+		return fmt.Errorf("%w: encode token: %v", ErrBadCommand, err)
+	}
+	return a.set(keyspace.TokenKey(c.Token.ID), rec)
+}
+
+func (a *applier) deleteToken(c *DeleteToken) error {
+	_, ok, err := a.get(keyspace.TokenKey(c.ID))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrTokenNotFound, c.ID)
+	}
+	return a.del(keyspace.TokenKey(c.ID))
+}
+
+func (a *applier) setMember(c *SetMember) error {
+	rec, err := marshal(c)
+	if err != nil {
+		return fmt.Errorf("%w: encode member: %v", ErrBadCommand, err)
+	}
+	return a.set(memberKey(c.NodeID), rec)
+}
+
+func (a *applier) removeMember(c *RemoveMember) error {
+	return a.del(memberKey(c.NodeID))
+}
+
+// Member metadata lives under cluster metadata keys "member/<node id>".
+const memberPrefix = "member/"
+
+func memberKey(id string) keyspace.SystemKey { return keyspace.MetaKey(memberPrefix + id) }
+
+// memberSpan spans every member key: '0' is the byte after '/'.
+func memberSpan() (start, end keyspace.SystemKey) {
+	return keyspace.MetaKey(memberPrefix), keyspace.MetaKey("member0")
+}
+
+func decodeToken(b []byte) (*TokenRecord, error) {
+	var t TokenRecord
+	if err := unmarshalStrict(b, &t); err != nil {
+		return nil, fmt.Errorf("token record: %w", err)
+	}
+	return &t, nil
+}
+
+func decodeMember(b []byte) (*SetMember, error) {
+	var m SetMember
+	if err := unmarshalStrict(b, &m); err != nil {
+		return nil, fmt.Errorf("member record: %w", err)
+	}
+	return &m, nil
+}

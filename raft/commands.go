@@ -1,0 +1,462 @@
+package raft
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+)
+
+// Every log entry this package writes is one envelope:
+//
+//	version:u8  type:u8  body (msgpack of the command struct)
+//
+// A replica that meets an envelope version or type it does not know refuses
+// the entry with ErrUnknownCommand; a body that does not decode, or carries a
+// field this build does not know, is refused with ErrBadCommand. Both
+// refusals are deterministic, so every replica refuses identically and
+// applies nothing for that entry.
+const commandVersion = 1
+
+// MaxCommandSize is the largest encoded command Propose accepts, in bytes. It
+// leaves room for a 10 MB transaction plus framing.
+const MaxCommandSize = 12 << 20
+
+// Bounds on identifiers carried by commands.
+const (
+	maxTokenIDLen  = 128
+	maxNodeIDLen   = 256
+	maxMemberAddr  = 512
+	maxLabels      = 64
+	maxLabelKeyLen = 63
+	maxLabelValLen = 256
+)
+
+// commandType is the second byte of the envelope. Numbers are never reused.
+type commandType uint8
+
+const (
+	typeTenantWrite  commandType = 1
+	typeCreateTenant commandType = 2
+	typeUpdateTenant commandType = 3
+	typeDeleteTenant commandType = 4
+	typePutToken     commandType = 5
+	typeDeleteToken  commandType = 6
+	typeSetMember    commandType = 7
+	typeRemoveMember commandType = 8
+	typeNoop         commandType = 9
+	// Reserved for later issues: transactions, quotas.
+)
+
+// Command is a replicated state change. The set of commands is closed: only
+// the types of this package implement it. A Command value is not modified by
+// Propose and may be reused by the caller afterwards.
+type Command interface {
+	commandType() commandType
+	// validate checks what can be checked without state. It runs before
+	// proposing (to fail fast) and again at apply time (the log is not
+	// trusted), so it must be deterministic.
+	validate() error
+}
+
+// OpKind says what an Op does.
+type OpKind uint8
+
+const (
+	// OpSet writes Key=Value.
+	OpSet OpKind = 1
+	// OpDelete removes Key.
+	OpDelete OpKind = 2
+	// OpDeleteRange removes every key in [Key, End); an empty End means the
+	// end of the tenant's span, an empty Key its beginning.
+	OpDeleteRange OpKind = 3
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpSet:
+		return "set"
+	case OpDelete:
+		return "delete"
+	case OpDeleteRange:
+		return "delete-range"
+	}
+	return fmt.Sprintf("op(%d)", uint8(k))
+}
+
+// Op is one mutation inside a TenantWrite. Keys are user keys.
+type Op struct {
+	Kind  OpKind `msgpack:"o"`
+	Key   []byte `msgpack:"k,omitempty"`
+	Value []byte `msgpack:"v,omitempty"`
+	End   []byte `msgpack:"e,omitempty"`
+}
+
+func (op *Op) validate() error {
+	switch op.Kind {
+	case OpSet:
+		if err := keyspace.CheckKey(op.Key); err != nil {
+			return err
+		}
+		if len(op.End) != 0 {
+			return fmt.Errorf("%w: set with a range end", ErrBadCommand)
+		}
+		return keyspace.CheckValue(op.Value)
+	case OpDelete:
+		if len(op.Value) != 0 || len(op.End) != 0 {
+			return fmt.Errorf("%w: delete with a value or range end", ErrBadCommand)
+		}
+		return keyspace.CheckKey(op.Key)
+	case OpDeleteRange:
+		if len(op.Value) != 0 {
+			return fmt.Errorf("%w: delete-range with a value", ErrBadCommand)
+		}
+		return keyspace.CheckRange(op.Key, op.End)
+	}
+	return fmt.Errorf("%w: unknown op kind %d", ErrBadCommand, uint8(op.Kind))
+}
+
+// TenantWrite applies Ops to one tenant, atomically: all of them or none. At
+// apply time the tenant must exist under TenantID with the name TenantName
+// (else ErrTenantNotFound) and be active (else ErrTenantReadOnly or
+// ErrTenantLocked).
+type TenantWrite struct {
+	TenantID   keyspace.TenantID `msgpack:"id"`
+	TenantName string            `msgpack:"name"`
+	Ops        []Op              `msgpack:"ops"`
+}
+
+func (*TenantWrite) commandType() commandType { return typeTenantWrite }
+
+func (c *TenantWrite) validate() error {
+	if err := c.TenantID.Check(); err != nil {
+		return err
+	}
+	for i := range c.Ops {
+		if err := c.Ops[i].validate(); err != nil {
+			return fmt.Errorf("op %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// CreateTenant creates an active tenant under the next unused ID. Its result
+// carries the new ID and record. A taken name yields ErrTenantExists.
+type CreateTenant struct {
+	Name   string            `msgpack:"name"`
+	Limits keyspace.Limits   `msgpack:"limits"`
+	Labels map[string]string `msgpack:"labels"`
+	// CreatedAt is set by the proposer: the apply path never reads a clock.
+	CreatedAt time.Time `msgpack:"created"`
+}
+
+func (*CreateTenant) commandType() commandType { return typeCreateTenant }
+
+func (c *CreateTenant) validate() error {
+	if err := keyspace.ValidateName(c.Name); err != nil {
+		return err
+	}
+	return validateLabels(c.Labels)
+}
+
+// UpdateTenant changes a tenant's record. Nil fields are left unchanged; a
+// non-nil Labels (even empty) replaces all labels. A rename moves the name
+// index entry; the ID, and so the prefix, never changes.
+type UpdateTenant struct {
+	ID      keyspace.TenantID `msgpack:"id"`
+	NewName *string           `msgpack:"name"`
+	State   *keyspace.State   `msgpack:"state"`
+	Limits  *keyspace.Limits  `msgpack:"limits"`
+	Labels  map[string]string `msgpack:"labels"`
+}
+
+func (*UpdateTenant) commandType() commandType { return typeUpdateTenant }
+
+func (c *UpdateTenant) validate() error {
+	if err := c.ID.Check(); err != nil {
+		return err
+	}
+	if c.NewName != nil {
+		if err := keyspace.ValidateName(*c.NewName); err != nil {
+			return err
+		}
+	}
+	if c.State != nil && !c.State.Valid() {
+		return fmt.Errorf("%w: %d", keyspace.ErrInvalidState, uint8(*c.State))
+	}
+	return validateLabels(c.Labels)
+}
+
+// DeleteTenant purges a tenant: all its data with one range deletion, its
+// record, its name, its per-tenant metadata and every token bound to it. Its
+// ID is never handed out again.
+type DeleteTenant struct {
+	ID keyspace.TenantID `msgpack:"id"`
+}
+
+func (*DeleteTenant) commandType() commandType { return typeDeleteTenant }
+
+func (c *DeleteTenant) validate() error { return c.ID.Check() }
+
+// TokenRecord is the replicated record of an access token. The secret never
+// enters the log: only its SHA-256.
+type TokenRecord struct {
+	ID string `msgpack:"id"`
+	// Hash is sha256(secret).
+	Hash []byte `msgpack:"hash"`
+	// TenantID is the tenant the token can reach; 0 makes an operator token.
+	TenantID keyspace.TenantID `msgpack:"tenant"`
+	ReadOnly bool              `msgpack:"ro"`
+	// ExpiresAt is when the token stops working; zero means never.
+	ExpiresAt time.Time `msgpack:"expires"`
+	CreatedAt time.Time `msgpack:"created"`
+}
+
+func (t *TokenRecord) validate() error {
+	if t.ID == "" || len(t.ID) > maxTokenIDLen {
+		return fmt.Errorf("%w: token id of %d bytes (1 to %d)", ErrBadCommand, len(t.ID), maxTokenIDLen)
+	}
+	if len(t.Hash) != sha256.Size {
+		return fmt.Errorf("%w: token hash of %d bytes, want %d", ErrBadCommand, len(t.Hash), sha256.Size)
+	}
+	if t.TenantID != 0 {
+		return t.TenantID.Check()
+	}
+	return nil
+}
+
+// PutToken creates or replaces a token. A token bound to a tenant that does
+// not exist is refused with ErrTenantNotFound.
+type PutToken struct {
+	Token TokenRecord `msgpack:"token"`
+}
+
+func (*PutToken) commandType() commandType { return typePutToken }
+
+func (c *PutToken) validate() error { return c.Token.validate() }
+
+// DeleteToken revokes a token. A missing ID yields ErrTokenNotFound.
+type DeleteToken struct {
+	ID string `msgpack:"id"`
+}
+
+func (*DeleteToken) commandType() commandType { return typeDeleteToken }
+
+func (c *DeleteToken) validate() error {
+	if c.ID == "" || len(c.ID) > maxTokenIDLen {
+		return fmt.Errorf("%w: token id of %d bytes (1 to %d)", ErrBadCommand, len(c.ID), maxTokenIDLen)
+	}
+	return nil
+}
+
+// SetMember records the addresses a node serves clients on, so that any node
+// can tell a client where the leader is. It is also the stored form of a
+// member's metadata (see FSM.MemberInfo).
+type SetMember struct {
+	NodeID     string `msgpack:"id"`
+	ClientAddr string `msgpack:"client"`
+	HTTPAddr   string `msgpack:"http"`
+}
+
+func (*SetMember) commandType() commandType { return typeSetMember }
+
+func (c *SetMember) validate() error {
+	if err := validateNodeID(c.NodeID); err != nil {
+		return err
+	}
+	if len(c.ClientAddr) > maxMemberAddr || len(c.HTTPAddr) > maxMemberAddr {
+		return fmt.Errorf("%w: member address too long", ErrBadCommand)
+	}
+	return nil
+}
+
+// RemoveMember deletes a node's metadata. Removing a missing one is not an
+// error. Node.RemoveServer proposes it after the configuration change.
+type RemoveMember struct {
+	NodeID string `msgpack:"id"`
+}
+
+func (*RemoveMember) commandType() commandType { return typeRemoveMember }
+
+func (c *RemoveMember) validate() error { return validateNodeID(c.NodeID) }
+
+// noop changes nothing. A new leader proposes one so that an entry of its own
+// term, visible to the FSM, is committed before it serves linearizable reads.
+type noop struct{}
+
+func (*noop) commandType() commandType { return typeNoop }
+func (*noop) validate() error          { return nil }
+
+func validateNodeID(id string) error {
+	if id == "" || len(id) > maxNodeIDLen {
+		return fmt.Errorf("%w: node id of %d bytes (1 to %d)", ErrBadCommand, len(id), maxNodeIDLen)
+	}
+	return nil
+}
+
+func validateLabels(labels map[string]string) error {
+	if len(labels) > maxLabels {
+		return fmt.Errorf("%w: %d labels, limit %d", ErrBadCommand, len(labels), maxLabels)
+	}
+	for k, v := range labels {
+		if k == "" || len(k) > maxLabelKeyLen || len(v) > maxLabelValLen {
+			return fmt.Errorf("%w: label %q: key 1 to %d bytes, value up to %d", ErrBadCommand, k, maxLabelKeyLen, maxLabelValLen)
+		}
+	}
+	return nil
+}
+
+// newCommand returns an empty command of type t, or nil for an unknown type.
+func newCommand(t commandType) Command {
+	switch t {
+	case typeTenantWrite:
+		return &TenantWrite{}
+	case typeCreateTenant:
+		return &CreateTenant{}
+	case typeUpdateTenant:
+		return &UpdateTenant{}
+	case typeDeleteTenant:
+		return &DeleteTenant{}
+	case typePutToken:
+		return &PutToken{}
+	case typeDeleteToken:
+		return &DeleteToken{}
+	case typeSetMember:
+		return &SetMember{}
+	case typeRemoveMember:
+		return &RemoveMember{}
+	case typeNoop:
+		return &noop{}
+	}
+	return nil
+}
+
+// EncodeCommand returns the log entry for cmd. It does not validate cmd.
+// Encoding is deterministic (map keys are sorted).
+func EncodeCommand(cmd Command) ([]byte, error) {
+	if cmd == nil {
+		return nil, fmt.Errorf("%w: nil command", ErrBadCommand)
+	}
+	var buf bytes.Buffer
+	buf.Grow(64)
+	buf.WriteByte(commandVersion)
+	buf.WriteByte(byte(cmd.commandType()))
+	if err := marshalTo(&buf, cmd); err != nil {
+		return nil, fmt.Errorf("raft: encode command: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeCommand parses a log entry written by EncodeCommand. It never
+// panics. An unknown version or type yields ErrUnknownCommand; a malformed
+// body ErrBadCommand. The returned command does not alias b.
+func DecodeCommand(b []byte) (Command, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("%w: entry of %d bytes", ErrBadCommand, len(b))
+	}
+	if b[0] != commandVersion {
+		return nil, fmt.Errorf("%w: envelope version %d", ErrUnknownCommand, b[0])
+	}
+	cmd := newCommand(commandType(b[1]))
+	if cmd == nil {
+		return nil, fmt.Errorf("%w: type %d", ErrUnknownCommand, b[1])
+	}
+	if err := unmarshalStrict(b[2:], cmd); err != nil {
+		return nil, fmt.Errorf("%w: type %d: %v", ErrBadCommand, b[1], err)
+	}
+	return cmd, nil
+}
+
+// marshalTo encodes v with sorted map keys.
+func marshalTo(buf *bytes.Buffer, v any) error {
+	enc := msgpack.NewEncoder(buf)
+	enc.SetSortMapKeys(true)
+	return enc.Encode(v)
+}
+
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := marshalTo(&buf, v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// unmarshalStrict decodes exactly one msgpack value from b into v, refusing
+// unknown fields and trailing bytes. msgpack v5.4.1 can panic on hostile
+// input (a nil decoded into a time.Time field), so panics become errors.
+func unmarshalStrict(b []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("msgpack: %v", r)
+		}
+	}()
+	if err := checkLengths(b); err != nil {
+		return err
+	}
+	r := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(r)
+	dec.DisallowUnknownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if r.Len() != 0 {
+		return fmt.Errorf("%d trailing bytes", r.Len())
+	}
+	return nil
+}
+
+// maxNesting bounds the depth of msgpack containers checkLengths accepts.
+const maxNesting = 32
+
+// checkLengths walks one msgpack value without decoding it and refuses any
+// array or map header that claims more elements than bytes remain. msgpack
+// v5.4.1 allocates a slice of the claimed length up front (its allocation
+// limit check is inverted in decodeSliceValue), so without this a 20-byte
+// entry could demand gigabytes.
+func checkLengths(b []byte) error {
+	r := bytes.NewReader(b)
+	d := msgpack.NewDecoder(r)
+	return walkLengths(d, r, 0)
+}
+
+func walkLengths(d *msgpack.Decoder, r *bytes.Reader, depth int) error {
+	if depth > maxNesting {
+		return fmt.Errorf("nesting deeper than %d", maxNesting)
+	}
+	c, err := d.PeekCode()
+	if err != nil {
+		return err
+	}
+	var n int
+	switch {
+	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+		if n, err = d.DecodeArrayLen(); err != nil {
+			return err
+		}
+	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+		if n, err = d.DecodeMapLen(); err != nil {
+			return err
+		}
+		if n > r.Len()/2 {
+			return fmt.Errorf("map of %d entries in %d bytes", n, r.Len())
+		}
+		n *= 2
+	default:
+		return d.Skip()
+	}
+	if n > r.Len() {
+		return fmt.Errorf("array of %d elements in %d bytes", n, r.Len())
+	}
+	for range n {
+		if err := walkLengths(d, r, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}

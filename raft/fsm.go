@@ -1,0 +1,324 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/store"
+)
+
+// Result is what applying one log entry produced. Propose returns it for a
+// command that was applied; a refused command yields an error instead.
+type Result struct {
+	// Index is the raft log index of the entry.
+	Index uint64
+	// TenantID is the ID allocated by CreateTenant, or the tenant affected by
+	// UpdateTenant and DeleteTenant.
+	TenantID keyspace.TenantID
+	// Tenant is the record after CreateTenant or UpdateTenant.
+	Tenant *keyspace.Tenant
+	// Replayed is set for an entry at or below the applied index recorded in
+	// the store: it was applied before a restart and was skipped.
+	Replayed bool
+
+	err error
+}
+
+// FSM applies committed log entries to a store.Store. It implements
+// hraft.BatchingFSM: each batch raft hands over becomes one store.Batch,
+// committed without fsync together with the index of the batch's last entry.
+//
+// The raft library calls ApplyBatch, Apply, Snapshot and Restore from one
+// goroutine. The read helpers (LookupTenant, Token, ...), AppliedIndex and
+// WaitApplied are safe for concurrent use with them and with each other.
+// The FSM does not own the store: closing it is the caller's business.
+type FSM struct {
+	store   *store.Store
+	logger  *slog.Logger
+	onFatal func(error)
+	// restores counts successful Restore calls; batches and entries count
+	// ApplyBatch calls and the entries they applied. For Stats and tests.
+	restores atomic.Int64
+	batches  atomic.Int64
+	entries  atomic.Int64
+
+	mu sync.Mutex
+	// commit writes a batch; tests replace it (under mu) to inject storage
+	// failures.
+	commit  func(b *store.Batch, index uint64) error
+	applied uint64
+	// advanced is closed and replaced each time applied changes or the FSM
+	// stops, to wake WaitApplied callers.
+	advanced chan struct{}
+	// failed is set once the FSM met a storage error; from then on it
+	// applies nothing and every waiter gets ErrShutdown.
+	failed error
+	// restoreBroken is set while the store holds a partial restore: no entry
+	// may be applied on top of it until a Restore succeeds.
+	restoreBroken bool
+}
+
+var _ hraft.BatchingFSM = (*FSM)(nil)
+
+// NewFSM returns an FSM over st, starting from the applied index recorded in
+// st. onFatal, which may be nil, is called once, from the raft apply
+// goroutine, if the store fails under the FSM; it must not block (the Node
+// passes a function that shuts the node down asynchronously). A nil logger
+// discards.
+func NewFSM(st *store.Store, logger *slog.Logger, onFatal func(error)) (*FSM, error) {
+	if st == nil {
+		return nil, errors.New("raft: NewFSM: nil store")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	applied, err := st.AppliedIndex()
+	if err != nil {
+		return nil, fmt.Errorf("raft: read applied index: %w", err)
+	}
+	broken, err := st.RestoreIncomplete()
+	if err != nil {
+		return nil, fmt.Errorf("raft: check restore marker: %w", err)
+	}
+	f := &FSM{
+		store:         st,
+		logger:        logger,
+		onFatal:       onFatal,
+		applied:       applied,
+		advanced:      make(chan struct{}),
+		restoreBroken: broken,
+	}
+	f.commit = func(b *store.Batch, index uint64) error { return b.Commit(index, false) }
+	return f, nil
+}
+
+// AppliedIndex returns the index of the last entry applied to the store (or
+// skipped because it was applied before a restart).
+func (f *FSM) AppliedIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+// WaitApplied blocks until the FSM has applied index idx, ctx ends (the
+// context's error is returned, wrapped) or the FSM stops (ErrShutdown).
+func (f *FSM) WaitApplied(ctx context.Context, idx uint64) error {
+	for {
+		f.mu.Lock()
+		applied, failed, ch := f.applied, f.failed, f.advanced
+		f.mu.Unlock()
+		if applied >= idx {
+			return nil
+		}
+		if failed != nil {
+			return fmt.Errorf("%w: %v", ErrShutdown, failed)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("raft: wait for index %d (applied %d): %w", idx, applied, ctx.Err())
+		}
+	}
+}
+
+// setApplied records idx as applied and wakes waiters. It may move the index
+// backwards (after Restore).
+func (f *FSM) setApplied(idx uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = idx
+	close(f.advanced)
+	f.advanced = make(chan struct{})
+}
+
+// stop makes the FSM refuse further work and wakes waiters. It reports
+// whether this call stopped it (false if it was already stopped).
+func (f *FSM) stop(err error) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed != nil {
+		return false
+	}
+	f.failed = err
+	close(f.advanced)
+	f.advanced = make(chan struct{})
+	return true
+}
+
+func (f *FSM) state() (applied uint64, failed error, broken bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied, f.failed, f.restoreBroken
+}
+
+// fail stops the FSM after a storage error and tells the owner.
+func (f *FSM) fail(err error) {
+	if !f.stop(err) {
+		return
+	}
+	f.logger.Error("raft: FSM storage failure; stopping the node so that this replica cannot diverge", "error", err)
+	if f.onFatal != nil {
+		f.onFatal(err)
+	}
+}
+
+// Apply applies a single entry. Raft uses ApplyBatch; Apply exists to
+// satisfy hraft.FSM.
+func (f *FSM) Apply(l *hraft.Log) any {
+	return f.ApplyBatch([]*hraft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one store batch and returns one
+// result per entry: a *Result for a command entry, nil for other entries
+// (configuration). Entries at or below the applied index are skipped with a
+// Replayed result. The batch is committed together with the index of its
+// last entry, so a restart resumes exactly after it.
+//
+// A refused command yields a Result carrying its error and writes nothing.
+// If the store fails, every entry of the batch reports ErrCommitUnknown, the
+// FSM stops and onFatal is called: raft cannot be told, and applying later
+// entries on top of a missing batch would make this replica diverge.
+func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
+	out := make([]any, len(logs))
+	if len(logs) == 0 {
+		return out
+	}
+	applied, failed, broken := f.state()
+	if failed == nil && broken {
+		f.fail(errors.New("store holds an incomplete snapshot restore"))
+		_, failed, _ = f.state()
+	}
+	if failed != nil {
+		failAll(out, logs, failed)
+		return out
+	}
+	last := logs[len(logs)-1].Index
+	if last <= applied {
+		for i, l := range logs {
+			out[i] = replayed(l)
+		}
+		return out
+	}
+
+	b := f.store.NewBatch()
+	a := newApplier(b)
+	for i, l := range logs {
+		if l.Index <= applied {
+			out[i] = replayed(l)
+			continue
+		}
+		if l.Type != hraft.LogCommand {
+			continue // configuration entries: raft keeps them, the FSM has nothing to do
+		}
+		res, err := a.apply(l.Index, l.Data)
+		if err != nil { // only storage failures reach here
+			b.Close()
+			f.fail(err)
+			failAll(out, logs, err)
+			return out
+		}
+		out[i] = res
+	}
+	f.mu.Lock()
+	commit := f.commit
+	f.mu.Unlock()
+	if err := commit(b, last); err != nil {
+		f.fail(fmt.Errorf("commit batch ending at index %d: %w", last, err))
+		failAll(out, logs, err)
+		return out
+	}
+	f.setApplied(last)
+	f.batches.Add(1)
+	f.entries.Add(int64(len(logs)))
+	return out
+}
+
+func replayed(l *hraft.Log) any {
+	if l.Type != hraft.LogCommand {
+		return nil
+	}
+	return &Result{Index: l.Index, Replayed: true}
+}
+
+func failAll(out []any, logs []*hraft.Log, cause error) {
+	for i, l := range logs {
+		if l.Type == hraft.LogCommand {
+			out[i] = &Result{Index: l.Index, err: fmt.Errorf("%w: replica storage failure: %v", ErrCommitUnknown, cause)}
+		} else {
+			out[i] = nil
+		}
+	}
+}
+
+// Snapshot captures the store at the current applied index. It is cheap (a
+// Pebble snapshot); the work happens in Persist, concurrently with later
+// applies.
+func (f *FSM) Snapshot() (hraft.FSMSnapshot, error) {
+	if _, failed, broken := f.state(); failed != nil || broken {
+		return nil, fmt.Errorf("raft: snapshot of a failed FSM: %w", ErrShutdown)
+	}
+	return &fsmSnapshot{store: f.store, snap: f.store.NewSnapshot()}, nil
+}
+
+// Restore replaces the whole store with a snapshot stream and reloads the
+// applied index from it. If it fails midway the store stays marked as
+// partially restored and the FSM refuses to apply until a Restore succeeds.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if _, failed, _ := f.state(); failed != nil {
+		return fmt.Errorf("raft: restore into a failed FSM: %w", ErrShutdown)
+	}
+	f.mu.Lock()
+	f.restoreBroken = true
+	f.mu.Unlock()
+	if err := f.store.Restore(rc); err != nil {
+		return fmt.Errorf("raft: restore snapshot: %w", err)
+	}
+	idx, err := f.store.AppliedIndex()
+	if err != nil {
+		return fmt.Errorf("raft: restore snapshot: read applied index: %w", err)
+	}
+	f.mu.Lock()
+	f.restoreBroken = false
+	f.mu.Unlock()
+	f.setApplied(idx)
+	f.restores.Add(1)
+	f.logger.Info("raft: restored store from snapshot", "applied_index", idx)
+	return nil
+}
+
+// fsmSnapshot is a point-in-time view of the store handed to raft.
+type fsmSnapshot struct {
+	store *store.Store
+	snap  *store.Snapshot
+}
+
+// Persist makes the store durable up to (at least) the snapshot, then
+// streams the snapshot into sink. The sync comes first because once the
+// snapshot is stored raft may truncate the log entries that the unsynced
+// store writes came from.
+func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
+	if err := s.store.Sync(); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("raft: persist snapshot: %w", err)
+	}
+	if _, err := s.snap.WriteTo(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("raft: persist snapshot: %w", err)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("raft: persist snapshot: close sink: %w", err)
+	}
+	return nil
+}
+
+// Release closes the store snapshot.
+func (s *fsmSnapshot) Release() { _ = s.snap.Close() }

@@ -1,0 +1,469 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	hraft "github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/tenantkv/tenantkv/store"
+)
+
+// Config configures a Node. Zero durations and counts mean defaults. It is
+// copied by NewNode; later changes have no effect.
+type Config struct {
+	// ID is this node's raft server ID, unique and stable for its life.
+	ID string
+	// Dir holds the raft log and stable store (raft.db) and snapshots.
+	Dir string
+	// RaftAddr is the TCP address to listen on for raft traffic, such as
+	// "10.0.0.5:7000" or "127.0.0.1:0" (the bound address is then reported
+	// by Node.RaftAddr). Ignored when Transport is set.
+	RaftAddr string
+	// AdvertiseAddr is the raft address other nodes dial, when it differs
+	// from the bound one (binding 0.0.0.0). Ignored when Transport is set.
+	AdvertiseAddr string
+	// Store is the state machine's storage. The Node never closes it.
+	Store *store.Store
+	// Bootstrap makes a node without raft state form a new single-node
+	// cluster. A node that already has state ignores it.
+	Bootstrap bool
+	// Transport replaces the TCP transport (tests pass raft's in-memory
+	// transport). The Node takes ownership and closes it on Shutdown.
+	Transport hraft.Transport
+	// ClientAddr and HTTPAddr, if set, are published as this node's member
+	// metadata (SetMember) whenever it becomes leader; followers are
+	// published by whoever adds them.
+	ClientAddr string
+	HTTPAddr   string
+	// Logger receives raft's and this package's logs; nil discards them.
+	Logger *slog.Logger
+	// OnFatal, if set, is called once, from its own goroutine, after the
+	// node stopped itself because its store failed.
+	OnFatal func(error)
+
+	// Tunables. See hashicorp/raft's Config for their meaning.
+	HeartbeatTimeout   time.Duration // default 1s
+	ElectionTimeout    time.Duration // default 1s
+	LeaderLeaseTimeout time.Duration // default 500ms
+	CommitTimeout      time.Duration // default 10ms
+	SnapshotInterval   time.Duration // default 2m
+	SnapshotThreshold  uint64        // default 8192 entries
+	TrailingLogs       uint64        // default 10240 entries
+	MaxAppendEntries   int           // default 512, at most 1024
+}
+
+// Defaults for Config's tunables.
+const (
+	DefaultMaxAppendEntries = 512
+	DefaultCommitTimeout    = 10 * time.Millisecond
+	snapshotsRetained       = 2
+	logCacheSize            = 1024
+	tcpMaxPool              = 3
+	tcpTimeout              = 10 * time.Second
+)
+
+// Validate reports whether the configuration can start a node.
+func (c *Config) Validate() error {
+	if c == nil {
+		return errors.New("raft: nil config")
+	}
+	if c.ID == "" {
+		return errors.New("raft: config: empty ID")
+	}
+	if c.Dir == "" {
+		return errors.New("raft: config: empty Dir")
+	}
+	if c.Store == nil {
+		return errors.New("raft: config: nil Store")
+	}
+	if c.Transport == nil && c.RaftAddr == "" {
+		return errors.New("raft: config: need RaftAddr or Transport")
+	}
+	if c.MaxAppendEntries < 0 || c.MaxAppendEntries > 1024 {
+		return fmt.Errorf("raft: config: MaxAppendEntries %d out of [0, 1024]", c.MaxAppendEntries)
+	}
+	if err := validateMemberAddrs(c.ClientAddr, c.HTTPAddr); err != nil {
+		return err
+	}
+	if err := hraft.ValidateConfig(c.raftConfig(nil)); err != nil {
+		return fmt.Errorf("raft: config: %w", err)
+	}
+	return nil
+}
+
+func validateMemberAddrs(addrs ...string) error {
+	for _, a := range addrs {
+		if len(a) > maxMemberAddr {
+			return fmt.Errorf("raft: config: address of %d bytes", len(a))
+		}
+	}
+	return nil
+}
+
+// raftConfig builds the hashicorp/raft configuration.
+func (c *Config) raftConfig(logger *slog.Logger) *hraft.Config {
+	rc := hraft.DefaultConfig()
+	rc.LocalID = hraft.ServerID(c.ID)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rc.Logger = newHCLogAdapter(logger, "raft")
+	rc.NoSnapshotRestoreOnStart = true
+	rc.CommitTimeout = DefaultCommitTimeout
+	rc.MaxAppendEntries = DefaultMaxAppendEntries
+	rc.SnapshotInterval = 2 * time.Minute
+	setIf(&rc.HeartbeatTimeout, c.HeartbeatTimeout)
+	setIf(&rc.ElectionTimeout, c.ElectionTimeout)
+	setIf(&rc.LeaderLeaseTimeout, c.LeaderLeaseTimeout)
+	setIf(&rc.CommitTimeout, c.CommitTimeout)
+	setIf(&rc.SnapshotInterval, c.SnapshotInterval)
+	setIf(&rc.SnapshotThreshold, c.SnapshotThreshold)
+	setIf(&rc.TrailingLogs, c.TrailingLogs)
+	setIf(&rc.MaxAppendEntries, c.MaxAppendEntries)
+	return rc
+}
+
+func setIf[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
+}
+
+// Node is one member of a tenantkv raft cluster: the raft instance, its log
+// and snapshot stores, its transport, and the FSM applying to the store.
+// All methods are safe for concurrent use. Methods taking a ctx return
+// promptly when it ends.
+type Node struct {
+	cfg       Config
+	logger    *slog.Logger
+	heartbeat time.Duration // effective raft timeouts
+	election  time.Duration
+	raft      *hraft.Raft
+	fsm       *FSM
+	trans     hraft.Transport
+	bolt      *raftboltdb.BoltStore
+
+	// restoredOnStart records whether NewNode had raft restore the newest
+	// snapshot into the store, and why.
+	restoredOnStart string
+
+	leader leaderState
+	reads  readQueue
+
+	observer *hraft.Observer
+	obsCh    chan hraft.Observation
+	closing  chan struct{}
+	wg       sync.WaitGroup
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	done         chan struct{}
+	fatalOnce    sync.Once
+	fatalErr     atomic.Pointer[error]
+}
+
+// NewNode opens the raft state in cfg.Dir and starts the node. It fails if
+// the store already holds applied state while raft has none (a store that
+// belongs to another cluster or a wiped raft directory): replaying a fresh
+// log onto it would skip entries.
+func NewNode(cfg Config) (_ *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", cfg.ID)
+	n := &Node{
+		cfg:     cfg,
+		logger:  logger,
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+		obsCh:   make(chan hraft.Observation, 64),
+	}
+	n.leader.init()
+	n.reads.init()
+
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("raft: create %s: %w", cfg.Dir, err)
+	}
+	if n.fsm, err = NewFSM(cfg.Store, logger, n.fatal); err != nil {
+		return nil, err
+	}
+	n.bolt, err = raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(cfg.Dir, "raft.db"),
+		BoltOptions: &bbolt.Options{
+			Timeout:        time.Second,
+			NoFreelistSync: true,
+			FreelistType:   bbolt.FreelistMapType,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raft: open log store in %s: %w", cfg.Dir, err)
+	}
+	closers = append(closers, func() { _ = n.bolt.Close() })
+	logs, err := hraft.NewLogCache(logCacheSize, n.bolt)
+	if err != nil {
+		return nil, fmt.Errorf("raft: log cache: %w", err)
+	}
+	hlog := newHCLogAdapter(logger, "raft")
+	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, hlog.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("raft: open snapshot store in %s: %w", cfg.Dir, err)
+	}
+	n.trans = cfg.Transport
+	if n.trans == nil {
+		if n.trans, err = newTCPTransport(cfg.RaftAddr, cfg.AdvertiseAddr, hlog.Named("transport")); err != nil {
+			return nil, err
+		}
+	}
+	closers = append(closers, func() { closeTransport(n.trans) })
+
+	hasState, err := hraft.HasExistingState(logs, n.bolt, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("raft: check existing state: %w", err)
+	}
+	if !hasState && n.fsm.AppliedIndex() > 0 {
+		return nil, fmt.Errorf("raft: store has applied index %d but %s holds no raft state; refusing to replay a new log onto it", n.fsm.AppliedIndex(), cfg.Dir)
+	}
+	rc := cfg.raftConfig(logger)
+	n.heartbeat, n.election = rc.HeartbeatTimeout, rc.ElectionTimeout
+	reason, err := restoreOnStart(cfg.Store, snaps, logs)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		rc.NoSnapshotRestoreOnStart = false
+		n.restoredOnStart = reason
+		logger.Info("raft: restoring newest snapshot into the store on start", "reason", reason)
+	}
+
+	n.raft, err = hraft.NewRaft(rc, n.fsm, logs, n.bolt, snaps, n.trans)
+	if err != nil {
+		return nil, fmt.Errorf("raft: start: %w", err)
+	}
+	closers = append(closers, func() { _ = n.raft.Shutdown().Error() })
+
+	if cfg.Bootstrap && !hasState {
+		conf := hraft.Configuration{Servers: []hraft.Server{{
+			Suffrage: hraft.Voter, ID: hraft.ServerID(cfg.ID), Address: n.trans.LocalAddr(),
+		}}}
+		if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, hraft.ErrCantBootstrap) {
+			return nil, fmt.Errorf("raft: bootstrap: %w", err)
+		}
+	}
+
+	n.observer = hraft.NewObserver(n.obsCh, false, func(o *hraft.Observation) bool {
+		switch o.Data.(type) {
+		case hraft.RaftState, hraft.LeaderObservation:
+			return true
+		}
+		return false
+	})
+	n.raft.RegisterObserver(n.observer)
+	n.wg.Add(2)
+	go n.watchLeadership()
+	go n.serveReads()
+	return n, nil
+}
+
+func newTCPTransport(bind, advertise string, logger hclog.Logger) (hraft.Transport, error) {
+	var adv net.Addr
+	if advertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", advertise)
+		if err != nil {
+			return nil, fmt.Errorf("raft: advertise address %q: %w", advertise, err)
+		}
+		adv = a
+	}
+	t, err := hraft.NewTCPTransportWithLogger(bind, adv, tcpMaxPool, tcpTimeout, logger)
+	if err != nil {
+		return nil, fmt.Errorf("raft: listen on %s: %w", bind, err)
+	}
+	return t, nil
+}
+
+func closeTransport(t hraft.Transport) {
+	if c, ok := t.(hraft.WithClose); ok {
+		_ = c.Close()
+	}
+}
+
+// restoreOnStart decides whether raft must restore the newest snapshot into
+// the store when starting, and says why ("" means no). Normally it must not:
+// the store is durable on its own and already holds at least the snapshot's
+// state, because Persist syncs the store before the snapshot is kept. It
+// must when the store holds a partial restore, or when the store is behind
+// the snapshot: raft would otherwise replay only the entries after the
+// snapshot and the ones in between would be missing. Entries the FSM never
+// sees (no-ops, barriers) may sit between the store's applied index and the
+// snapshot index; they do not count.
+func restoreOnStart(st *store.Store, snaps hraft.SnapshotStore, logs hraft.LogStore) (string, error) {
+	incomplete, err := st.RestoreIncomplete()
+	if err != nil {
+		return "", fmt.Errorf("raft: check restore marker: %w", err)
+	}
+	metas, err := snaps.List()
+	if err != nil {
+		return "", fmt.Errorf("raft: list snapshots: %w", err)
+	}
+	if incomplete {
+		if len(metas) == 0 {
+			return "", errors.New("raft: store holds an incomplete restore and there is no snapshot to restore from; wipe the node's store and raft directory and rejoin")
+		}
+		return "store holds an incomplete restore", nil
+	}
+	if len(metas) == 0 {
+		return "", nil
+	}
+	applied, err := st.AppliedIndex()
+	if err != nil {
+		return "", fmt.Errorf("raft: read applied index: %w", err)
+	}
+	snapIndex := metas[0].Index
+	for i := applied + 1; i <= snapIndex; i++ {
+		var l hraft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return fmt.Sprintf("store applied index %d is behind snapshot index %d and entry %d is not in the log", applied, snapIndex, i), nil
+		}
+		if l.Type == hraft.LogCommand || l.Type == hraft.LogConfiguration {
+			return fmt.Sprintf("store applied index %d is behind snapshot index %d", applied, snapIndex), nil
+		}
+	}
+	return "", nil
+}
+
+// fatal is the FSM's storage-failure callback. It runs on raft's apply
+// goroutine, so it only records the error and shuts down from elsewhere.
+func (n *Node) fatal(err error) {
+	n.fatalOnce.Do(func() {
+		n.fatalErr.Store(&err)
+		n.logger.Error("raft: node stopping after storage failure", "error", err)
+		go func() {
+			_ = n.Shutdown()
+			if n.cfg.OnFatal != nil {
+				n.cfg.OnFatal(err)
+			}
+		}()
+	})
+}
+
+// Err returns the storage error that stopped the node, or nil.
+func (n *Node) Err() error {
+	if p := n.fatalErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Done is closed when the node has shut down, by Shutdown or after a
+// storage failure (see Err).
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// checkOpen returns ErrShutdown once shutdown has begun.
+func (n *Node) checkOpen() error {
+	select {
+	case <-n.closing:
+		if err := n.Err(); err != nil {
+			return fmt.Errorf("%w: %v", ErrShutdown, err)
+		}
+		return ErrShutdown
+	default:
+		return nil
+	}
+}
+
+// Shutdown stops raft, closes the transport and the log store, and wakes
+// every waiter with ErrShutdown. It does not close the store. It is
+// idempotent; every call returns the first call's result.
+func (n *Node) Shutdown() error {
+	n.shutdownOnce.Do(func() {
+		close(n.closing)
+		var errs []error
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft: shutdown: %w", err))
+		}
+		n.raft.DeregisterObserver(n.observer)
+		n.wg.Wait()
+		n.fsm.stop(ErrShutdown)
+		closeTransport(n.trans)
+		if err := n.bolt.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft: close log store: %w", err))
+		}
+		n.shutdownErr = errors.Join(errs...)
+		close(n.done)
+	})
+	<-n.done
+	return n.shutdownErr
+}
+
+// ID returns the node's raft server ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// RaftAddr returns the raft address this node is reachable at (with the
+// actual port when configured with port 0).
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// FSM returns the node's state machine, for its read helpers.
+func (n *Node) FSM() *FSM { return n.fsm }
+
+// AppliedIndex returns the index of the last entry applied to the store.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+
+// IsLeader reports whether this node believes it is the leader. The belief
+// may be stale; ReadBarrier confirms it with a quorum.
+func (n *Node) IsLeader() bool { return n.raft.State() == hraft.Leader }
+
+// Leader returns the ID and raft address of the leader this node knows of,
+// or empty strings during an election.
+func (n *Node) Leader() (id, raftAddr string) {
+	addr, sid := n.raft.LeaderWithID()
+	return string(sid), string(addr)
+}
+
+// Stats returns raft's statistics plus the FSM's applied index, for
+// diagnostics. Keys and formats follow hashicorp/raft and may change.
+func (n *Node) Stats() map[string]string {
+	s := n.raft.Stats()
+	s["fsm_applied_index"] = fmt.Sprint(n.fsm.AppliedIndex())
+	s["fsm_restores"] = fmt.Sprint(n.fsm.restores.Load())
+	s["fsm_batches"] = fmt.Sprint(n.fsm.batches.Load())
+	s["fsm_entries"] = fmt.Sprint(n.fsm.entries.Load())
+	s["leader_ready_term"] = fmt.Sprint(n.leader.readyTerm())
+	s["read_rounds"] = fmt.Sprint(n.reads.rounds.Load())
+	return s
+}
+
+// notLeader builds the error for an operation that needs the leader.
+func (n *Node) notLeader(reason string) error {
+	e := &NotLeaderError{Reason: reason}
+	e.LeaderID, e.LeaderRaftAddr = n.Leader()
+	if e.LeaderID != "" {
+		if m, err := n.fsm.MemberInfo(e.LeaderID); err == nil {
+			e.LeaderClientAddr = m.ClientAddr
+		}
+	}
+	return e
+}

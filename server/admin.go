@@ -1,0 +1,258 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft"
+)
+
+// maxListPage caps the tenants one list request returns.
+const maxListPage = 1000
+
+// handleAdmin serves operator requests. The caller has checked that the
+// principal is an operator.
+func (s *Server) handleAdmin(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+	switch req.Op {
+	case wire.OpCreateTenant:
+		return s.createTenant(ctx, req)
+	case wire.OpDeleteTenant:
+		t, err := s.lookupLinearizable(ctx, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.node.Propose(ctx, &raft.DeleteTenant{ID: t.ID}); err != nil {
+			return nil, err
+		}
+		return &wire.Response{}, nil
+	case wire.OpGetTenant:
+		t, err := s.lookupLinearizable(ctx, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		return &wire.Response{Tenant: s.tenantInfo(t)}, nil
+	case wire.OpListTenants:
+		return s.listTenants(ctx, req)
+	case wire.OpUpdateTenant:
+		return s.updateTenant(ctx, req)
+	case wire.OpNewToken:
+		return s.newTenantToken(ctx, req)
+	case wire.OpListTokens:
+		return s.listTokens(ctx, req)
+	case wire.OpRevokeToken:
+		if _, err := s.node.Propose(ctx, &raft.DeleteToken{ID: req.Name}); err != nil {
+			return nil, err
+		}
+		return &wire.Response{}, nil
+	case wire.OpClusterStatus:
+		return s.clusterStatus(ctx)
+	case wire.OpClusterRemove:
+		if req.Name == "" {
+			return nil, fmt.Errorf("%w: node id required", ErrBadRequest)
+		}
+		if err := s.node.RemoveServer(ctx, req.Name); err != nil {
+			return nil, err
+		}
+		return &wire.Response{}, nil
+	case wire.OpClusterJoin:
+		return s.join(ctx, req)
+	}
+	return nil, fmt.Errorf("%w: operation %s", ErrBadRequest, req.Op)
+}
+
+// lookupLinearizable resolves a tenant name on the leader after a read
+// barrier, so the answer reflects every acknowledged change.
+func (s *Server) lookupLinearizable(ctx context.Context, name string) (*keyspace.Tenant, error) {
+	if err := keyspace.ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := s.node.ReadBarrier(ctx); err != nil {
+		return nil, err
+	}
+	return s.node.FSM().LookupTenant(name)
+}
+
+func limitsFrom(base keyspace.Limits, cfg *wire.TenantConfig) keyspace.Limits {
+	if cfg == nil {
+		return base
+	}
+	set := func(dst *uint64, src *uint64) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&base.MaxBytes, cfg.MaxBytes)
+	set(&base.MaxKeys, cfg.MaxKeys)
+	set(&base.OpsPerSec, cfg.OpsPerSec)
+	set(&base.Burst, cfg.Burst)
+	set(&base.MaxConcurrent, cfg.MaxConcurrent)
+	set(&base.MaxWatches, cfg.MaxWatches)
+	return base
+}
+
+func (s *Server) createTenant(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+	if err := keyspace.ValidateName(req.Name); err != nil {
+		return nil, err
+	}
+	cmd := &raft.CreateTenant{
+		Name:      req.Name,
+		Limits:    limitsFrom(keyspace.Limits{}, req.Config),
+		CreatedAt: time.Now().UTC(),
+	}
+	if req.Config != nil {
+		cmd.Labels = req.Config.Labels
+	}
+	if _, err := s.node.Propose(ctx, cmd); err != nil {
+		return nil, err
+	}
+	t, err := s.node.FSM().LookupTenant(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.Response{Tenant: s.tenantInfo(t)}, nil
+}
+
+func (s *Server) updateTenant(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+	t, err := s.lookupLinearizable(ctx, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	cmd := &raft.UpdateTenant{ID: t.ID}
+	if req.NewName != "" && req.NewName != t.Name {
+		if err := keyspace.ValidateName(req.NewName); err != nil {
+			return nil, err
+		}
+		n := req.NewName
+		cmd.NewName = &n
+	}
+	if req.State != "" {
+		st, err := keyspace.ParseState(req.State)
+		if err != nil {
+			return nil, err
+		}
+		cmd.State = &st
+	}
+	if req.Config != nil {
+		l := limitsFrom(t.Limits, req.Config)
+		cmd.Limits = &l
+		cmd.Labels = req.Config.Labels
+	}
+	if _, err := s.node.Propose(ctx, cmd); err != nil {
+		return nil, err
+	}
+	nt, err := s.node.FSM().TenantByID(t.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.Response{Tenant: s.tenantInfo(nt)}, nil
+}
+
+func (s *Server) listTenants(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+	if err := s.node.ReadBarrier(ctx); err != nil {
+		return nil, err
+	}
+	var filter keyspace.State
+	if req.State != "" {
+		st, err := keyspace.ParseState(req.State)
+		if err != nil {
+			return nil, err
+		}
+		filter = st
+	}
+	limit := req.Limit
+	if limit <= 0 || limit > maxListPage {
+		limit = maxListPage
+	}
+	resp := &wire.Response{}
+	after := req.After
+	for len(resp.Tenants) < limit {
+		page, err := s.node.FSM().ListTenants(after, limit)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range page {
+			after = t.Name
+			if filter != 0 && t.State != filter {
+				continue
+			}
+			resp.Tenants = append(resp.Tenants, *s.tenantInfo(t))
+			if len(resp.Tenants) == limit {
+				resp.Next = t.Name
+				break
+			}
+		}
+		if len(page) < limit {
+			resp.Next = ""
+			break
+		}
+	}
+	return resp, nil
+}
+
+func (s *Server) tenantInfo(t *keyspace.Tenant) *wire.TenantInfo {
+	info := &wire.TenantInfo{
+		ID: uint64(t.ID), Name: t.Name, State: t.State.String(), CreatedAt: t.CreatedAt,
+		Labels: t.Labels,
+		Limits: wire.Limits{
+			MaxBytes: t.Limits.MaxBytes, MaxKeys: t.Limits.MaxKeys, OpsPerSec: t.Limits.OpsPerSec,
+			Burst: t.Limits.Burst, MaxConcurrent: t.Limits.MaxConcurrent, MaxWatches: t.Limits.MaxWatches,
+		},
+	}
+	if n, err := s.store.EstimateTenantDiskUsage(t.ID); err == nil {
+		info.Usage.DiskBytes = n
+	}
+	return info
+}
+
+func (s *Server) newTenantToken(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+	rec := raft.TokenRecord{ReadOnly: req.ReadOnly, CreatedAt: time.Now().UTC()}
+	if req.TTL < 0 {
+		return nil, fmt.Errorf("%w: negative ttl", ErrBadRequest)
+	}
+	if req.TTL > 0 {
+		rec.ExpiresAt = rec.CreatedAt.Add(req.TTL)
+	}
+	if req.Name != "" {
+		t, err := s.lookupLinearizable(ctx, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		rec.TenantID = t.ID
+	}
+	secret, id, hash, err := newToken()
+	if err != nil {
+		return nil, err
+	}
+	rec.ID, rec.Hash = id, hash
+	if _, err := s.node.Propose(ctx, &raft.PutToken{Token: rec}); err != nil {
+		return nil, err
+	}
+	return &wire.Response{Token: secret, TokenID: id}, nil
+}
+
+func (s *Server) listTokens(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+	if err := s.node.ReadBarrier(ctx); err != nil {
+		return nil, err
+	}
+	var tid keyspace.TenantID
+	name := ""
+	if req.Name != "" {
+		t, err := s.node.FSM().LookupTenant(req.Name)
+		if err != nil {
+			return nil, err
+		}
+		tid, name = t.ID, t.Name
+	}
+	recs, err := s.node.FSM().ListTokens(tid)
+	if err != nil {
+		return nil, err
+	}
+	resp := &wire.Response{}
+	for _, r := range recs {
+		resp.Tokens = append(resp.Tokens, wire.TokenInfo{ID: r.ID, Tenant: name, ReadOnly: r.ReadOnly, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt})
+	}
+	return resp, nil
+}

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/raft"
+)
+
+// leaderClientAddr returns the client address of the current leader, or "".
+func (s *Server) leaderClientAddr() string {
+	id, _ := s.node.Leader()
+	if id == "" {
+		return ""
+	}
+	if id == s.cfg.NodeID {
+		return s.Addr()
+	}
+	m, err := s.node.FSM().MemberInfo(id)
+	if err != nil {
+		return ""
+	}
+	return m.ClientAddr
+}
+
+func (s *Server) clusterStatus(ctx context.Context) (*wire.Response, error) {
+	members, err := s.node.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	leader, _ := s.node.Leader()
+	st := &wire.ClusterStatus{
+		NodeID:       s.cfg.NodeID,
+		LeaderID:     leader,
+		AppliedIndex: s.node.AppliedIndex(),
+	}
+	stats := s.node.Stats()
+	st.Term, _ = strconv.ParseUint(stats["term"], 10, 64)
+	st.CommitIndex, _ = strconv.ParseUint(stats["commit_index"], 10, 64)
+	for _, m := range members {
+		st.Members = append(st.Members, wire.Member{
+			ID: m.ID, RaftAddr: m.RaftAddr, ClientAddr: m.ClientAddr, HTTPAddr: m.HTTPAddr,
+			Suffrage: m.Suffrage, Leader: m.IsLeader,
+		})
+	}
+	return &wire.Response{Cluster: st}, nil
+}
+
+// join adds a node to the cluster. Only the leader can; a follower answers
+// not-leader with the leader's address and the joining node follows it.
+func (s *Server) join(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+	if req.Name == "" || req.Addr == "" {
+		return nil, fmt.Errorf("%w: join needs a node id and a raft address", ErrBadRequest)
+	}
+	if err := s.node.AddVoter(ctx, req.Name, req.Addr); err != nil {
+		return nil, err
+	}
+	if _, err := s.node.Propose(ctx, &raft.SetMember{NodeID: req.Name, ClientAddr: req.Addr2, HTTPAddr: req.Addr3}); err != nil {
+		return nil, err
+	}
+	return &wire.Response{}, nil
+}
+
+// joinCluster asks the members in cfg.Join, following redirects to the
+// leader, to add this node, retrying until ctx ends.
+func (s *Server) joinCluster(ctx context.Context) error {
+	if s.cfg.JoinToken == "" {
+		return errors.New("server: joining a cluster needs an operator token (--token or --token-file)")
+	}
+	req := &wire.Request{Op: wire.OpClusterJoin, Name: s.cfg.NodeID, Addr: s.RaftAddr(), Addr2: s.Addr(), Addr3: s.HTTPAddr()}
+	targets := append([]string(nil), s.cfg.Join...)
+	backoff := 50 * time.Millisecond
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		addr := targets[attempt%len(targets)]
+		resp, err := s.callPeer(ctx, addr, req)
+		switch {
+		case err != nil:
+			lastErr = err
+		case resp.Code == wire.CodeOK:
+			s.logger.Info("joined cluster", "via", addr)
+			return nil
+		case resp.Code == wire.CodeNotLeader && resp.Leader != "":
+			targets = append([]string{resp.Leader}, s.cfg.Join...)
+			attempt = -1
+			lastErr = fmt.Errorf("redirected to %s", resp.Leader)
+			continue
+		case resp.Code == wire.CodePermissionDenied:
+			return fmt.Errorf("server: join %s: permission denied (is the token an operator token?)", addr)
+		default:
+			lastErr = fmt.Errorf("%s: %s", resp.Code, resp.Msg)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server: join cluster via %v: %w (last error: %v)", s.cfg.Join, ctx.Err(), lastErr)
+		case <-time.After(backoff):
+		}
+		if backoff < time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// callPeer sends one request to another node over the client protocol,
+// authenticated with the join token.
+func (s *Server) callPeer(ctx context.Context, addr string, req *wire.Request) (*wire.Response, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	} else {
+		_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	}
+	fr := wire.NewFrameReader(nc)
+	call := func(r *wire.Request) (*wire.Response, error) {
+		buf, err := wire.AppendRequestFrame(nil, r)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := nc.Write(buf); err != nil {
+			return nil, err
+		}
+		body, err := fr.Read(wire.DefaultMaxFrame)
+		if err != nil {
+			return nil, err
+		}
+		var resp wire.Response
+		return &resp, wire.DecodeResponse(body, &resp)
+	}
+	hello, err := call(&wire.Request{ID: 1, Op: wire.OpHello, Version: wire.ProtocolVersion, Token: s.cfg.JoinToken})
+	if err != nil {
+		return nil, err
+	}
+	if hello.Code != wire.CodeOK {
+		return hello, nil
+	}
+	r := *req
+	r.ID = 2
+	return call(&r)
+}

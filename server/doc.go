@@ -1,0 +1,20 @@
+// Package server is a tenantkv node: it accepts client connections,
+// authenticates them, resolves tenant names through the replicated tenant
+// map, sends writes through raft and serves reads from the store.
+//
+// # Isolation
+//
+// A connection authenticates once, with a token. A tenant token reaches only
+// its own tenant: a request naming any other tenant is refused with
+// ErrPermissionDenied whether that tenant exists or not, so the answer is no
+// existence oracle. The tenant ID a write carries is checked again by the FSM
+// at apply time, and every read goes through a store view bound to the
+// resolved ID, so a bug here still cannot reach another tenant's keys.
+//
+// # Concurrency
+//
+// Each connection has a reader goroutine, a writer goroutine that coalesces
+// responses, and one goroutine per request in flight (at most 256 per
+// connection). Responses are matched to requests by ID and may arrive in
+// any order.
+package server

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft"
+	"github.com/tenantkv/tenantkv/store"
+)
+
+// Errors of the server layer.
+var (
+	// ErrPermissionDenied is returned when a principal may not do what it
+	// asks, including naming a tenant other than its own.
+	ErrPermissionDenied = errors.New("tenantkv: permission denied")
+	// ErrRateLimited is returned when a tenant is over its rate or
+	// concurrency limit.
+	ErrRateLimited = errors.New("tenantkv: rate limited")
+	// ErrBadRequest is returned for a request whose fields do not fit its
+	// operation.
+	ErrBadRequest = errors.New("tenantkv: bad request")
+)
+
+// errorCodes is the one table that maps server-side errors to wire codes.
+// Order matters only where one error wraps another: the first match wins.
+var errorCodes = []struct {
+	err  error
+	code wire.Code
+}{
+	{store.ErrNotFound, wire.CodeNotFound},
+	{ErrPermissionDenied, wire.CodePermissionDenied},
+	{ErrRateLimited, wire.CodeRateLimited},
+	{ErrBadRequest, wire.CodeBadRequest},
+	{keyspace.ErrInvalidName, wire.CodeInvalidName},
+	{keyspace.ErrInvalidKey, wire.CodeInvalidKey},
+	{keyspace.ErrKeyTooLarge, wire.CodeKeyTooLarge},
+	{keyspace.ErrValueTooLarge, wire.CodeValueTooLarge},
+	{keyspace.ErrInvalidRange, wire.CodeInvalidRange},
+	{keyspace.ErrInvalidState, wire.CodeInvalidArgument},
+	{raft.ErrTenantNotFound, wire.CodeTenantNotFound},
+	{raft.ErrTenantExists, wire.CodeTenantExists},
+	{raft.ErrTenantReadOnly, wire.CodeTenantReadOnly},
+	{raft.ErrTenantLocked, wire.CodeTenantLocked},
+	{raft.ErrTokenNotFound, wire.CodeTokenNotFound},
+	{raft.ErrNotLeader, wire.CodeNotLeader},
+	{raft.ErrCommitUnknown, wire.CodeCommitUnknown},
+	{raft.ErrShutdown, wire.CodeUnavailable},
+	{context.DeadlineExceeded, wire.CodeDeadline},
+	{context.Canceled, wire.CodeDeadline},
+}
+
+// codeOf maps err to its wire code; unknown errors are internal.
+func codeOf(err error) wire.Code {
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return e.code
+		}
+	}
+	return wire.CodeInternal
+}

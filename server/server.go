@@ -1,0 +1,403 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/raft"
+	"github.com/tenantkv/tenantkv/store"
+)
+
+// Config configures a node. Zero fields take the defaults documented on
+// each; Validate reports combinations that cannot work.
+type Config struct {
+	// NodeID names the node in the cluster. Empty means: the ID stored in
+	// the data directory, or a new random one saved there.
+	NodeID string
+	// DataDir holds the store, the raft log and snapshots, the node ID and,
+	// on the bootstrap node, operator.token. Default ./data.
+	DataDir string
+	// ListenAddr is the client address. Default 127.0.0.1:7400.
+	ListenAddr string
+	// RaftAddr is the address peers replicate over. Default 127.0.0.1:7401.
+	RaftAddr string
+	// HTTPAddr serves /healthz, /readyz and /metrics. Default
+	// 127.0.0.1:7402; "-" disables it.
+	HTTPAddr string
+	// Join lists client addresses of existing members. A node with an empty
+	// data directory and no Join bootstraps a new single-node cluster.
+	Join []string
+	// JoinToken is an operator token, needed to join an existing cluster.
+	JoinToken string
+	// TLSCertFile and TLSKeyFile enable TLS on the client address;
+	// TLSCAFile, if set, requires client certificates signed by that CA.
+	TLSCertFile, TLSKeyFile, TLSCAFile string
+	// MaxFrame caps a request frame; 0 means wire.DefaultMaxFrame.
+	MaxFrame int
+	// Raft tunes the replication layer; zero fields mean its defaults.
+	Raft RaftTuning
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// RaftTuning exposes the raft timing knobs, mostly for tests.
+type RaftTuning struct {
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("server: TLS needs both a certificate and a key")
+	}
+	if c.MaxFrame < 0 {
+		return errors.New("server: negative MaxFrame")
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.ListenAddr == "" {
+		c.ListenAddr = "127.0.0.1:7400"
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = "127.0.0.1:7401"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:7402"
+	}
+	if c.MaxFrame == 0 {
+		c.MaxFrame = wire.DefaultMaxFrame
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Server is a running node: the store, the raft node, the client listener
+// and the HTTP endpoints.
+type Server struct {
+	cfg      Config
+	logger   *slog.Logger
+	store    *store.Store
+	node     *raft.Node
+	ln       net.Listener
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	maxFrame int
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// OperatorTokenFile is the name of the file, in the data directory of the
+// node that bootstrapped the cluster, that holds the first operator token.
+const OperatorTokenFile = "operator.token"
+
+// Start opens the data directory, binds the listeners, starts raft and either
+// bootstraps a new cluster or joins an existing one, then serves clients in
+// the background. It returns once the node is serving.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: data dir: %w", err)
+	}
+	id, err := loadNodeID(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	cfg.NodeID = id
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("node", id), maxFrame: cfg.MaxFrame, conns: map[net.Conn]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	s.store, err = store.Open(filepath.Join(cfg.DataDir, "store"), &store.Options{Logger: s.logger})
+	if err != nil {
+		return nil, err
+	}
+	if s.ln, err = s.listen(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPAddr != "-" {
+		if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("server: listen http %s: %w", cfg.HTTPAddr, err)
+		}
+	}
+	// A data directory without a raft log is fresh: it bootstraps a new
+	// cluster, or joins one when Join is set. The marker file makes a node
+	// that died halfway through its bootstrap finish it on the next start.
+	bootstrapMarker := filepath.Join(cfg.DataDir, "bootstrap-pending")
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	_, statErr := os.Stat(filepath.Join(raftDir, "raft.db"))
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	if fresh && len(cfg.Join) == 0 {
+		if err := os.WriteFile(bootstrapMarker, nil, 0o600); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
+	_, statErr = os.Stat(bootstrapMarker)
+	bootstrap := statErr == nil
+	s.node, err = raft.NewNode(raft.Config{
+		ID:                 cfg.NodeID,
+		Dir:                raftDir,
+		RaftAddr:           cfg.RaftAddr,
+		ClientAddr:         s.Addr(),
+		HTTPAddr:           s.HTTPAddr(),
+		Store:              s.store,
+		Bootstrap:          bootstrap,
+		Logger:             s.logger,
+		HeartbeatTimeout:   cfg.Raft.HeartbeatTimeout,
+		ElectionTimeout:    cfg.Raft.ElectionTimeout,
+		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout,
+		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
+		TrailingLogs:       cfg.Raft.TrailingLogs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	if s.httpLn != nil {
+		s.serveHTTP()
+	}
+	switch {
+	case bootstrap:
+		if err := s.finishBootstrap(ctx, bootstrapMarker); err != nil {
+			return nil, err
+		}
+	case fresh:
+		if err := s.joinCluster(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	s.logger.Info("serving", "clients", s.Addr(), "raft", s.RaftAddr(), "http", s.HTTPAddr(), "data", cfg.DataDir)
+	return s, nil
+}
+
+func (s *Server) listen(cfg Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen %s: %w", cfg.ListenAddr, err)
+	}
+	if cfg.TLSCertFile == "" {
+		return ln, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("server: tls: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.TLSCAFile != "" {
+		pem, err := os.ReadFile(cfg.TLSCAFile)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("server: tls ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			ln.Close()
+			return nil, errors.New("server: tls ca: no certificates found")
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tls.NewListener(ln, tc), nil
+}
+
+func loadNodeID(dir, want string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		have := strings.TrimSpace(string(b))
+		if want != "" && want != have {
+			return "", fmt.Errorf("server: data dir %s belongs to node %q, not %q", dir, have, want)
+		}
+		return have, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("server: node id: %w", err)
+	}
+	if want == "" {
+		var r [6]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return "", err
+		}
+		want = "node-" + hex.EncodeToString(r[:])
+	}
+	if err := os.WriteFile(path, []byte(want+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("server: node id: %w", err)
+	}
+	return want, nil
+}
+
+// finishBootstrap runs once on the node that created the cluster: it records
+// its addresses and creates the first operator token. A marker file makes it
+// run again if the node died halfway.
+func (s *Server) finishBootstrap(ctx context.Context, marker string) error {
+	if _, _, err := s.node.WaitForLeader(ctx); err != nil {
+		return err
+	}
+	secret, id, hash, err := newToken()
+	if err != nil {
+		return err
+	}
+	rec := raft.TokenRecord{ID: id, Hash: hash, CreatedAt: time.Now().UTC()}
+	if _, err := s.node.Propose(ctx, &raft.PutToken{Token: rec}); err != nil {
+		return fmt.Errorf("server: create operator token: %w", err)
+	}
+	path := filepath.Join(s.cfg.DataDir, OperatorTokenFile)
+	if err := writeFileSync(path, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("server: write operator token: %w", err)
+	}
+	s.logger.Info("bootstrapped a new cluster", "operator_token_file", path)
+	return os.Remove(marker)
+}
+
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Addr returns the bound client address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// RaftAddr returns the bound raft address.
+func (s *Server) RaftAddr() string { return s.node.RaftAddr() }
+
+// HTTPAddr returns the bound HTTP address, or "" when disabled.
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// NodeID returns the node's ID.
+func (s *Server) NodeID() string { return s.cfg.NodeID }
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.logger.Warn("accept", "error", err)
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(s.ctx, nc)
+		}()
+	}
+}
+
+// track records open connections so Close can end them.
+func (s *Server) track(nc net.Conn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closed {
+			nc.Close()
+			return
+		}
+		s.conns[nc] = struct{}{}
+	} else {
+		delete(s.conns, nc)
+	}
+}
+
+// Close stops serving: it closes the listeners and connections, shuts raft
+// down and closes the store. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for nc := range s.conns {
+		nc.Close()
+	}
+	s.mu.Unlock()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.httpSrv.Shutdown(ctx)
+		cancel()
+	} else if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+	s.wg.Wait()
+	var errs []error
+	if s.node != nil {
+		errs = append(errs, s.node.Shutdown())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
