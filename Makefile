@@ -44,4 +44,4 @@ soak:
 	$(GO) test -race -run Soak -timeout 0 -tags soak $(PKGS)
 
 clean:
-	rm -rf bin data
+	rm -rf bin data data-*
