@@ -138,7 +138,26 @@ func (a *applier) tenantWrite(c *TenantWrite, res *Result) error {
 	if err != nil {
 		return fatal("tenant view %d: %w", c.TenantID, err)
 	}
+	// Usage is exact: computed from the values the ops replace, checked
+	// against the limits, and written in the same batch as the data.
+	dBytes, dKeys, err := usageDelta(v, c.Ops)
+	if err != nil {
+		return fatal("tenant %d usage delta: %w", c.TenantID, err)
+	}
+	cur, err := readUsage(a.sys, c.TenantID)
+	if err != nil {
+		return fatal("tenant %d usage: %w", c.TenantID, err)
+	}
+	next := Usage{Bytes: applyDelta(cur.Bytes, dBytes), Keys: applyDelta(cur.Keys, dKeys)}
+	if err := checkQuota(t, next, dBytes, dKeys); err != nil {
+		return err
+	}
 	// Checks are done (validate ran on every op): write.
+	if next != cur {
+		if err := a.set(keyspace.TenantMetaKey(c.TenantID, usageName), encodeUsage(next)); err != nil {
+			return err
+		}
+	}
 	for i := range c.Ops {
 		op := &c.Ops[i]
 		switch op.Kind {

@@ -27,6 +27,8 @@ func (s *Server) handleAdmin(ctx context.Context, req *wire.Request) (*wire.Resp
 		if _, err := s.node.Propose(ctx, &raft.DeleteTenant{ID: t.ID}); err != nil {
 			return nil, err
 		}
+		s.limits.forget(t.ID)
+		s.usage.forget(t.ID)
 		return &wire.Response{}, nil
 	case wire.OpGetTenant:
 		t, err := s.lookupLinearizable(ctx, req.Name)
@@ -59,6 +61,8 @@ func (s *Server) handleAdmin(ctx context.Context, req *wire.Request) (*wire.Resp
 		return &wire.Response{}, nil
 	case wire.OpClusterJoin:
 		return s.join(ctx, req)
+	case wire.OpExportTenant:
+		return s.exportTenant(ctx, req)
 	}
 	return nil, fmt.Errorf("%w: operation %s", ErrBadRequest, req.Op)
 }
@@ -204,6 +208,9 @@ func (s *Server) tenantInfo(t *keyspace.Tenant) *wire.TenantInfo {
 	if n, err := s.store.EstimateTenantDiskUsage(t.ID); err == nil {
 		info.Usage.DiskBytes = n
 	}
+	info.Usage.LogicalBytes, info.Usage.Keys = s.exactUsage(t.ID)
+	u := &info.Usage
+	u.Reads, u.Writes, u.BytesRead, u.BytesWritten, u.Throttled, u.Errors = s.usage.snapshotFor(t.ID)
 	return info
 }
 

@@ -21,6 +21,11 @@ var (
 	// ErrBadRequest is returned for a request whose fields do not fit its
 	// operation.
 	ErrBadRequest = errors.New("tenantkv: bad request")
+	// ErrBatchTooLarge is returned for a batch over 10 MB of keys and values.
+	ErrBatchTooLarge = errors.New("tenantkv: batch too large")
+	// ErrCursorNotFound is returned for an export cursor that expired or
+	// never existed.
+	ErrCursorNotFound = errors.New("tenantkv: export cursor not found")
 )
 
 // errorCodes is the one table that maps server-side errors to wire codes.
@@ -33,6 +38,8 @@ var errorCodes = []struct {
 	{ErrPermissionDenied, wire.CodePermissionDenied},
 	{ErrRateLimited, wire.CodeRateLimited},
 	{ErrBadRequest, wire.CodeBadRequest},
+	{ErrBatchTooLarge, wire.CodeTxTooLarge},
+	{ErrCursorNotFound, wire.CodeInvalidArgument},
 	{keyspace.ErrInvalidName, wire.CodeInvalidName},
 	{keyspace.ErrInvalidKey, wire.CodeInvalidKey},
 	{keyspace.ErrKeyTooLarge, wire.CodeKeyTooLarge},
@@ -44,6 +51,7 @@ var errorCodes = []struct {
 	{raft.ErrTenantReadOnly, wire.CodeTenantReadOnly},
 	{raft.ErrTenantLocked, wire.CodeTenantLocked},
 	{raft.ErrTokenNotFound, wire.CodeTokenNotFound},
+	{raft.ErrQuotaExceeded, wire.CodeQuotaExceeded},
 	{raft.ErrNotLeader, wire.CodeNotLeader},
 	{raft.ErrCommitUnknown, wire.CodeCommitUnknown},
 	{raft.ErrShutdown, wire.CodeUnavailable},

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tenantkv/tenantkv/internal/wire"
 	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/raft"
+	"github.com/tenantkv/tenantkv/store"
 )
 
 // maxScanPage caps the pairs one scan request returns; the client pages.
@@ -105,8 +107,18 @@ func (s *Server) handle(ctx context.Context, p *principal, req *wire.Request) *w
 		resp = &wire.Response{NodeID: s.cfg.NodeID}
 	case wire.OpGet, wire.OpScan:
 		resp, err = s.handleRead(ctx, p, req)
-	case wire.OpSet, wire.OpDelete, wire.OpDeleteRange:
+	case wire.OpSet, wire.OpDelete, wire.OpDeleteRange, wire.OpBatch:
 		resp, err = s.handleWrite(ctx, p, req)
+	case wire.OpGetTenant:
+		if p.operator {
+			resp, err = s.handleAdmin(ctx, req)
+			break
+		}
+		// A tenant may see its own record and usage, nobody else's.
+		var t *keyspace.Tenant
+		if t, err = s.resolveTenant(p, req.Name); err == nil {
+			resp = &wire.Response{Tenant: s.tenantInfo(t)}
+		}
 	case wire.OpHello:
 		err = fmt.Errorf("%w: already authenticated", ErrBadRequest)
 	default:
@@ -146,103 +158,217 @@ func (s *Server) errorResponse(err error) *wire.Response {
 	return resp
 }
 
-func (s *Server) handleRead(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
-	if !req.Stale {
-		if err := s.node.ReadBarrier(ctx); err != nil {
-			return nil, err
-		}
-	}
+// admitData resolves the tenant of a data request from local state and
+// charges it against the tenant's rate and concurrency limits, before any
+// raft or storage work.
+func (s *Server) admitData(p *principal, req *wire.Request, op int) (*keyspace.Tenant, func(), *wire.Response, error) {
 	t, err := s.resolveTenant(p, req.Tenant)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
+	}
+	release, retryAfter, err := s.limits.admit(t)
+	if err != nil {
+		s.usage.record(t.ID, op, outcomeThrottled, 0, 0, 0)
+		resp := s.errorResponse(err)
+		resp.RetryAfter = retryAfter
+		return nil, nil, resp, nil
+	}
+	return t, release, nil, nil
+}
+
+func dataOp(o wire.Op) int {
+	switch o {
+	case wire.OpGet:
+		return opGet
+	case wire.OpSet:
+		return opSet
+	case wire.OpDelete:
+		return opDelete
+	case wire.OpDeleteRange:
+		return opDeleteRange
+	case wire.OpBatch:
+		return opBatch
+	default:
+		return opScan
+	}
+}
+
+func outcomeOf(err error) int {
+	switch {
+	case err == nil:
+		return outcomeOK
+	case errors.Is(err, store.ErrNotFound):
+		return outcomeNotFound
+	default:
+		return outcomeError
+	}
+}
+
+func (s *Server) handleRead(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
+	if !req.Stale && !s.node.IsLeader() {
+		return nil, raft.ErrNotLeader
+	}
+	op := dataOp(req.Op)
+	t, release, throttled, err := s.admitData(p, req, op)
+	if err != nil || throttled != nil {
+		return throttled, err
+	}
+	defer release()
+	start := time.Now()
+	resp, n, err := s.read(ctx, p, req, t)
+	s.usage.record(t.ID, op, outcomeOf(err), time.Since(start), n, 0)
+	return resp, err
+}
+
+// read serves a get or scan for tenant t, after a read barrier unless the
+// request accepts stale data. It returns the bytes it read.
+func (s *Server) read(ctx context.Context, p *principal, req *wire.Request, t *keyspace.Tenant) (*wire.Response, int, error) {
+	if !req.Stale {
+		if err := s.node.ReadBarrier(ctx); err != nil {
+			return nil, 0, err
+		}
+		// Resolve again: the barrier may have applied a state change.
+		var err error
+		if t, err = s.resolveTenant(p, req.Tenant); err != nil {
+			return nil, 0, err
+		}
 	}
 	if !t.State.AllowsReads() {
-		return nil, raft.ErrTenantLocked
+		return nil, 0, raft.ErrTenantLocked
 	}
 	view, err := s.store.Tenant(t.ID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	switch req.Op {
-	case wire.OpGet:
+	if req.Op == wire.OpGet {
 		v, err := view.Get(req.Key)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return &wire.Response{Value: v}, nil
-	default: // OpScan
-		limit := req.Limit
-		if limit <= 0 || limit > maxScanPage {
-			limit = maxScanPage
-		}
-		it, err := view.NewIterator(req.Key, req.End, req.Reverse)
-		if err != nil {
-			return nil, err
-		}
-		defer it.Close()
-		resp := &wire.Response{}
-		size := 0
-		for it.Next() {
-			if len(resp.KVs) == limit || size >= maxScanBytes {
-				resp.More = true
-				break
-			}
-			kv := wire.KV{Key: append([]byte(nil), it.Key()...), Value: append([]byte(nil), it.Value()...)}
-			size += len(kv.Key) + len(kv.Value)
-			resp.KVs = append(resp.KVs, kv)
-		}
-		if err := it.Err(); err != nil {
-			return nil, err
-		}
-		return resp, nil
+		return &wire.Response{Value: v}, len(req.Key) + len(v), nil
 	}
+	limit := req.Limit
+	if limit <= 0 || limit > maxScanPage {
+		limit = maxScanPage
+	}
+	it, err := view.NewIterator(req.Key, req.End, req.Reverse)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer it.Close()
+	resp := &wire.Response{}
+	size := 0
+	for it.Next() {
+		if len(resp.KVs) == limit || size >= maxScanBytes {
+			resp.More = true
+			break
+		}
+		kv := wire.KV{Key: append([]byte(nil), it.Key()...), Value: append([]byte(nil), it.Value()...)}
+		size += len(kv.Key) + len(kv.Value)
+		resp.KVs = append(resp.KVs, kv)
+	}
+	if err := it.Err(); err != nil {
+		return nil, 0, err
+	}
+	return resp, size, nil
 }
 
 func (s *Server) handleWrite(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
 	if p.readOnly {
 		return nil, ErrPermissionDenied
 	}
-	var op raft.Op
+	var ops []raft.Op
+	var single [1]raft.Op
+	size := 0
 	switch req.Op {
-	case wire.OpSet:
-		if err := keyspace.CheckKey(req.Key); err != nil {
+	case wire.OpBatch:
+		if len(req.Muts) == 0 {
+			return &wire.Response{}, nil
+		}
+		ops = make([]raft.Op, len(req.Muts))
+		for i, m := range req.Muts {
+			op, err := mutationOp(m.Kind, m.Key, m.Value, m.End)
+			if err != nil {
+				return nil, fmt.Errorf("mutation %d: %w", i, err)
+			}
+			ops[i] = op
+			size += len(m.Key) + len(m.Value) + len(m.End)
+		}
+		if size > maxBatchBytes {
+			return nil, fmt.Errorf("%w: batch of %d bytes exceeds %d", ErrBatchTooLarge, size, maxBatchBytes)
+		}
+	default:
+		kind := map[wire.Op]uint8{wire.OpSet: wire.MutSet, wire.OpDelete: wire.MutDelete, wire.OpDeleteRange: wire.MutDeleteRange}[req.Op]
+		op, err := mutationOp(kind, req.Key, req.Value, req.End)
+		if err != nil {
 			return nil, err
 		}
-		if err := keyspace.CheckValue(req.Value); err != nil {
-			return nil, err
-		}
-		val := req.Value
-		if val == nil {
-			val = []byte{}
-		}
-		op = raft.Op{Kind: raft.OpSet, Key: req.Key, Value: val}
-	case wire.OpDelete:
-		if err := keyspace.CheckKey(req.Key); err != nil {
-			return nil, err
-		}
-		op = raft.Op{Kind: raft.OpDelete, Key: req.Key}
-	default: // OpDeleteRange
-		if err := keyspace.CheckRange(req.Key, req.End); err != nil {
-			return nil, err
-		}
-		op = raft.Op{Kind: raft.OpDeleteRange, Key: req.Key, End: req.End}
+		single[0] = op
+		ops = single[:]
+		size = len(req.Key) + len(req.Value)
 	}
 	if !s.node.IsLeader() {
 		return nil, raft.ErrNotLeader
 	}
-	t, err := s.resolveTenant(p, req.Tenant)
+	kind := dataOp(req.Op)
+	t, release, throttled, err := s.admitData(p, req, kind)
+	if err != nil || throttled != nil {
+		return throttled, err
+	}
+	defer release()
+	start := time.Now()
+	err = writable(t)
+	if err == nil {
+		cmd := &raft.TenantWrite{TenantID: t.ID, TenantName: t.Name, Ops: ops}
+		_, err = s.node.Propose(ctx, cmd)
+	}
+	s.usage.record(t.ID, kind, outcomeOf(err), time.Since(start), 0, size)
 	if err != nil {
 		return nil, err
 	}
-	if !t.State.AllowsWrites() {
-		if t.State == keyspace.StateReadOnly {
-			return nil, raft.ErrTenantReadOnly
-		}
-		return nil, raft.ErrTenantLocked
-	}
-	cmd := &raft.TenantWrite{TenantID: t.ID, TenantName: t.Name, Ops: []raft.Op{op}}
-	if _, err := s.node.Propose(ctx, cmd); err != nil {
-		return nil, err
-	}
 	return &wire.Response{}, nil
+}
+
+// maxBatchBytes caps the keys and values of one batch, like a transaction.
+const maxBatchBytes = 10 << 20
+
+// mutationOp validates one mutation and turns it into a raft operation.
+func mutationOp(kind uint8, key, value, end []byte) (raft.Op, error) {
+	switch kind {
+	case wire.MutSet:
+		if err := keyspace.CheckKey(key); err != nil {
+			return raft.Op{}, err
+		}
+		if err := keyspace.CheckValue(value); err != nil {
+			return raft.Op{}, err
+		}
+		if value == nil {
+			value = []byte{}
+		}
+		return raft.Op{Kind: raft.OpSet, Key: key, Value: value}, nil
+	case wire.MutDelete:
+		if err := keyspace.CheckKey(key); err != nil {
+			return raft.Op{}, err
+		}
+		return raft.Op{Kind: raft.OpDelete, Key: key}, nil
+	case wire.MutDeleteRange:
+		if err := keyspace.CheckRange(key, end); err != nil {
+			return raft.Op{}, err
+		}
+		return raft.Op{Kind: raft.OpDeleteRange, Key: key, End: end}, nil
+	}
+	return raft.Op{}, fmt.Errorf("%w: unknown mutation kind %d", ErrBadRequest, kind)
+}
+
+// writable is the server's early copy of the FSM's state check; the FSM
+// checks again at apply time.
+func writable(t *keyspace.Tenant) error {
+	switch t.State {
+	case keyspace.StateActive:
+		return nil
+	case keyspace.StateReadOnly:
+		return raft.ErrTenantReadOnly
+	default:
+		return raft.ErrTenantLocked
+	}
 }

@@ -1,24 +1,52 @@
 package server
 
 import (
-	"fmt"
 	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tenantkv/tenantkv/keyspace"
 )
 
-// metricsHandler serves node-level metrics in the Prometheus text format.
-// Per-tenant metrics arrive with the tenants issue.
+// metricsHandler serves the node's metrics in the Prometheus text format.
 func (s *Server) metricsHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		leader := 0
-		if s.node.IsLeader() {
-			leader = 1
-		}
-		fmt.Fprintf(w, "# HELP tenantkv_is_leader Whether this node is the raft leader.\n# TYPE tenantkv_is_leader gauge\ntenantkv_is_leader %d\n", leader)
-		fmt.Fprintf(w, "# HELP tenantkv_applied_index Last raft index applied to the store.\n# TYPE tenantkv_applied_index gauge\ntenantkv_applied_index %d\n", s.node.AppliedIndex())
-		s.mu.Lock()
-		n := len(s.conns)
-		s.mu.Unlock()
-		fmt.Fprintf(w, "# HELP tenantkv_client_connections Open client connections.\n# TYPE tenantkv_client_connections gauge\ntenantkv_client_connections %d\n", n)
-	})
+	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
+}
+
+// exactUsage returns the FSM's exact usage of tenant id.
+func (s *Server) exactUsage(id keyspace.TenantID) (bytes, keys uint64) {
+	u, err := s.node.FSM().Usage(id)
+	if err != nil {
+		return 0, 0
+	}
+	return u.Bytes, u.Keys
+}
+
+var (
+	leaderDesc  = prometheus.NewDesc("tenantkv_is_leader", "Whether this node is the raft leader.", nil, nil)
+	appliedDesc = prometheus.NewDesc("tenantkv_applied_index", "Last raft index applied to the store.", nil, nil)
+	connsDesc   = prometheus.NewDesc("tenantkv_client_connections", "Open client connections.", nil, nil)
+)
+
+// nodeCollector exports node-level gauges.
+type nodeCollector struct{ s *Server }
+
+func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- leaderDesc
+	ch <- appliedDesc
+	ch <- connsDesc
+}
+
+func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	leader := 0.0
+	if c.s.node.IsLeader() {
+		leader = 1
+	}
+	ch <- prometheus.MustNewConstMetric(leaderDesc, prometheus.GaugeValue, leader)
+	ch <- prometheus.MustNewConstMetric(appliedDesc, prometheus.GaugeValue, float64(c.s.node.AppliedIndex()))
+	c.s.mu.Lock()
+	n := len(c.s.conns)
+	c.s.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(n))
 }

@@ -17,7 +17,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/raft"
 	"github.com/tenantkv/tenantkv/store"
 )
@@ -106,6 +110,10 @@ type Server struct {
 	httpLn   net.Listener
 	httpSrv  *http.Server
 	maxFrame int
+	limits   limiter
+	exports  exports
+	usage    *usageTracker
+	registry *prometheus.Registry
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -189,8 +197,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.wg.Add(1)
+	s.usage = newUsageTracker(s.tenantName, s.exactUsage)
+	s.registry = prometheus.NewRegistry()
+	s.registry.MustRegister(s.usage, collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), nodeCollector{s})
+	s.wg.Add(2)
 	go s.acceptLoop()
+	go s.sweepExports()
 	if s.httpLn != nil {
 		s.serveHTTP()
 	}
@@ -400,4 +413,13 @@ func (s *Server) Close() error {
 		errs = append(errs, s.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// tenantName returns the current name of tenant id, for metrics.
+func (s *Server) tenantName(id keyspace.TenantID) (string, bool) {
+	t, err := s.node.FSM().TenantByID(id)
+	if err != nil {
+		return "", false
+	}
+	return t.Name, true
 }

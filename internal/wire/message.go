@@ -24,6 +24,7 @@ const (
 	OpDelete        Op = 12
 	OpDeleteRange   Op = 13
 	OpScan          Op = 14
+	OpBatch         Op = 15
 	OpCreateTenant  Op = 30
 	OpDeleteTenant  Op = 31
 	OpListTenants   Op = 32
@@ -32,6 +33,7 @@ const (
 	OpNewToken      Op = 35
 	OpListTokens    Op = 36
 	OpRevokeToken   Op = 37
+	OpExportTenant  Op = 38
 	OpClusterStatus Op = 50
 	OpClusterRemove Op = 51
 	OpClusterJoin   Op = 52
@@ -42,7 +44,7 @@ var opNames = map[Op]string{
 	OpDeleteRange: "delete-range", OpScan: "scan", OpCreateTenant: "create-tenant",
 	OpDeleteTenant: "delete-tenant", OpListTenants: "list-tenants", OpGetTenant: "get-tenant",
 	OpUpdateTenant: "update-tenant", OpNewToken: "new-token", OpListTokens: "list-tokens",
-	OpRevokeToken: "revoke-token", OpClusterStatus: "cluster-status",
+	OpRevokeToken: "revoke-token", OpBatch: "batch", OpExportTenant: "export-tenant", OpClusterStatus: "cluster-status",
 	OpClusterRemove: "cluster-remove", OpClusterJoin: "cluster-join",
 }
 
@@ -69,6 +71,11 @@ type Request struct {
 	Limit   int    `msgpack:"l,omitempty"`
 	Reverse bool   `msgpack:"r,omitempty"`
 	Stale   bool   `msgpack:"s,omitempty"` // serve from local state, possibly stale
+
+	// Batch: mutations applied atomically, in order, in one raft entry.
+	Muts []Mutation `msgpack:"mu,omitempty"`
+	// Export: the cursor of an export in progress ("" starts one).
+	Cursor string `msgpack:"cur,omitempty"`
 
 	// Hello.
 	Version int    `msgpack:"ver,omitempty"`
@@ -97,6 +104,21 @@ type TenantConfig struct {
 	MaxConcurrent *uint64           `msgpack:"mc,omitempty"`
 	MaxWatches    *uint64           `msgpack:"mw,omitempty"`
 	Labels        map[string]string `msgpack:"lbl,omitempty"`
+}
+
+// Mutation kinds of a batch.
+const (
+	MutSet         uint8 = 1
+	MutDelete      uint8 = 2
+	MutDeleteRange uint8 = 3
+)
+
+// Mutation is one write of a batch. DeleteRange uses Key as the start.
+type Mutation struct {
+	Kind  uint8  `msgpack:"k"`
+	Key   []byte `msgpack:"key,omitempty"`
+	Value []byte `msgpack:"v,omitempty"`
+	End   []byte `msgpack:"e,omitempty"`
 }
 
 // KV is a key and its value.
