@@ -39,6 +39,9 @@ type Config struct {
 	ListenAddr string
 	// RaftAddr is the address peers replicate over. Default 127.0.0.1:7401.
 	RaftAddr string
+	// RaftAdvertiseAddr, if set, is the raft address peers are told to dial
+	// instead of RaftAddr (behind NAT, or a fault-injecting proxy in tests).
+	RaftAdvertiseAddr string
 	// HTTPAddr serves /healthz, /readyz and /metrics. Default
 	// 127.0.0.1:7402; "-" disables it.
 	HTTPAddr string
