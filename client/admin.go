@@ -99,8 +99,93 @@ func (db *DB) DeleteTenant(ctx context.Context, name string) error {
 	return db.do(ctx, &wire.Request{Op: wire.OpDeleteTenant, Name: name}, &resp, false)
 }
 
-// TenantInfo describes one tenant. An unknown name is an error matching
-// ErrTenantNotFound.
+// TenantUpdate is a change to a tenant's state, limits or labels. Nil
+// pointers, an empty State and a nil Labels map leave that part unchanged; a
+// limit pointing at zero removes the limit. A nil *TenantUpdate changes
+// nothing.
+type TenantUpdate struct {
+	// State is the new state: "active", "read-only" (reads allowed, writes
+	// refused) or "locked" (everything refused). Empty: unchanged.
+	State string
+
+	MaxBytes      *uint64 // logical bytes stored (keys + values)
+	MaxKeys       *uint64 // keys stored
+	OpsPerSec     *uint64 // sustained requests per second
+	Burst         *uint64 // requests above OpsPerSec allowed in a burst
+	MaxConcurrent *uint64 // requests in flight at once
+	MaxWatches    *uint64 // watches open at once
+
+	// Labels, when not nil, replace all of the tenant's labels. Protocol
+	// version 1 cannot send an empty set: a non-nil empty map is refused
+	// with ErrInvalidArgument rather than silently ignored.
+	Labels map[string]string
+}
+
+// Tenant states, as TenantInfo.State reports them and TenantUpdate.State and
+// ListOptions.State take them.
+const (
+	StateActive   = "active"
+	StateReadOnly = "read-only"
+	StateLocked   = "locked"
+)
+
+func checkState(s string) error {
+	switch s {
+	case "", StateActive, StateReadOnly, StateLocked:
+		return nil
+	}
+	return fmt.Errorf("%w: state %q is not one of %s, %s, %s", ErrInvalidArgument, s, StateActive, StateReadOnly, StateLocked)
+}
+
+// UpdateTenant changes the tenant's state, limits or labels in one replicated
+// write and returns the tenant as it is afterwards. A state change takes
+// effect at once on every node: requests already admitted may complete. It
+// needs an operator token. An unknown name is an error matching
+// ErrTenantNotFound; a bad state one matching ErrInvalidArgument.
+func (db *DB) UpdateTenant(ctx context.Context, name string, u *TenantUpdate) (*TenantInfo, error) {
+	req := wire.Request{Op: wire.OpUpdateTenant, Name: name}
+	if u != nil {
+		if err := checkState(u.State); err != nil {
+			return nil, err
+		}
+		if u.Labels != nil && len(u.Labels) == 0 {
+			return nil, fmt.Errorf("%w: cannot replace the labels with an empty set", ErrInvalidArgument)
+		}
+		req.State = u.State
+		if u.MaxBytes != nil || u.MaxKeys != nil || u.OpsPerSec != nil || u.Burst != nil ||
+			u.MaxConcurrent != nil || u.MaxWatches != nil || u.Labels != nil {
+			req.Config = &wire.TenantConfig{
+				MaxBytes: u.MaxBytes, MaxKeys: u.MaxKeys, OpsPerSec: u.OpsPerSec, Burst: u.Burst,
+				MaxConcurrent: u.MaxConcurrent, MaxWatches: u.MaxWatches, Labels: maps.Clone(u.Labels),
+			}
+		}
+	}
+	var resp wire.Response
+	if err := db.do(ctx, &req, &resp, false); err != nil {
+		return nil, err
+	}
+	if resp.Tenant == nil {
+		return nil, fmt.Errorf("%w: update-tenant answer without a tenant", ErrInternal)
+	}
+	return tenantInfoOf(resp.Tenant), nil
+}
+
+// RenameTenant gives the tenant named old the name newName. The tenant keeps
+// its ID, and so its keys; tokens bound to it keep working. It needs an
+// operator token. A taken name is an error matching ErrTenantExists.
+func (db *DB) RenameTenant(ctx context.Context, old, newName string) error {
+	if newName == "" {
+		return fmt.Errorf("%w: empty new name", ErrInvalidName)
+	}
+	var resp wire.Response
+	return db.do(ctx, &wire.Request{Op: wire.OpUpdateTenant, Name: old, NewName: newName}, &resp, false)
+}
+
+// TenantInfo describes one tenant: its state, limits, labels and usage. An
+// operator token may name any tenant; a tenant token only its own, which an
+// empty name also means. An unknown name is an error matching
+// ErrTenantNotFound (for a tenant token, naming another tenant matches
+// ErrPermissionDenied whether it exists or not).
 func (db *DB) TenantInfo(ctx context.Context, name string) (*TenantInfo, error) {
 	var resp wire.Response
 	if err := db.do(ctx, &wire.Request{Op: wire.OpGetTenant, Name: name}, &resp, true); err != nil {
@@ -112,41 +197,83 @@ func (db *DB) TenantInfo(ctx context.Context, name string) (*TenantInfo, error) 
 	return tenantInfoOf(resp.Tenant), nil
 }
 
+// ListOptions select a page of tenants. A nil *ListOptions means the first
+// page of every tenant, at the server's page size.
+type ListOptions struct {
+	// After is the cursor: only tenants whose name sorts after it are
+	// listed. Empty: from the first tenant.
+	After string
+	// Limit is the most tenants in the page; zero means the server's page
+	// size (1,000), which also caps larger values.
+	Limit int
+	// State, when not empty, lists only tenants in that state.
+	State string
+}
+
+// ListTenantsPage returns one page of tenants in name order, and the cursor
+// of the next page: pass it as ListOptions.After, and stop when it is
+// empty. A page may be shorter than Limit, even empty, with more to come.
+// It needs an operator token.
+func (db *DB) ListTenantsPage(ctx context.Context, opts *ListOptions) ([]TenantInfo, string, error) {
+	var o ListOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Limit < 0 {
+		return nil, "", fmt.Errorf("%w: negative Limit %d", ErrInvalidArgument, o.Limit)
+	}
+	if err := checkState(o.State); err != nil {
+		return nil, "", err
+	}
+	var resp wire.Response
+	req := wire.Request{Op: wire.OpListTenants, After: o.After, Limit: o.Limit, State: o.State}
+	if err := db.do(ctx, &req, &resp, true); err != nil {
+		return nil, "", err
+	}
+	if resp.Next != "" && resp.Next <= o.After {
+		return nil, "", fmt.Errorf("%w: list-tenants cursor %q does not advance past %q", ErrInternal, resp.Next, o.After)
+	}
+	out := make([]TenantInfo, len(resp.Tenants))
+	for i := range resp.Tenants {
+		out[i] = *tenantInfoOf(&resp.Tenants[i])
+	}
+	return out, resp.Next, nil
+}
+
 // ListTenants returns every tenant in name order, fetched page by page. It
 // needs an operator token. Like Range, a list of several pages is not one
 // snapshot.
 func (db *DB) ListTenants(ctx context.Context) ([]TenantInfo, error) {
+	return db.listAll(ctx, "")
+}
+
+// listAll pages through every tenant in state (any state if empty).
+func (db *DB) listAll(ctx context.Context, state string) ([]TenantInfo, error) {
 	var out []TenantInfo
-	after := ""
+	opts := ListOptions{State: state}
 	for {
-		var resp wire.Response
-		if err := db.do(ctx, &wire.Request{Op: wire.OpListTenants, After: after}, &resp, true); err != nil {
+		page, next, err := db.ListTenantsPage(ctx, &opts)
+		if err != nil {
 			return nil, err
 		}
-		for i := range resp.Tenants {
-			out = append(out, *tenantInfoOf(&resp.Tenants[i]))
-		}
-		if resp.Next == "" {
+		out = append(out, page...)
+		if next == "" {
 			return out, nil
 		}
-		if resp.Next == after {
-			return nil, fmt.Errorf("%w: list-tenants cursor %q does not advance", ErrInternal, after)
-		}
-		after = resp.Next
+		opts.After = next
 	}
 }
 
-// NewTenantToken creates a read-write token for the tenant and returns its
-// secret, which is shown only this once. It needs an operator token.
+// NewTenantToken creates a read-write token for the tenant, without expiry,
+// and returns its secret, which is shown only this once. It needs an
+// operator token. Unlike NewToken, an empty tenant is an error matching
+// ErrInvalidName, never an operator token.
 func (db *DB) NewTenantToken(ctx context.Context, tenant string) (string, error) {
-	var resp wire.Response
-	if err := db.do(ctx, &wire.Request{Op: wire.OpNewToken, Name: tenant}, &resp, false); err != nil {
-		return "", err
+	if tenant == "" {
+		return "", fmt.Errorf("%w: empty tenant name", ErrInvalidName)
 	}
-	if resp.Token == "" {
-		return "", fmt.Errorf("%w: new-token answer without a token", ErrInternal)
-	}
-	return resp.Token, nil
+	secret, _, err := db.NewToken(ctx, tenant, nil)
+	return secret, err
 }
 
 // ClusterStatus describes the cluster as seen by the node the DB sends

@@ -18,6 +18,31 @@
 // and no handle can reach another tenant's keys. DB.Identity tells which kind
 // of token the DB holds.
 //
+// # Managing tenants
+//
+// With an operator token, a DB manages tenants: CreateTenant (with limits
+// and labels), TenantInfo (state, limits, labels, exact usage; a tenant
+// token may ask about its own tenant), ListTenants or ListTenantsPage (paged,
+// filtered by state), UpdateTenant (state "active", "read-only" or "locked",
+// limits, labels), RenameTenant (the ID, keys and tokens stay) and
+// DeleteTenant. Tokens: NewToken (bound to a tenant, or a new operator token;
+// read-only and expiring ones too), ListTokens and RevokeToken, whose effect
+// reaches connections already open.
+//
+// # Batches
+//
+// Tenant.NewBatch collects sets, deletes and range deletes and Batch.Commit
+// applies them atomically in one replicated write, up to MaxBatchSize bytes.
+// A storage quota is checked against the batch as a whole.
+//
+// # Export and import
+//
+// DB.ExportTenant writes a consistent snapshot of a tenant, its record and
+// every pair, in a documented, checksummed file format (ExportWriter,
+// ExportReader; docs/OPERATIONS.md). DB.ImportTenant verifies such a file
+// completely before it writes anything, then loads it into a new or empty
+// tenant, on this cluster or another.
+//
 // # Connections and leaders
 //
 // A DB keeps at most one TCP (or TLS) connection per node and sends any number

@@ -64,6 +64,13 @@ var (
 	ErrTxTooOld = errors.New("tenantkv: transaction too old")
 	// ErrTxTooLarge: a transaction is larger than the server accepts.
 	ErrTxTooLarge = errors.New("tenantkv: transaction too large")
+	// ErrTxDone: a transaction was used after its function returned.
+	// (Raised by the client, never by a server.)
+	ErrTxDone = errors.New("tenantkv: transaction already finished")
+	// ErrWatchTooOld: a watch asked for changes after a version older than
+	// the tenant's retained write history; read again, then watch from the
+	// version read.
+	ErrWatchTooOld = errors.New("tenantkv: watch version too old")
 	// ErrInternal: the server failed; the message says no more.
 	ErrInternal = errors.New("tenantkv: internal error")
 	// ErrBadRequest: the server could not make sense of a request (a
@@ -72,6 +79,13 @@ var (
 	ErrBadRequest = errors.New("tenantkv: bad request")
 	// ErrClosed: the DB was closed.
 	ErrClosed = errors.New("tenantkv: client closed")
+	// ErrTenantNotEmpty: an import was asked to load into a tenant that
+	// already holds keys. (Raised by the client, never by a server.)
+	ErrTenantNotEmpty = errors.New("tenantkv: tenant not empty")
+	// ErrCorruptExport: an export file is not sound (truncated, a wrong
+	// checksum, a bad length, keys out of order, an unknown version).
+	// (Raised by the client, never by a server.)
+	ErrCorruptExport = errors.New("tenantkv: corrupt export file")
 )
 
 // Code is the stable numeric code of a server error, as sent on the wire.
@@ -114,6 +128,7 @@ var codeErrors = map[wire.Code]error{
 	wire.CodeTxTooOld:         ErrTxTooOld,
 	wire.CodeTxTooLarge:       ErrTxTooLarge,
 	wire.CodeInvalidArgument:  ErrInvalidArgument,
+	wire.CodeWatchTooOld:      ErrWatchTooOld,
 }
 
 // Error is an error answered by a server. errors.Is(err, ErrNotFound) and

@@ -24,9 +24,10 @@ type fakeServer struct {
 	wg   sync.WaitGroup
 
 	mu       sync.Mutex
-	tokens   map[string]fakeIdentity
+	tokens   map[string]fakeIdentity // by secret
 	tenants  map[string]*wire.TenantInfo
 	data     map[string]map[string][]byte
+	exports  map[string][]wire.KV // export snapshots by cursor
 	nextID   uint64
 	pageCap  int // most pairs per scan page
 	listPage int // most tenants per list page
@@ -44,8 +45,13 @@ type fakeServer struct {
 }
 
 type fakeIdentity struct {
+	secret   string
+	id       string // token ID
 	operator bool
 	tenant   string
+	readOnly bool
+	created  time.Time
+	expires  time.Time
 }
 
 // fakeAction tells the fake what to do with one request.
@@ -73,12 +79,16 @@ func newFakeServerTLS(t testing.TB, cfg *tls.Config) *fakeServer {
 		ln = tls.NewListener(ln, cfg)
 	}
 	s := &fakeServer{
-		t:        t,
-		ln:       ln,
-		addr:     ln.Addr().String(),
-		tokens:   map[string]fakeIdentity{opToken: {operator: true}, acmeToken: {tenant: "acme"}},
+		t:    t,
+		ln:   ln,
+		addr: ln.Addr().String(),
+		tokens: map[string]fakeIdentity{
+			opToken:   {secret: opToken, id: "00000000000000aa", operator: true},
+			acmeToken: {secret: acmeToken, id: "00000000000000bb", tenant: "acme"},
+		},
 		tenants:  make(map[string]*wire.TenantInfo),
 		data:     make(map[string]map[string][]byte),
+		exports:  make(map[string][]wire.KV),
 		nextID:   1,
 		pageCap:  1000,
 		listPage: 1000,
@@ -191,7 +201,7 @@ func (s *fakeServer) serveConn(nc net.Conn) {
 	s.hellos++
 	id, ok := s.tokens[req.Token]
 	s.mu.Unlock()
-	if !ok {
+	if !ok || (!id.expires.IsZero() && time.Now().After(id.expires)) {
 		s.write(fc, &wire.Response{ID: req.ID, Code: wire.CodePermissionDenied, Msg: "invalid token"})
 		return
 	}
@@ -312,11 +322,17 @@ func (s *fakeServer) handle(id fakeIdentity, req *wire.Request) *wire.Response {
 		resp.Code, resp.Leader = s.redirectCode, s.redirectLeader
 		return resp
 	}
+	// Revocation, expiry and renames take effect at once, as on a server.
+	cur, ok := s.tokens[id.secret]
+	if !ok || (!cur.expires.IsZero() && time.Now().After(cur.expires)) {
+		return fail(wire.CodePermissionDenied, "permission denied")
+	}
+	id = cur
 	switch req.Op {
 	case wire.OpPing:
 		resp.NodeID = s.addr
 		return resp
-	case wire.OpGet, wire.OpSet, wire.OpDelete, wire.OpDeleteRange, wire.OpScan:
+	case wire.OpGet, wire.OpSet, wire.OpDelete, wire.OpDeleteRange, wire.OpScan, wire.OpBatch:
 		tenant := req.Tenant
 		if tenant == "" {
 			tenant = id.tenant
@@ -328,7 +344,33 @@ func (s *fakeServer) handle(id fakeIdentity, req *wire.Request) *wire.Response {
 		if !ok {
 			return fail(wire.CodeTenantNotFound, "tenantkv: tenant not found: "+tenant)
 		}
-		return s.handleData(kv, req, resp)
+		write := req.Op != wire.OpGet && req.Op != wire.OpScan
+		switch st := s.tenants[tenant].State; {
+		case write && id.readOnly:
+			return fail(wire.CodePermissionDenied, "permission denied")
+		case st == "locked":
+			return fail(wire.CodeTenantLocked, "")
+		case write && st == "read-only":
+			return fail(wire.CodeTenantReadOnly, "")
+		}
+		if req.Op == wire.OpBatch {
+			return s.handleBatch(s.tenants[tenant], kv, req, resp)
+		}
+		return s.handleData(s.tenants[tenant], kv, req, resp)
+	case wire.OpGetTenant:
+		if !id.operator && req.Name != "" && req.Name != id.tenant {
+			return fail(wire.CodePermissionDenied, "permission denied")
+		}
+		name := req.Name
+		if name == "" {
+			name = id.tenant
+		}
+		t, ok := s.tenants[name]
+		if !ok {
+			return fail(wire.CodeTenantNotFound, "")
+		}
+		resp.Tenant = s.withUsage(t)
+		return resp
 	}
 	if !id.operator {
 		return fail(wire.CodePermissionDenied, "permission denied")
@@ -348,36 +390,62 @@ func (s *fakeServer) handle(id fakeIdentity, req *wire.Request) *wire.Response {
 		}
 		delete(s.tenants, req.Name)
 		delete(s.data, req.Name)
-	case wire.OpGetTenant:
-		t, ok := s.tenants[req.Name]
-		if !ok {
-			return fail(wire.CodeTenantNotFound, "")
-		}
-		c := *t
-		c.Usage.Keys = uint64(len(s.data[req.Name]))
-		resp.Tenant = &c
 	case wire.OpListTenants:
 		names := make([]string, 0, len(s.tenants))
-		for n := range s.tenants {
-			if n > req.After {
+		for n, t := range s.tenants {
+			if n > req.After && (req.State == "" || t.State == req.State) {
 				names = append(names, n)
 			}
 		}
 		sort.Strings(names)
-		if len(names) > s.listPage {
-			names = names[:s.listPage]
+		limit := s.listPage
+		if req.Limit > 0 && req.Limit < limit {
+			limit = req.Limit
+		}
+		if len(names) > limit {
+			names = names[:limit]
 			resp.Next = names[len(names)-1]
 		}
 		for _, n := range names {
-			resp.Tenants = append(resp.Tenants, *s.tenants[n])
+			resp.Tenants = append(resp.Tenants, *s.withUsage(s.tenants[n]))
 		}
+	case wire.OpUpdateTenant:
+		return s.updateTenant(req, resp)
 	case wire.OpNewToken:
+		if _, ok := s.tenants[req.Name]; !ok && req.Name != "" {
+			return fail(wire.CodeTenantNotFound, "")
+		}
+		n := len(s.tokens) + 1
+		idn := fmt.Sprintf("%016x", n)
+		tok := fmt.Sprintf("tkv_%s_secret%d", idn, n)
+		ident := fakeIdentity{secret: tok, id: idn, operator: req.Name == "", tenant: req.Name,
+			readOnly: req.ReadOnly, created: time.Now().UTC()}
+		if req.TTL > 0 {
+			ident.expires = ident.created.Add(req.TTL)
+		}
+		s.tokens[tok] = ident
+		resp.Token, resp.TokenID = tok, idn
+	case wire.OpListTokens:
 		if _, ok := s.tenants[req.Name]; !ok {
 			return fail(wire.CodeTenantNotFound, "")
 		}
-		tok := fmt.Sprintf("tok-%s-%d", req.Name, len(s.tokens))
-		s.tokens[tok] = fakeIdentity{tenant: req.Name}
-		resp.Token, resp.TokenID = tok, fmt.Sprint(len(s.tokens))
+		for _, ident := range s.tokens {
+			if ident.tenant == req.Name && !ident.operator {
+				resp.Tokens = append(resp.Tokens, wire.TokenInfo{ID: ident.id, Tenant: ident.tenant,
+					ReadOnly: ident.readOnly, CreatedAt: ident.created, ExpiresAt: ident.expires})
+			}
+		}
+		sort.Slice(resp.Tokens, func(i, j int) bool { return resp.Tokens[i].ID < resp.Tokens[j].ID })
+	case wire.OpRevokeToken:
+		for secret, ident := range s.tokens {
+			if ident.id == req.Name {
+				delete(s.tokens, secret)
+				return resp
+			}
+		}
+		return fail(wire.CodeTokenNotFound, "")
+	case wire.OpExportTenant:
+		return s.exportTenant(req, resp)
 	case wire.OpClusterStatus:
 		resp.Cluster = &wire.ClusterStatus{NodeID: "n1", LeaderID: "n1", Term: 3, AppliedIndex: 10, CommitIndex: 11,
 			Members: []wire.Member{{ID: "n1", RaftAddr: "r1", ClientAddr: s.addr, HTTPAddr: "h1", Suffrage: "voter", Leader: true}}}
@@ -421,7 +489,7 @@ func (s *fakeServer) createTenant(name string, cfg *wire.TenantConfig) *wire.Ten
 	return t
 }
 
-func (s *fakeServer) handleData(kv map[string][]byte, req *wire.Request, resp *wire.Response) *wire.Response {
+func (s *fakeServer) handleData(t *wire.TenantInfo, kv map[string][]byte, req *wire.Request, resp *wire.Response) *wire.Response {
 	switch req.Op {
 	case wire.OpGet:
 		v, ok := kv[string(req.Key)]
@@ -431,7 +499,16 @@ func (s *fakeServer) handleData(kv map[string][]byte, req *wire.Request, resp *w
 		}
 		resp.Value = bytes.Clone(v)
 	case wire.OpSet:
+		old, had := kv[string(req.Key)]
 		kv[string(req.Key)] = bytes.Clone(req.Value)
+		if overQuota(t, kv) {
+			if had {
+				kv[string(req.Key)] = old
+			} else {
+				delete(kv, string(req.Key))
+			}
+			resp.Code = wire.CodeQuotaExceeded
+		}
 	case wire.OpDelete:
 		delete(kv, string(req.Key))
 	case wire.OpDeleteRange, wire.OpScan:
@@ -468,6 +545,164 @@ func (s *fakeServer) handleData(kv map[string][]byte, req *wire.Request, resp *w
 		for _, k := range keys {
 			resp.KVs = append(resp.KVs, wire.KV{Key: []byte(k), Value: bytes.Clone(kv[k])})
 		}
+	}
+	return resp
+}
+
+// withUsage returns a copy of t with its exact usage; the caller holds s.mu.
+func (s *fakeServer) withUsage(t *wire.TenantInfo) *wire.TenantInfo {
+	c := *t
+	c.Usage.Keys, c.Usage.LogicalBytes = usageOf(s.data[t.Name])
+	return &c
+}
+
+func usageOf(kv map[string][]byte) (keys, nbytes uint64) {
+	for k, v := range kv {
+		keys++
+		nbytes += uint64(len(k) + len(v))
+	}
+	return keys, nbytes
+}
+
+// overQuota reports whether kv breaks t's storage limits.
+func overQuota(t *wire.TenantInfo, kv map[string][]byte) bool {
+	keys, nbytes := usageOf(kv)
+	return (t.Limits.MaxKeys != 0 && keys > t.Limits.MaxKeys) || (t.Limits.MaxBytes != 0 && nbytes > t.Limits.MaxBytes)
+}
+
+// updateTenant serves OpUpdateTenant; the caller holds s.mu.
+func (s *fakeServer) updateTenant(req *wire.Request, resp *wire.Response) *wire.Response {
+	t, ok := s.tenants[req.Name]
+	if !ok {
+		resp.Code = wire.CodeTenantNotFound
+		return resp
+	}
+	switch req.State {
+	case "", "active", "read-only", "locked":
+	default:
+		resp.Code, resp.Msg = wire.CodeInvalidArgument, "tenantkv: invalid state "+req.State
+		return resp
+	}
+	if req.NewName != "" && req.NewName != t.Name {
+		if _, taken := s.tenants[req.NewName]; taken {
+			resp.Code = wire.CodeTenantExists
+			return resp
+		}
+		old := t.Name
+		delete(s.tenants, old)
+		s.data[req.NewName] = s.data[old]
+		delete(s.data, old)
+		t.Name = req.NewName
+		s.tenants[t.Name] = t
+		for secret, ident := range s.tokens {
+			if ident.tenant == old {
+				ident.tenant = t.Name
+				s.tokens[secret] = ident
+			}
+		}
+	}
+	if req.State != "" {
+		t.State = req.State
+	}
+	if c := req.Config; c != nil {
+		set := func(dst *uint64, src *uint64) {
+			if src != nil {
+				*dst = *src
+			}
+		}
+		set(&t.Limits.MaxBytes, c.MaxBytes)
+		set(&t.Limits.MaxKeys, c.MaxKeys)
+		set(&t.Limits.OpsPerSec, c.OpsPerSec)
+		set(&t.Limits.Burst, c.Burst)
+		set(&t.Limits.MaxConcurrent, c.MaxConcurrent)
+		set(&t.Limits.MaxWatches, c.MaxWatches)
+		if c.Labels != nil {
+			t.Labels = c.Labels
+		}
+	}
+	resp.Tenant = s.withUsage(t)
+	return resp
+}
+
+// handleBatch applies a batch atomically: every mutation or none.
+func (s *fakeServer) handleBatch(t *wire.TenantInfo, kv map[string][]byte, req *wire.Request, resp *wire.Response) *wire.Response {
+	next := make(map[string][]byte, len(kv))
+	for k, v := range kv {
+		next[k] = v
+	}
+	size := 0
+	for i, m := range req.Muts {
+		size += len(m.Key) + len(m.Value) + len(m.End)
+		switch m.Kind {
+		case wire.MutSet:
+			if len(m.Key) == 0 {
+				resp.Code, resp.Msg = wire.CodeInvalidKey, fmt.Sprintf("mutation %d", i)
+				return resp
+			}
+			next[string(m.Key)] = bytes.Clone(m.Value)
+		case wire.MutDelete:
+			delete(next, string(m.Key))
+		case wire.MutDeleteRange:
+			for k := range next {
+				if k >= string(m.Key) && (len(m.End) == 0 || k < string(m.End)) {
+					delete(next, k)
+				}
+			}
+		default:
+			resp.Code = wire.CodeBadRequest
+			return resp
+		}
+	}
+	if size > 10<<20 {
+		resp.Code = wire.CodeTxTooLarge
+		return resp
+	}
+	if overQuota(t, next) {
+		resp.Code = wire.CodeQuotaExceeded
+		return resp
+	}
+	clear(kv)
+	for k, v := range next {
+		kv[k] = v
+	}
+	return resp
+}
+
+// exportTenant serves OpExportTenant from a copy of the tenant's pairs
+// taken by the first request; the caller holds s.mu.
+func (s *fakeServer) exportTenant(req *wire.Request, resp *wire.Response) *wire.Response {
+	var snap []wire.KV
+	if req.Cursor == "" {
+		t, ok := s.tenants[req.Name]
+		if !ok {
+			resp.Code = wire.CodeTenantNotFound
+			return resp
+		}
+		resp.Tenant = s.withUsage(t)
+		for k, v := range s.data[req.Name] {
+			snap = append(snap, wire.KV{Key: []byte(k), Value: bytes.Clone(v)})
+		}
+		sort.Slice(snap, func(i, j int) bool { return bytes.Compare(snap[i].Key, snap[j].Key) < 0 })
+	} else {
+		var ok bool
+		if snap, ok = s.exports[req.Cursor]; !ok {
+			resp.Code, resp.Msg = wire.CodeInvalidArgument, "tenantkv: export cursor not found"
+			return resp
+		}
+		delete(s.exports, req.Cursor)
+	}
+	i := sort.Search(len(snap), func(i int) bool { return bytes.Compare(snap[i].Key, req.Key) >= 0 })
+	snap = snap[i:]
+	limit := s.pageCap
+	if req.Limit > 0 && req.Limit < limit {
+		limit = req.Limit
+	}
+	if len(snap) > limit {
+		resp.KVs, resp.More = snap[:limit], true
+		resp.Next = fmt.Sprintf("cur%d", len(s.exports)+len(s.reqs))
+		s.exports[resp.Next] = snap
+	} else {
+		resp.KVs = snap
 	}
 	return resp
 }

@@ -26,6 +26,9 @@ import (
 type applier struct {
 	b   *store.Batch
 	sys *store.SystemView
+	// touched collects the tenants whose data, version, state or existence
+	// changed, for the FSM's observer (txnapply.go).
+	touched map[keyspace.TenantID]struct{}
 }
 
 func newApplier(b *store.Batch) *applier { return &applier{b: b, sys: b.System()} }
@@ -44,6 +47,10 @@ func (a *applier) apply(index uint64, data []byte) (*Result, error) {
 	switch c := cmd.(type) {
 	case *TenantWrite:
 		err = a.tenantWrite(c, res)
+	case *TxnCommit:
+		err = a.txnCommit(c, res)
+	case *CompareAndSwap:
+		err = a.compareAndSwap(c, res)
 	case *CreateTenant:
 		err = a.createTenant(c, res)
 	case *UpdateTenant:
@@ -124,56 +131,25 @@ func (a *applier) nameTaken(name string) (bool, error) {
 }
 
 func (a *applier) tenantWrite(c *TenantWrite, res *Result) error {
-	t, err := a.tenant(c.TenantID)
+	t, err := a.checkTenant(c.TenantID, c.TenantName, true)
 	if err != nil {
 		return err
 	}
-	if t.Name != c.TenantName {
-		return fmt.Errorf("%w: id %d is named %q, not %q", ErrTenantNotFound, c.TenantID, t.Name, c.TenantName)
-	}
-	if err := writable(t); err != nil {
-		return err
+	res.TenantID = c.TenantID
+	if len(c.Ops) == 0 {
+		return nil
 	}
 	v, err := a.b.Tenant(c.TenantID)
 	if err != nil {
 		return fatal("tenant view %d: %w", c.TenantID, err)
 	}
-	// Usage is exact: computed from the values the ops replace, checked
-	// against the limits, and written in the same batch as the data.
-	dBytes, dKeys, err := usageDelta(v, c.Ops)
+	st, err := a.versionState(c.TenantID)
 	if err != nil {
-		return fatal("tenant %d usage delta: %w", c.TenantID, err)
-	}
-	cur, err := readUsage(a.sys, c.TenantID)
-	if err != nil {
-		return fatal("tenant %d usage: %w", c.TenantID, err)
-	}
-	next := Usage{Bytes: applyDelta(cur.Bytes, dBytes), Keys: applyDelta(cur.Keys, dKeys)}
-	if err := checkQuota(t, next, dBytes, dKeys); err != nil {
 		return err
 	}
-	// Checks are done (validate ran on every op): write.
-	if next != cur {
-		if err := a.set(keyspace.TenantMetaKey(c.TenantID, usageName), encodeUsage(next)); err != nil {
-			return err
-		}
-	}
-	for i := range c.Ops {
-		op := &c.Ops[i]
-		switch op.Kind {
-		case OpSet:
-			err = v.Set(op.Key, op.Value)
-		case OpDelete:
-			err = v.Delete(op.Key)
-		case OpDeleteRange:
-			err = v.DeleteRange(op.Key, op.End)
-		}
-		if err != nil {
-			return fatal("tenant %d op %d (%s): %w", c.TenantID, i, op.Kind, err)
-		}
-	}
-	res.TenantID = c.TenantID
-	return nil
+	// Quota check, then the data at the next version, the usage counters
+	// and the write history, all in this batch (txnapply.go).
+	return a.commitOps(t, v, st, c.Ops, c.At, nil, res)
 }
 
 // writable maps a tenant's state to the error a write gets.
@@ -274,6 +250,7 @@ func (a *applier) updateTenant(c *UpdateTenant, res *Result) error {
 		return err
 	}
 	res.TenantID, res.Tenant = t.ID, t
+	a.touch(t.ID)
 	return nil
 }
 
@@ -326,6 +303,7 @@ func (a *applier) deleteTenant(c *DeleteTenant, res *Result) error {
 		}
 	}
 	res.TenantID = c.ID
+	a.touch(c.ID)
 	return nil
 }
 

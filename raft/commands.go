@@ -50,7 +50,9 @@ const (
 	typeSetMember    commandType = 7
 	typeRemoveMember commandType = 8
 	typeNoop         commandType = 9
-	// Reserved for later issues: transactions, quotas.
+	// Transactions (txn.go).
+	typeTxnCommit      commandType = 10
+	typeCompareAndSwap commandType = 11
 )
 
 // Command is a replicated state change. The set of commands is closed: only
@@ -85,6 +87,14 @@ func (k OpKind) String() string {
 		return "delete"
 	case OpDeleteRange:
 		return "delete-range"
+	case OpAdd:
+		return "add"
+	case OpMin:
+		return "min"
+	case OpMax:
+		return "max"
+	case OpCompareAndClear:
+		return "compare-and-clear"
 	}
 	return fmt.Sprintf("op(%d)", uint8(k))
 }
@@ -129,6 +139,9 @@ type TenantWrite struct {
 	TenantID   keyspace.TenantID `msgpack:"id"`
 	TenantName string            `msgpack:"name"`
 	Ops        []Op              `msgpack:"ops"`
+	// At is the proposer's clock (Unix nanoseconds), for the retention of
+	// the tenant's write history (txnlog.go); zero means unknown.
+	At int64 `msgpack:"at,omitempty"`
 }
 
 func (*TenantWrite) commandType() commandType { return typeTenantWrite }
@@ -332,6 +345,10 @@ func newCommand(t commandType) Command {
 		return &RemoveMember{}
 	case typeNoop:
 		return &noop{}
+	case typeTxnCommit:
+		return &TxnCommit{}
+	case typeCompareAndSwap:
+		return &CompareAndSwap{}
 	}
 	return nil
 }

@@ -28,6 +28,12 @@ type Result struct {
 	// Replayed is set for an entry at or below the applied index recorded in
 	// the store: it was applied before a restart and was skipped.
 	Replayed bool
+	// Version is the tenant's version after a TenantWrite, TxnCommit or
+	// CompareAndSwap: the version of its write, or, for one that wrote
+	// nothing, the version it was checked at.
+	Version uint64
+	// Swapped reports whether a CompareAndSwap swapped.
+	Swapped bool
 
 	err error
 }
@@ -64,6 +70,9 @@ type FSM struct {
 	// restoreBroken is set while the store holds a partial restore: no entry
 	// may be applied on top of it until a Restore succeeds.
 	restoreBroken bool
+
+	// observer is the function set by OnApplied (txnread.go).
+	observer atomic.Pointer[func([]keyspace.TenantID)]
 }
 
 var _ hraft.BatchingFSM = (*FSM)(nil)
@@ -236,6 +245,7 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 		return out
 	}
 	f.setApplied(last)
+	f.notify(a.touched)
 	f.batches.Add(1)
 	f.entries.Add(int64(len(logs)))
 	return out
@@ -290,6 +300,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.restoreBroken = false
 	f.mu.Unlock()
 	f.setApplied(idx)
+	f.notifyAll()
 	f.restores.Add(1)
 	f.logger.Info("raft: restored store from snapshot", "applied_index", idx)
 	return nil

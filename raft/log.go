@@ -44,9 +44,9 @@ func toSlogLevel(level hclog.Level) slog.Level {
 	}
 }
 
-// args turns hclog key/value pairs into slog attributes, rendering hclog.Fmt
+// hclogArgs turns hclog key/value pairs into slog attributes, rendering hclog.Fmt
 // values.
-func args(kv []any) []any {
+func hclogArgs(kv []any) []any {
 	out := make([]any, 0, len(kv))
 	for i, v := range kv {
 		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
@@ -76,7 +76,7 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, kv ...any) {
 	if !h.l.Enabled(ctx, lvl) {
 		return
 	}
-	h.l.Log(ctx, lvl, msg, args(kv)...)
+	h.l.Log(ctx, lvl, msg, hclogArgs(kv)...)
 }
 
 func (h *hclogAdapter) Trace(msg string, kv ...any) { h.Log(hclog.Trace, msg, kv...) }
@@ -96,7 +96,7 @@ func (h *hclogAdapter) IsError() bool { return h.enabled(slog.LevelError) }
 func (h *hclogAdapter) ImpliedArgs() []any { return h.implied }
 
 func (h *hclogAdapter) With(kv ...any) hclog.Logger {
-	return &hclogAdapter{l: h.l.With(args(kv)...), name: h.name, implied: append(append([]any(nil), h.implied...), kv...)}
+	return &hclogAdapter{l: h.l.With(hclogArgs(kv)...), name: h.name, implied: append(append([]any(nil), h.implied...), kv...)}
 }
 
 func (h *hclogAdapter) Name() string { return h.name }

@@ -154,6 +154,8 @@ type Node struct {
 	fsm       *FSM
 	trans     hraft.Transport
 	bolt      *raftboltdb.BoltStore
+	logs      *repairingLogStore // over a cache over bolt; what raft uses
+	snaps     *snapshotTracker
 
 	// restoredOnStart records whether NewNode had raft restore the newest
 	// snapshot into the store, and why.
@@ -224,15 +226,17 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("raft: open log store in %s: %w", cfg.Dir, err)
 	}
 	closers = append(closers, func() { _ = n.bolt.Close() })
-	logs, err := hraft.NewLogCache(logCacheSize, n.bolt)
+	cache, err := hraft.NewLogCache(logCacheSize, n.bolt)
 	if err != nil {
 		return nil, fmt.Errorf("raft: log cache: %w", err)
 	}
+	n.logs = &repairingLogStore{LogStore: cache}
 	hlog := newHCLogAdapter(logger, "raft")
-	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, hlog.Named("snapshots"))
+	files, err := hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, hlog.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("raft: open snapshot store in %s: %w", cfg.Dir, err)
 	}
+	n.snaps = &snapshotTracker{SnapshotStore: files}
 	n.trans = cfg.Transport
 	if n.trans == nil {
 		if n.trans, err = newTCPTransport(cfg.RaftAddr, cfg.AdvertiseAddr, hlog.Named("transport")); err != nil {
@@ -241,7 +245,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	closers = append(closers, func() { closeTransport(n.trans) })
 
-	hasState, err := hraft.HasExistingState(logs, n.bolt, snaps)
+	hasState, err := hraft.HasExistingState(n.logs, n.bolt, n.snaps)
 	if err != nil {
 		return nil, fmt.Errorf("raft: check existing state: %w", err)
 	}
@@ -250,7 +254,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	rc := cfg.raftConfig(logger)
 	n.heartbeat, n.election = rc.HeartbeatTimeout, rc.ElectionTimeout
-	reason, err := restoreOnStart(cfg.Store, snaps, logs)
+	reason, err := restoreOnStart(cfg.Store, n.snaps, n.logs)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +264,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		logger.Info("raft: restoring newest snapshot into the store on start", "reason", reason)
 	}
 
-	n.raft, err = hraft.NewRaft(rc, n.fsm, logs, n.bolt, snaps, n.trans)
+	n.raft, err = hraft.NewRaft(rc, nodeFSM{FSM: n.fsm, n: n}, n.logs, n.bolt, n.snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("raft: start: %w", err)
 	}

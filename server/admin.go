@@ -172,7 +172,7 @@ func (s *Server) listTenants(ctx context.Context, req *wire.Request) (*wire.Resp
 	}
 	resp := &wire.Response{}
 	after := req.After
-	for len(resp.Tenants) < limit {
+	for {
 		page, err := s.node.FSM().ListTenants(after, limit)
 		if err != nil {
 			return nil, err
@@ -184,16 +184,15 @@ func (s *Server) listTenants(ctx context.Context, req *wire.Request) (*wire.Resp
 			}
 			resp.Tenants = append(resp.Tenants, *s.tenantInfo(t))
 			if len(resp.Tenants) == limit {
+				// Full page: the client continues after this tenant.
 				resp.Next = t.Name
-				break
+				return resp, nil
 			}
 		}
 		if len(page) < limit {
-			resp.Next = ""
-			break
+			return resp, nil // the end of the tenant map
 		}
 	}
-	return resp, nil
 }
 
 func (s *Server) tenantInfo(t *keyspace.Tenant) *wire.TenantInfo {

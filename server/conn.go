@@ -19,6 +19,9 @@ const (
 	maxInFlight = 256
 	// helloTimeout bounds how long a connection may take to authenticate.
 	helloTimeout = 10 * time.Second
+	// frameBodyTimeout bounds how long a frame's body may take to arrive
+	// once its header has.
+	frameBodyTimeout = 30 * time.Second
 	// writeTimeout bounds one write to a client that stopped reading.
 	writeTimeout = 30 * time.Second
 )
@@ -52,7 +55,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	}
 	s.track(nc, true)
 	defer s.track(nc, false)
-	fr := wire.NewFrameReader(nc)
+	fr := wire.NewConnFrameReader(nc, frameBodyTimeout)
 	if !c.hello(fr) {
 		nc.Close()
 		return

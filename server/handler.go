@@ -36,6 +36,15 @@ func (s *Server) authenticate(secret string) (*principal, error) {
 		return nil, ErrPermissionDenied
 	}
 	rec, err := s.node.FSM().Token(id)
+	if err != nil && !s.node.IsLeader() {
+		// A follower may not have applied a token the leader just created:
+		// catch up with what is committed, then look again.
+		ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+		if s.node.CatchUp(ctx) == nil {
+			rec, err = s.node.FSM().Token(id)
+		}
+		cancel()
+	}
 	if err != nil {
 		tokenMatches(secret, nil)
 		return nil, ErrPermissionDenied
@@ -109,6 +118,10 @@ func (s *Server) handle(ctx context.Context, p *principal, req *wire.Request) *w
 		resp, err = s.handleRead(ctx, p, req)
 	case wire.OpSet, wire.OpDelete, wire.OpDeleteRange, wire.OpBatch:
 		resp, err = s.handleWrite(ctx, p, req)
+	case wire.OpReadVersion, wire.OpCommit, wire.OpCompareAndSwap:
+		return s.handleTxn(ctx, p, req) // txn.go
+	case wire.OpWatch:
+		return s.handleWatch(ctx, p, req) // watch.go
 	case wire.OpGetTenant:
 		if p.operator {
 			resp, err = s.handleAdmin(ctx, req)
@@ -232,6 +245,12 @@ func (s *Server) read(ctx context.Context, p *principal, req *wire.Request, t *k
 		if t, err = s.resolveTenant(p, req.Tenant); err != nil {
 			return nil, 0, err
 		}
+	} else if req.ReadVersion > 0 {
+		// A transaction's read: any state at or after its read version.
+		var err error
+		if t, err = s.readAtVersion(ctx, p, req, t); err != nil {
+			return nil, 0, err
+		}
 	}
 	if !t.State.AllowsReads() {
 		return nil, 0, raft.ErrTenantLocked
@@ -241,11 +260,11 @@ func (s *Server) read(ctx context.Context, p *principal, req *wire.Request, t *k
 		return nil, 0, err
 	}
 	if req.Op == wire.OpGet {
-		v, err := view.Get(req.Key)
+		v, ver, err := view.GetVersioned(req.Key)
 		if err != nil {
 			return nil, 0, err
 		}
-		return &wire.Response{Value: v}, len(req.Key) + len(v), nil
+		return &wire.Response{Value: v, DataVersion: ver}, len(req.Key) + len(v), nil
 	}
 	limit := req.Limit
 	if limit <= 0 || limit > maxScanPage {
@@ -263,7 +282,7 @@ func (s *Server) read(ctx context.Context, p *principal, req *wire.Request, t *k
 			resp.More = true
 			break
 		}
-		kv := wire.KV{Key: append([]byte(nil), it.Key()...), Value: append([]byte(nil), it.Value()...)}
+		kv := wire.KV{Key: append([]byte(nil), it.Key()...), Value: append([]byte(nil), it.Value()...), Version: it.Version()}
 		size += len(kv.Key) + len(kv.Value)
 		resp.KVs = append(resp.KVs, kv)
 	}
@@ -317,16 +336,20 @@ func (s *Server) handleWrite(ctx context.Context, p *principal, req *wire.Reques
 	}
 	defer release()
 	start := time.Now()
+	var version uint64
 	err = writable(t)
 	if err == nil {
-		cmd := &raft.TenantWrite{TenantID: t.ID, TenantName: t.Name, Ops: ops}
-		_, err = s.node.Propose(ctx, cmd)
+		cmd := &raft.TenantWrite{TenantID: t.ID, TenantName: t.Name, Ops: ops, At: time.Now().UnixNano()}
+		var res *raft.Result
+		if res, err = s.node.Propose(ctx, cmd); err == nil {
+			version = res.Version
+		}
 	}
 	s.usage.record(t.ID, kind, outcomeOf(err), time.Since(start), 0, size)
 	if err != nil {
 		return nil, err
 	}
-	return &wire.Response{}, nil
+	return &wire.Response{DataVersion: version, TenantID: uint64(t.ID)}, nil
 }
 
 // maxBatchBytes caps the keys and values of one batch, like a transaction.

@@ -13,6 +13,10 @@ func (s *Server) serveHTTP() {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.node.Err(); err != nil {
+			http.Error(w, "node stopped: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		if id, _ := s.node.Leader(); id == "" {
 			http.Error(w, "no leader", http.StatusServiceUnavailable)
 			return

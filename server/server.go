@@ -117,6 +117,7 @@ type Server struct {
 	exports  exports
 	usage    *usageTracker
 	registry *prometheus.Registry
+	watches  watchHub // watch.go
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -183,14 +184,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	_, statErr = os.Stat(bootstrapMarker)
 	bootstrap := statErr == nil
 	s.node, err = raft.NewNode(raft.Config{
-		ID:                 cfg.NodeID,
-		Dir:                raftDir,
-		RaftAddr:           cfg.RaftAddr,
-		ClientAddr:         s.Addr(),
-		HTTPAddr:           s.HTTPAddr(),
-		Store:              s.store,
-		Bootstrap:          bootstrap,
-		Logger:             s.logger,
+		ID:            cfg.NodeID,
+		Dir:           raftDir,
+		RaftAddr:      cfg.RaftAddr,
+		AdvertiseAddr: cfg.RaftAdvertiseAddr,
+		ClientAddr:    s.Addr(),
+		HTTPAddr:      s.HTTPAddr(),
+		Store:         s.store,
+		Bootstrap:     bootstrap,
+		Logger:        s.logger,
+		OnFatal: func(err error) {
+			s.logger.Error("node stopped: the store failed; it takes no more writes", "error", err)
+		},
 		HeartbeatTimeout:   cfg.Raft.HeartbeatTimeout,
 		ElectionTimeout:    cfg.Raft.ElectionTimeout,
 		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout,
@@ -338,6 +343,13 @@ func (s *Server) HTTPAddr() string {
 	}
 	return s.httpLn.Addr().String()
 }
+
+// Done is closed when the node stopped on its own after a fatal storage
+// error; Err then tells why. The process should exit.
+func (s *Server) Done() <-chan struct{} { return s.node.Done() }
+
+// Err returns the fatal error that stopped the node, or nil.
+func (s *Server) Err() error { return s.node.Err() }
 
 // NodeID returns the node's ID.
 func (s *Server) NodeID() string { return s.cfg.NodeID }

@@ -92,7 +92,8 @@ func preload(s *Store, r *rand.Rand) (userKeys, physKeys [][]byte, err error) {
 		pk := keyspace.TenantKey(benchTenant, uk)
 		userKeys = append(userKeys, uk)
 		physKeys = append(physKeys, pk)
-		if err := batch.Set(pk, benchValue(r), nil); err != nil {
+		// Physical values carry the version envelope views expect.
+		if err := batch.Set(pk, appendEnvelope(nil, 0, benchValue(r)), nil); err != nil {
 			return nil, nil, err
 		}
 		if batch.Len() > 4<<20 {
@@ -122,7 +123,7 @@ func BenchmarkPointGet(b *testing.B) {
 			}
 			out := bytes.Clone(v)
 			closer.Close()
-			if len(out) != benchValueLen {
+			if len(out) != benchValueLen+2 { // format byte, version 0
 				b.Fatal("short value")
 			}
 			i++

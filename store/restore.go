@@ -59,6 +59,11 @@ func (s *Store) Restore(r io.Reader) error {
 		if err := checkPhysicalKey(k); err != nil {
 			return err
 		}
+		if !keyspace.IsSystemKey(k) {
+			if _, _, err := decodeEnvelope(v); err != nil {
+				return corrupt("key %q: %v", k, err)
+			}
+		}
 		if string(k) == string(restoreMarker) {
 			continue
 		}

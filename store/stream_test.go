@@ -441,7 +441,7 @@ func TestRestoreRefusesBadPhysicalKeys(t *testing.T) {
 		"oversize user key":  tk(1, string(bytes.Repeat([]byte{1}, keyspace.MaxKeySize+1))),
 	} {
 		s := newMemStore(t)
-		stream := writeStream(t, StreamStore, []record{{tk(1, "ok"), "v"}, {key, "v"}})
+		stream := writeStream(t, StreamStore, []record{{tk(1, "ok"), string(appendEnvelope(nil, 0, []byte("v")))}, {key, "v"}})
 		if err := s.Restore(bytes.NewReader(stream)); !errors.Is(err, ErrCorruptStream) {
 			t.Errorf("%s: Restore = %v, want ErrCorruptStream", name, err)
 		}
@@ -449,7 +449,7 @@ func TestRestoreRefusesBadPhysicalKeys(t *testing.T) {
 	}
 	// A stream carrying the restore marker itself restores without it.
 	s := newMemStore(t)
-	stream := writeStream(t, StreamStore, []record{{tk(1, "ok"), "v"}, {string(restoreMarker), "\x01"}})
+	stream := writeStream(t, StreamStore, []record{{tk(1, "ok"), string(appendEnvelope(nil, 3, []byte("v")))}, {string(restoreMarker), "\x01"}})
 	if err := s.Restore(bytes.NewReader(stream)); err != nil {
 		t.Fatal(err)
 	}

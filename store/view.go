@@ -41,20 +41,12 @@ func (v *TenantView) Get(key []byte) ([]byte, error) {
 		return nil, err
 	}
 	var buf [128]byte
-	return get(v.r, keyspace.AppendTenantKey(buf[:0], v.id, key))
+	val, _, err := getVersioned(v.r, keyspace.AppendTenantKey(buf[:0], v.id, key))
+	return val, err
 }
 
-// Set writes key=value.
-func (v *TenantView) Set(key, value []byte) error {
-	if err := keyspace.CheckKey(key); err != nil {
-		return err
-	}
-	if err := keyspace.CheckValue(value); err != nil {
-		return err
-	}
-	var buf [128]byte
-	return v.w.set(keyspace.AppendTenantKey(buf[:0], v.id, key), value)
-}
+// Set writes key=value with version 0 (see SetVersioned).
+func (v *TenantView) Set(key, value []byte) error { return v.SetVersioned(key, value, 0) }
 
 // Delete removes key. Deleting a missing key is not an error.
 func (v *TenantView) Delete(key []byte) error {
@@ -185,13 +177,10 @@ func (it *Iterator) Next() bool {
 // Key returns the current user key.
 func (it *Iterator) Key() []byte { return it.key }
 
-// Value returns the current value.
+// Value returns the current value (the user value, without its version
+// envelope).
 func (it *Iterator) Value() []byte {
-	v, err := it.it.ValueAndErr()
-	if err != nil {
-		it.err = err
-		return nil
-	}
+	v, _ := it.current()
 	return v
 }
 

@@ -5,7 +5,10 @@
 // # Commands
 //
 //	tenantkv serve [flags]                    run a node
-//	tenantkv tenant create|list|show|delete|token …
+//	tenantkv tenant create|list|show|set|rename|delete …
+//	tenantkv tenant token|tokens|revoke …     tenant tokens
+//	tenantkv tenant export NAME > FILE | tenant import NAME < FILE
+//	tenantkv token create | token revoke ID   operator tokens
 //	tenantkv get KEY | put KEY VALUE | del KEY | scan [flags]
 //	tenantkv cluster status | cluster remove NODE-ID
 //	tenantkv version | help [COMMAND]
@@ -33,6 +36,7 @@
 //
 // main.go dispatches to the commands through run, which tests call
 // directly; flags.go parses global flags anywhere on the line and resolves
-// the token; serve.go, tenant.go, data.go and cluster.go are the commands;
+// the token; serve.go, tenant.go (tenants and tokens), transfer.go (export,
+// import, the progress bar), data.go and cluster.go are the commands;
 // output.go renders text and JSON.
 package main

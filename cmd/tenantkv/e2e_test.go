@@ -306,6 +306,22 @@ func TestE2ECluster(t *testing.T) {
 		t.Errorf("scan through node 2: %q", out)
 	}
 
+	// A tenant token works through every node until it is revoked; then
+	// every node refuses it, on its own (a follower as soon as it has
+	// applied the revocation).
+	tok := strings.TrimSpace(via(n1).ok("tenant", "token", "acme"))
+	for _, n := range []*nodeProc{n1, n2, n3} {
+		if r := via(n).as(tok, "get", "hello"); r.code != 0 || r.stdout != "world\n" {
+			t.Errorf("tenant token through %s: %v", n.name, r)
+		}
+	}
+	if out := via(n3).ok("tenant", "revoke", tok); !strings.HasPrefix(out, "revoked token ") {
+		t.Errorf("tenant revoke: %q", out)
+	}
+	for _, n := range []*nodeProc{n1, n2, n3} {
+		waitRefused(t, via(n), tok, 5*time.Second)
+	}
+
 	st := via(n2).status()
 	if got := memberIDs(st); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
 		t.Fatalf("cluster status members: %v", got)

@@ -50,11 +50,19 @@ type command struct {
 // commands lists every command in the order `tenantkv help` shows them.
 var commands = []*command{
 	serveCommand,
-	{path: "tenant create", args: "NAME", summary: "create a tenant", minArgs: 1, maxArgs: 1, setup: noFlags(tenantCreate)},
-	{path: "tenant list", summary: "list tenants", setup: noFlags(tenantList)},
-	{path: "tenant show", args: "NAME", summary: "describe a tenant: limits, usage", minArgs: 1, maxArgs: 1, setup: noFlags(tenantShow)},
+	tenantCreateCommand,
+	tenantListCommand,
+	{path: "tenant show", args: "NAME", summary: "describe a tenant: state, limits, usage and headroom", minArgs: 1, maxArgs: 1, setup: noFlags(tenantShow)},
+	tenantSetCommand,
+	{path: "tenant rename", args: "OLD NEW", summary: "rename a tenant; its ID, keys and tokens stay", minArgs: 2, maxArgs: 2, setup: noFlags(tenantRename)},
 	{path: "tenant delete", args: "NAME", summary: "delete a tenant and purge all its keys", minArgs: 1, maxArgs: 1, setup: noFlags(tenantDelete)},
-	{path: "tenant token", args: "NAME", summary: "print a new access token bound to the tenant", minArgs: 1, maxArgs: 1, setup: noFlags(tenantToken)},
+	tenantTokenCommand,
+	{path: "tenant tokens", args: "NAME", summary: "list the tenant's tokens (IDs, never secrets)", minArgs: 1, maxArgs: 1, setup: noFlags(tenantTokens)},
+	{path: "tenant revoke", args: "TOKEN-ID", summary: "revoke a token at once on every node", minArgs: 1, maxArgs: 1, setup: noFlags(revokeToken)},
+	tenantExportCommand,
+	tenantImportCommand,
+	tokenCreateCommand,
+	{path: "token revoke", args: "TOKEN-ID", summary: "revoke an operator (or tenant) token", minArgs: 1, maxArgs: 1, setup: noFlags(revokeToken)},
 	{path: "get", args: "KEY", summary: "print the value of a key", minArgs: 1, maxArgs: 1, setup: noFlags(dataGet)},
 	{path: "put", args: "KEY VALUE", summary: "set a key (VALUE - reads the value from stdin)", minArgs: 2, maxArgs: 2, setup: noFlags(dataPut)},
 	{path: "del", args: "KEY", summary: "delete a key", minArgs: 1, maxArgs: 1, setup: noFlags(dataDel)},
@@ -66,7 +74,7 @@ var commands = []*command{
 }
 
 // groups are command words that need a second word.
-var groups = []string{"tenant", "cluster"}
+var groups = []string{"tenant", "token", "cluster"}
 
 func isGroup(word string) bool { return slices.Contains(groups, word) }
 

@@ -22,8 +22,8 @@ const usageText = `Global flags (before or after the command; flags win over the
                               with no token at all, ./data/operator.token is used if it exists
   --tenant NAME               tenant of get/put/del/scan (TENANTKV_TENANT); a tenant
                               token without --tenant uses its own tenant
-  --json                      print results of get, scan, tenant list/show and
-                              cluster status as JSON
+  --json                      print results of get, scan, tenant list/show/tokens,
+                              tenant token, token create and cluster status as JSON
   --timeout DURATION          how long a command may take (default 10s, 0: no limit)
 
 A key or value that starts with '-' goes after "--": tenantkv put -- -k -v
@@ -51,6 +51,13 @@ func printUsage(w io.Writer) {
 		s := c.path
 		switch {
 		case len(c.args) > 20:
+			// The positional arguments, then "[flags]".
+			for _, w := range strings.Fields(c.args) {
+				if strings.HasPrefix(w, "[") {
+					break
+				}
+				s += " " + w
+			}
 			s += " [flags]"
 		case c.args != "":
 			s += " " + c.args
@@ -147,6 +154,14 @@ type usageJSON struct {
 	Errors       uint64 `json:"errors"`
 }
 
+// headroomJSON is what is left under the storage limits: limit − usage,
+// null when there is no limit, negative when a limit was lowered below what
+// the tenant stores.
+type headroomJSON struct {
+	Keys         *int64 `json:"keys"`
+	LogicalBytes *int64 `json:"logical_bytes"`
+}
+
 type tenantJSON struct {
 	ID        uint64            `json:"id"`
 	Name      string            `json:"name"`
@@ -155,6 +170,7 @@ type tenantJSON struct {
 	Limits    limitsJSON        `json:"limits"`
 	Labels    map[string]string `json:"labels"`
 	Usage     usageJSON         `json:"usage"`
+	Headroom  headroomJSON      `json:"headroom"`
 }
 
 func newTenantJSON(t *client.TenantInfo) tenantJSON {
@@ -165,7 +181,39 @@ func newTenantJSON(t *client.TenantInfo) tenantJSON {
 	return tenantJSON{
 		ID: t.ID, Name: t.Name, State: t.State, CreatedAt: t.CreatedAt.UTC(),
 		Limits: limitsJSON(t.Limits), Labels: labels, Usage: usageJSON(t.Usage),
+		Headroom: headroomJSON{
+			Keys:         headroom(t.Limits.MaxKeys, t.Usage.Keys),
+			LogicalBytes: headroom(t.Limits.MaxBytes, t.Usage.LogicalBytes),
+		},
 	}
+}
+
+// newTokenJSON is a token just made: the only time its secret is shown.
+type newTokenJSON struct {
+	Token    string `json:"token"`
+	ID       string `json:"id"`
+	Tenant   string `json:"tenant"` // "" for an operator token
+	ReadOnly bool   `json:"read_only"`
+}
+
+// tokenJSON describes a token, never its secret.
+type tokenJSON struct {
+	ID        string     `json:"id"`
+	Tenant    string     `json:"tenant"`
+	ReadOnly  bool       `json:"read_only"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at"` // null: never
+	Expired   bool       `json:"expired"`
+}
+
+func newTokenInfoJSON(t *client.TokenInfo, now time.Time) tokenJSON {
+	out := tokenJSON{ID: t.ID, Tenant: t.Tenant, ReadOnly: t.ReadOnly, CreatedAt: t.CreatedAt.UTC()}
+	if !t.ExpiresAt.IsZero() {
+		x := t.ExpiresAt.UTC()
+		out.ExpiresAt = &x
+		out.Expired = !now.Before(x)
+	}
+	return out
 }
 
 type memberJSON struct {

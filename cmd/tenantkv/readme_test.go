@@ -190,7 +190,9 @@ func TestE2EReadme(t *testing.T) {
 	}
 	// The quickstart must keep showing what a newcomer needs.
 	for _, must := range []string{"make run", "tenant create acme", "--tenant acme put hello world",
-		"--tenant acme get hello", "scan", "tenant token acme", "serve", "--join", "cluster status"} {
+		"--tenant acme get hello", "scan", "tenant token acme", "serve", "--join", "cluster status",
+		"tenant set", "--state read-only", "--read-only", "tenant tokens", "tenant revoke", "tenant export",
+		"tenant import", "tenant rename", "token create", "token revoke"} {
 		if !slices.ContainsFunc(steps, func(s readmeStep) bool { return strings.Contains(s.cmd, must) }) {
 			t.Errorf("README.md quickstart has no command with %q", must)
 		}

@@ -85,8 +85,15 @@ func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 		fmt.Fprintf(x.stdout, "tenantkv: node %s ready: clients on %s, raft on %s, http on %s, data in %s, %s\n",
 			srv.NodeID(), srv.Addr(), srv.RaftAddr(), orDash(srv.HTTPAddr()), cfg.DataDir,
 			operatorTokenNote(cfg.DataDir))
-		<-ctx.Done()
-		cfg.Logger.Info("shutting down", "cause", context.Cause(ctx))
+		select {
+		case <-ctx.Done():
+			cfg.Logger.Info("shutting down", "cause", context.Cause(ctx))
+		case <-srv.Done():
+			// The store failed: stop rather than serve from a node that
+			// can no longer apply the log.
+			srv.Close()
+			return fmt.Errorf("node stopped: %w", srv.Err())
+		}
 		if err := srv.Close(); err != nil {
 			return fmt.Errorf("shutdown: %w", err)
 		}

@@ -38,6 +38,7 @@ const (
 	CodeTxTooOld         Code = 26
 	CodeTxTooLarge       Code = 27
 	CodeInvalidArgument  Code = 28
+	CodeWatchTooOld      Code = 29
 )
 
 var codeNames = map[Code]string{
@@ -55,6 +56,7 @@ var codeNames = map[Code]string{
 	CodeTokenNotFound: "token not found", CodeDeadline: "deadline exceeded",
 	CodeConflict: "transaction conflict", CodeTxTooOld: "transaction too old",
 	CodeTxTooLarge: "transaction too large", CodeInvalidArgument: "invalid argument",
+	CodeWatchTooOld: "watch version too old",
 }
 
 func (c Code) String() string {

@@ -37,6 +37,12 @@ const (
 	OpClusterStatus Op = 50
 	OpClusterRemove Op = 51
 	OpClusterJoin   Op = 52
+
+	// Transactions and watches (docs/TRANSACTIONS.md).
+	OpReadVersion    Op = 16
+	OpCommit         Op = 17
+	OpCompareAndSwap Op = 18
+	OpWatch          Op = 19
 )
 
 var opNames = map[Op]string{
@@ -46,6 +52,7 @@ var opNames = map[Op]string{
 	OpUpdateTenant: "update-tenant", OpNewToken: "new-token", OpListTokens: "list-tokens",
 	OpRevokeToken: "revoke-token", OpBatch: "batch", OpExportTenant: "export-tenant", OpClusterStatus: "cluster-status",
 	OpClusterRemove: "cluster-remove", OpClusterJoin: "cluster-join",
+	OpReadVersion: "read-version", OpCommit: "commit", OpCompareAndSwap: "compare-and-swap", OpWatch: "watch",
 }
 
 func (o Op) String() string {
@@ -92,6 +99,43 @@ type Request struct {
 	Addr     string        `msgpack:"a,omitempty"`   // join: raft address
 	Addr2    string        `msgpack:"a2,omitempty"`  // join: client address
 	Addr3    string        `msgpack:"a3,omitempty"`  // join: HTTP address
+
+	// Transactions and watches. ReadVersion is a commit's read version
+	// or the version a watch resumes after; TenantID the tenant ID that
+	// version belongs to (0: whatever the name resolves to).
+	ReadVersion uint64        `msgpack:"rv,omitempty"`
+	TenantID    uint64        `msgpack:"ti,omitempty"`
+	Reads       []KeyRange    `msgpack:"rr,omitempty"` // read conflict ranges of a commit
+	TxnID       []byte        `msgpack:"tx,omitempty"` // makes a commit idempotent
+	Expect      []byte        `msgpack:"x,omitempty"`  // compare-and-swap: the expected value
+	Flags       uint8         `msgpack:"fl,omitempty"` // FlagExpectAbsent, FlagDelete
+	Wait        time.Duration `msgpack:"wt,omitempty"` // watch: longest wait for a change
+}
+
+// Flags of a compare-and-swap request.
+const (
+	// FlagExpectAbsent: swap only if the key is missing (Expect unused).
+	FlagExpectAbsent uint8 = 1
+	// FlagDelete: the swap deletes the key (Value unused).
+	FlagDelete uint8 = 2
+)
+
+// KeyRange is a half-open range of keys [Start, End); an empty End is the
+// end of the tenant's keys.
+type KeyRange struct {
+	Start []byte `msgpack:"s,omitempty"`
+	End   []byte `msgpack:"e,omitempty"`
+}
+
+// Event is one change delivered by a watch. Kind is MutSet, MutDelete or
+// MutDeleteRange; a delete-range covers [Key, End), End empty meaning the
+// end of the watched range.
+type Event struct {
+	Version uint64 `msgpack:"dv"`
+	Kind    uint8  `msgpack:"k"`
+	Key     []byte `msgpack:"key,omitempty"`
+	Value   []byte `msgpack:"v,omitempty"`
+	End     []byte `msgpack:"e,omitempty"`
 }
 
 // TenantConfig is the mutable configuration of a tenant. Nil pointers mean
@@ -111,6 +155,13 @@ const (
 	MutSet         uint8 = 1
 	MutDelete      uint8 = 2
 	MutDeleteRange uint8 = 3
+	// Atomic operations, only in a commit. Add, Min and Max take an 8-byte
+	// little-endian int64 in Value; CompareAndClear deletes Key if its
+	// value equals Value.
+	MutAdd             uint8 = 4
+	MutMin             uint8 = 5
+	MutMax             uint8 = 6
+	MutCompareAndClear uint8 = 7
 )
 
 // Mutation is one write of a batch. DeleteRange uses Key as the start.
@@ -125,6 +176,8 @@ type Mutation struct {
 type KV struct {
 	Key   []byte `msgpack:"k"`
 	Value []byte `msgpack:"v"`
+	// Version is the tenant version at which the key last changed.
+	Version uint64 `msgpack:"dv,omitempty"`
 }
 
 // TenantInfo describes a tenant to an operator (or to the tenant itself).
@@ -217,6 +270,13 @@ type Response struct {
 	TokenID string         `msgpack:"tid,omitempty"`
 	Cluster *ClusterStatus `msgpack:"cl,omitempty"`
 	Next    string         `msgpack:"nx,omitempty"` // paging cursor
+
+	// Versions: a get's key version, a read version, a commit's or a
+	// swap's version, the version a watch answer is complete up to.
+	DataVersion uint64  `msgpack:"dv,omitempty"`
+	TenantID    uint64  `msgpack:"ti,omitempty"` // the tenant ID DataVersion belongs to
+	Events      []Event `msgpack:"ev,omitempty"` // watch
+	Swapped     bool    `msgpack:"sw,omitempty"` // compare-and-swap
 }
 
 var encPool = sync.Pool{New: func() any {

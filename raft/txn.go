@@ -1,0 +1,201 @@
+package raft
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+)
+
+// Errors of transactions and watches. Each is defined once here.
+var (
+	// ErrConflict is the result of a transaction whose reads were changed
+	// by a transaction committed after its read version. Nothing was
+	// applied; retrying with a new read version may succeed.
+	ErrConflict = errors.New("tenantkv: transaction conflict")
+	// ErrTxTooOld is the result of a transaction whose read version is
+	// older than the tenant's retained write history, so its reads can no
+	// longer be checked. Nothing was applied; retrying may succeed.
+	ErrTxTooOld = errors.New("tenantkv: transaction too old")
+	// ErrTxTooLarge is the result of a transaction whose mutations and read
+	// ranges exceed MaxTxnBytes. Nothing was applied.
+	ErrTxTooLarge = errors.New("tenantkv: transaction too large")
+	// ErrWatchTooOld is returned when a watch asks for changes after a
+	// version older than the tenant's retained write history: some changes
+	// can no longer be delivered, and the watcher must read again.
+	ErrWatchTooOld = errors.New("tenantkv: watch version too old")
+)
+
+// Atomic operations, valid only inside a TxnCommit. They are evaluated at
+// apply time against the key's value at that point (the stored value, as
+// changed by the transaction's own earlier mutations), add no read conflict,
+// and are recorded in the write history as the set or delete they became.
+const (
+	// OpAdd adds Value, a little-endian int64 (8 bytes), to the key's value
+	// read as a little-endian int64: a missing key counts as 0, a shorter
+	// value is zero-extended, a longer one truncated to 8 bytes. The result
+	// is stored as 8 bytes; overflow wraps.
+	OpAdd OpKind = 4
+	// OpMin stores the smaller of the key's value and Value, both read as
+	// little-endian int64 (as for OpAdd) and compared as signed integers.
+	// A missing key takes Value.
+	OpMin OpKind = 5
+	// OpMax is OpMin with the larger of the two.
+	OpMax OpKind = 6
+	// OpCompareAndClear deletes the key if its value equals Value exactly;
+	// otherwise, and for a missing key, it does nothing.
+	OpCompareAndClear OpKind = 7
+)
+
+// MaxTxnBytes bounds a transaction: the sum over its mutations of key,
+// value and range-end lengths plus TxnOverhead each, and over its read
+// ranges of both bounds plus TxnOverhead each. With the overhead counted,
+// every transaction within the bound encodes below MaxCommandSize.
+const MaxTxnBytes = 10 << 20
+
+// TxnOverhead is the fixed cost charged per mutation and per read range
+// towards MaxTxnBytes.
+const TxnOverhead = 16
+
+// maxTxnIDLen bounds a transaction ID.
+const maxTxnIDLen = 32
+
+// KeyRange is a half-open range of user keys [Start, End). An empty Start
+// is the first key of the tenant, an empty End the end of its keys.
+type KeyRange struct {
+	Start []byte `msgpack:"s,omitempty"`
+	End   []byte `msgpack:"e,omitempty"`
+}
+
+// contains reports whether k lies in r.
+func (r *KeyRange) contains(k []byte) bool {
+	return bytes.Compare(k, r.Start) >= 0 && (len(r.End) == 0 || bytes.Compare(k, r.End) < 0)
+}
+
+// TxnCommit commits an optimistic transaction on one tenant. At apply time:
+// the tenant must exist under TenantID with the name TenantName
+// (ErrTenantNotFound); ReadVersion must not be older than the tenant's
+// retained history (ErrTxTooOld); no write committed after ReadVersion may
+// intersect Reads (ErrConflict); and, if there are Ops, the tenant must be
+// writable and stay within its quotas. Then Ops are applied, all of them or
+// none, at the tenant's next version, and recorded in its write history.
+//
+// TxnID, when set, makes the commit idempotent: if the history after
+// ReadVersion already holds a commit with the same ID (an earlier attempt
+// whose answer was lost), the command succeeds with that commit's version
+// and applies nothing again.
+type TxnCommit struct {
+	TenantID    keyspace.TenantID `msgpack:"id"`
+	TenantName  string            `msgpack:"name"`
+	ReadVersion uint64            `msgpack:"rv"`
+	TxnID       []byte            `msgpack:"tx,omitempty"`
+	Reads       []KeyRange        `msgpack:"reads,omitempty"`
+	Ops         []Op              `msgpack:"ops,omitempty"`
+	// At is the proposer's clock (Unix nanoseconds); the write history's
+	// retention window is measured in it, never in an apply-time clock.
+	At int64 `msgpack:"at,omitempty"`
+}
+
+func (*TxnCommit) commandType() commandType { return typeTxnCommit }
+
+func (c *TxnCommit) validate() error {
+	if err := c.TenantID.Check(); err != nil {
+		return err
+	}
+	if len(c.TxnID) > maxTxnIDLen {
+		return fmt.Errorf("%w: transaction id of %d bytes, limit %d", ErrBadCommand, len(c.TxnID), maxTxnIDLen)
+	}
+	size := 0
+	for i := range c.Reads {
+		r := &c.Reads[i]
+		if err := keyspace.CheckRange(r.Start, r.End); err != nil {
+			return fmt.Errorf("read range %d: %w", i, err)
+		}
+		size += len(r.Start) + len(r.End) + TxnOverhead
+	}
+	for i := range c.Ops {
+		if err := validateTxnOp(&c.Ops[i]); err != nil {
+			return fmt.Errorf("op %d: %w", i, err)
+		}
+		size += len(c.Ops[i].Key) + len(c.Ops[i].Value) + len(c.Ops[i].End) + TxnOverhead
+	}
+	if size > MaxTxnBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTxTooLarge, size, MaxTxnBytes)
+	}
+	return nil
+}
+
+// TxnSize is the size of a transaction as counted against MaxTxnBytes.
+func TxnSize(reads []KeyRange, ops []Op) int {
+	n := 0
+	for i := range reads {
+		n += len(reads[i].Start) + len(reads[i].End) + TxnOverhead
+	}
+	for i := range ops {
+		n += len(ops[i].Key) + len(ops[i].Value) + len(ops[i].End) + TxnOverhead
+	}
+	return n
+}
+
+// validateTxnOp accepts the plain ops of a TenantWrite and the atomic ones.
+func validateTxnOp(op *Op) error {
+	switch op.Kind {
+	case OpSet, OpDelete, OpDeleteRange:
+		return op.validate()
+	case OpAdd, OpMin, OpMax:
+		if err := keyspace.CheckKey(op.Key); err != nil {
+			return err
+		}
+		if len(op.End) != 0 || len(op.Value) != 8 {
+			return fmt.Errorf("%w: %s needs an 8-byte operand and no range end", ErrBadCommand, op.Kind)
+		}
+		return nil
+	case OpCompareAndClear:
+		if err := keyspace.CheckKey(op.Key); err != nil {
+			return err
+		}
+		if len(op.End) != 0 {
+			return fmt.Errorf("%w: compare-and-clear with a range end", ErrBadCommand)
+		}
+		return keyspace.CheckValue(op.Value)
+	}
+	return fmt.Errorf("%w: unknown op kind %d", ErrBadCommand, uint8(op.Kind))
+}
+
+// CompareAndSwap sets Key to New (or deletes it, with NewAbsent) if its
+// current value equals Old (or, with OldAbsent, if it is missing), as one
+// linearizable step evaluated at apply time. Result.Swapped tells whether it
+// did; a swap is a write at the tenant's next version. The tenant checks are
+// those of TenantWrite.
+type CompareAndSwap struct {
+	TenantID   keyspace.TenantID `msgpack:"id"`
+	TenantName string            `msgpack:"name"`
+	Key        []byte            `msgpack:"k"`
+	Old        []byte            `msgpack:"old,omitempty"`
+	OldAbsent  bool              `msgpack:"oa,omitempty"`
+	New        []byte            `msgpack:"new,omitempty"`
+	NewAbsent  bool              `msgpack:"na,omitempty"`
+	At         int64             `msgpack:"at,omitempty"`
+}
+
+func (*CompareAndSwap) commandType() commandType { return typeCompareAndSwap }
+
+func (c *CompareAndSwap) validate() error {
+	if err := c.TenantID.Check(); err != nil {
+		return err
+	}
+	if err := keyspace.CheckKey(c.Key); err != nil {
+		return err
+	}
+	if c.OldAbsent && len(c.Old) != 0 {
+		return fmt.Errorf("%w: compare-and-swap expects absence and a value", ErrBadCommand)
+	}
+	if c.NewAbsent && len(c.New) != 0 {
+		return fmt.Errorf("%w: compare-and-swap deletes and sets", ErrBadCommand)
+	}
+	if err := keyspace.CheckValue(c.Old); err != nil {
+		return err
+	}
+	return keyspace.CheckValue(c.New)
+}

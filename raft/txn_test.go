@@ -1,0 +1,584 @@
+package raft
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/store"
+)
+
+// fork returns a new harness whose store is restored from a snapshot of
+// h's, positioned at the same log index: a replica rebuilt from a snapshot.
+func (h *fsmHarness) fork() *fsmHarness {
+	h.t.Helper()
+	snap, err := h.fsm.Snapshot()
+	require.NoError(h.t, err)
+	var sink memSink
+	require.NoError(h.t, snap.Persist(&sink))
+	snap.Release()
+	twin := newFSMHarness(h.t)
+	require.NoError(h.t, twin.fsm.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))))
+	twin.next = h.next
+	return twin
+}
+
+func le(v int64) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(v)) }
+
+func point(k string) KeyRange { return KeyRange{Start: []byte(k), End: []byte(k + "\x00")} }
+
+func rng(s, e string) KeyRange { return KeyRange{Start: []byte(s), End: []byte(e)} }
+
+func (h *fsmHarness) versioned(id keyspace.TenantID, key string) ([]byte, uint64, error) {
+	v, err := h.store.Tenant(id)
+	require.NoError(h.t, err)
+	return v.GetVersioned([]byte(key))
+}
+
+func (h *fsmHarness) version(id keyspace.TenantID) VersionInfo {
+	vi, err := h.fsm.TenantVersion(id)
+	require.NoError(h.t, err)
+	return vi
+}
+
+func TestVersionsArePerTenant(t *testing.T) {
+	h := newFSMHarness(t)
+	a := h.createTenant("a")
+	b := h.createTenant("b")
+	require.Equal(t, VersionInfo{Version: 0, Oldest: 0}, h.version(a))
+
+	r := h.must(set(a, "a", "k1", "v1", "k2", "v2"))
+	require.Equal(t, uint64(1), r.Version)
+	r = h.must(set(a, "a", "k1", "v1b"))
+	require.Equal(t, uint64(2), r.Version)
+	// Another tenant's writes start at 1 and do not move a's counter.
+	r = h.must(set(b, "b", "k1", "x"))
+	require.Equal(t, uint64(1), r.Version)
+	require.Equal(t, uint64(2), h.version(a).Version)
+
+	val, ver, err := h.versioned(a, "k1")
+	require.NoError(t, err)
+	require.Equal(t, "v1b", string(val))
+	require.Equal(t, uint64(2), ver)
+	_, ver, err = h.versioned(a, "k2")
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), ver)
+
+	// A refused write and an empty one change no version.
+	h.must(&UpdateTenant{ID: b, State: ptr(keyspace.StateReadOnly)})
+	require.ErrorIs(t, h.apply(set(b, "b", "k", "v"))[0].err, ErrTenantReadOnly)
+	require.Equal(t, uint64(1), h.version(b).Version)
+	r = h.must(&TenantWrite{TenantID: a, TenantName: "a"})
+	require.Equal(t, uint64(0), r.Version)
+	require.Equal(t, uint64(2), h.version(a).Version)
+
+	// Usage counts user keys and values, not the version envelope.
+	u, err := h.fsm.Usage(a)
+	require.NoError(t, err)
+	require.Equal(t, Usage{Bytes: uint64(len("k1v1b") + len("k2v2")), Keys: 2}, u)
+
+	// Deleting the tenant removes its versions and history with it.
+	h.must(&DeleteTenant{ID: a})
+	require.Equal(t, VersionInfo{Version: 0, Oldest: 0}, h.version(a))
+	ms, me := keyspace.TenantMetaSpan(a)
+	require.NoError(t, h.store.System().Scan(ms, me, func(k, _ []byte) bool {
+		t.Errorf("metadata key %q of a deleted tenant", k)
+		return true
+	}))
+}
+
+func TestTxnConflicts(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.createTenant("acme")
+	h.must(set(id, "acme", "a", "1", "b", "2", "m", "3", "y", "4"))
+	rv := h.version(id).Version // 1
+
+	commit := func(reads []KeyRange, ops ...Op) *Result {
+		return h.apply(&TxnCommit{TenantID: id, TenantName: "acme", ReadVersion: rv, Reads: reads, Ops: ops})[0]
+	}
+	// Nothing was written after rv: anything commits.
+	r := commit([]KeyRange{point("a")}, Op{Kind: OpSet, Key: []byte("a"), Value: []byte("10")})
+	require.NoError(t, r.err)
+	require.Equal(t, uint64(2), r.Version)
+
+	// The commit above wrote a at version 2. Reads at rv=1 that cover a
+	// conflict; reads that do not, commit.
+	for _, tc := range []struct {
+		name  string
+		reads []KeyRange
+		want  error
+	}{
+		{"point read of the written key", []KeyRange{point("a")}, ErrConflict},
+		{"range read covering it", []KeyRange{rng("", "b")}, ErrConflict},
+		{"range to the end of the tenant", []KeyRange{{Start: []byte("0")}}, ErrConflict},
+		{"whole tenant", []KeyRange{{}}, ErrConflict},
+		{"point read of another key", []KeyRange{point("b")}, nil},
+		{"range just after", []KeyRange{rng("a\x00", "z")}, nil},
+		{"range ending at the key", []KeyRange{rng("0", "a")}, nil},
+		{"several, one hit", []KeyRange{point("m"), rng("0", "1"), point("a")}, ErrConflict},
+		{"no reads (blind write)", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := commit(tc.reads, Op{Kind: OpSet, Key: []byte("zzz"), Value: []byte("x")})
+			if tc.want != nil {
+				require.ErrorIs(t, r.err, tc.want)
+				return
+			}
+			require.NoError(t, r.err)
+		})
+	}
+
+	// A delete-range write conflicts with a point read inside it and with
+	// an overlapping range read, not with reads outside.
+	rv = h.version(id).Version
+	h.must(&TenantWrite{TenantID: id, TenantName: "acme", Ops: []Op{{Kind: OpDeleteRange, Key: []byte("x"), End: []byte("z")}}})
+	require.ErrorIs(t, commit([]KeyRange{point("y")}).err, ErrConflict)
+	require.ErrorIs(t, commit([]KeyRange{rng("w", "x\x00")}).err, ErrConflict)
+	require.ErrorIs(t, commit([]KeyRange{rng("y", "zz")}).err, ErrConflict)
+	require.NoError(t, commit([]KeyRange{rng("z", "zz")}).err)
+	require.NoError(t, commit([]KeyRange{rng("a", "x")}).err)
+
+	// A delete-range to the end of the tenant conflicts with anything after its start.
+	rv = h.version(id).Version
+	h.must(&TenantWrite{TenantID: id, TenantName: "acme", Ops: []Op{{Kind: OpDeleteRange, Key: []byte("q")}}})
+	require.ErrorIs(t, commit([]KeyRange{point("\xff\xff")}).err, ErrConflict)
+	require.NoError(t, commit([]KeyRange{point("p")}).err)
+
+	// A read version from the future is refused, like a conflict.
+	rv = h.version(id).Version + 5
+	require.ErrorIs(t, commit(nil).err, ErrConflict)
+
+	// Read-only validation without a log entry gives the same answers.
+	cur := h.version(id).Version
+	_, err := h.fsm.ValidateReads(id, cur-1, []KeyRange{point("q")})
+	require.ErrorIs(t, err, ErrConflict)
+	v, err := h.fsm.ValidateReads(id, cur-1, []KeyRange{point("p")})
+	require.NoError(t, err)
+	require.Equal(t, cur, v)
+}
+
+func TestTxnAllOrNothingAndTenantChecks(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.createTenant("acme")
+	h.must(&UpdateTenant{ID: id, Limits: &keyspace.Limits{MaxKeys: 2}})
+	ok := &TxnCommit{TenantID: id, TenantName: "acme", Ops: []Op{
+		{Kind: OpSet, Key: []byte("a"), Value: []byte("1")},
+		{Kind: OpSet, Key: []byte("b"), Value: []byte("2")},
+	}}
+	h.must(ok)
+	sum := h.checksum()
+	for name, c := range map[string]*TxnCommit{
+		"over quota": {TenantID: id, TenantName: "acme", ReadVersion: 1, Ops: []Op{
+			{Kind: OpDelete, Key: []byte("a")}, {Kind: OpSet, Key: []byte("c"), Value: []byte("3")}, {Kind: OpSet, Key: []byte("d"), Value: []byte("4")}}},
+		"wrong name":   {TenantID: id, TenantName: "other", ReadVersion: 1, Ops: ok.Ops},
+		"bad atomic":   {TenantID: id, TenantName: "acme", ReadVersion: 1, Ops: []Op{{Kind: OpAdd, Key: []byte("a"), Value: []byte("short")}}},
+		"unknown kind": {TenantID: id, TenantName: "acme", ReadVersion: 1, Ops: []Op{{Kind: 99, Key: []byte("a")}}},
+		"long id":      {TenantID: id, TenantName: "acme", ReadVersion: 1, TxnID: make([]byte, 33)},
+	} {
+		r := h.apply(c)[0]
+		require.Error(t, r.err, name)
+		require.Equal(t, sum, h.checksum(), "%s left a trace", name)
+	}
+	require.ErrorIs(t, h.apply(&TxnCommit{TenantID: id, TenantName: "acme", ReadVersion: 1, Ops: slices.Repeat([]Op{
+		{Kind: OpSet, Key: []byte("k"), Value: make([]byte, keyspace.MaxValueSize)}}, MaxTxnBytes/keyspace.MaxValueSize+1)})[0].err, ErrTxTooLarge)
+
+	// A read-only tenant validates read-only transactions but refuses
+	// writes; a locked one too (the server refuses its reads earlier).
+	h.must(&UpdateTenant{ID: id, State: ptr(keyspace.StateReadOnly)})
+	h.must(&TxnCommit{TenantID: id, TenantName: "acme", ReadVersion: 1, Reads: []KeyRange{point("a")}})
+	require.ErrorIs(t, h.apply(ok)[0].err, ErrTenantReadOnly)
+}
+
+func TestAtomicOps(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.createTenant("acme")
+	h.must(set(id, "acme", "short", "\x05", "long", "\x01\x00\x00\x00\x00\x00\x00\x00\xff\xff", "cac", "same"))
+	txn := func(ops ...Op) *Result {
+		rv := h.version(id).Version
+		return h.must(&TxnCommit{TenantID: id, TenantName: "acme", ReadVersion: rv, Ops: ops})
+	}
+	get := func(k string) []byte {
+		v, err := h.get(id, k)
+		if err != nil {
+			return nil
+		}
+		return v
+	}
+	txn(
+		Op{Kind: OpAdd, Key: []byte("missing"), Value: le(7)},
+		Op{Kind: OpAdd, Key: []byte("short"), Value: le(1)},
+		Op{Kind: OpAdd, Key: []byte("long"), Value: le(-2)},
+		Op{Kind: OpMin, Key: []byte("min-missing"), Value: le(-3)},
+		Op{Kind: OpMax, Key: []byte("max-missing"), Value: le(4)},
+	)
+	require.Equal(t, le(7), get("missing"))
+	require.Equal(t, le(6), get("short"), "a short value is zero-extended")
+	require.Equal(t, le(-1), get("long"), "a long value is truncated to 8 bytes")
+	require.Equal(t, le(-3), get("min-missing"))
+	require.Equal(t, le(4), get("max-missing"))
+
+	txn(
+		Op{Kind: OpMin, Key: []byte("min-missing"), Value: le(-10)},
+		Op{Kind: OpMin, Key: []byte("max-missing"), Value: le(100)},
+		Op{Kind: OpMax, Key: []byte("missing"), Value: le(math.MinInt64)},
+		Op{Kind: OpAdd, Key: []byte("missing"), Value: le(math.MaxInt64)},
+	)
+	require.Equal(t, le(-10), get("min-missing"), "signed comparison")
+	require.Equal(t, le(4), get("max-missing"))
+	require.Equal(t, le(math.MinInt64+6), get("missing"), "overflow wraps")
+
+	// Atomic ops see the transaction's own earlier mutations.
+	txn(
+		Op{Kind: OpSet, Key: []byte("ctr"), Value: le(40)},
+		Op{Kind: OpAdd, Key: []byte("ctr"), Value: le(2)},
+		Op{Kind: OpSet, Key: []byte("gone"), Value: le(1)},
+		Op{Kind: OpDeleteRange, Key: []byte("g"), End: []byte("h")},
+		Op{Kind: OpAdd, Key: []byte("gone"), Value: le(5)},
+		Op{Kind: OpCompareAndClear, Key: []byte("cac"), Value: []byte("other")},
+	)
+	require.Equal(t, le(42), get("ctr"))
+	require.Equal(t, le(5), get("gone"), "a cleared key counts as missing")
+	require.Equal(t, []byte("same"), get("cac"), "no match, no clear")
+	r := txn(Op{Kind: OpCompareAndClear, Key: []byte("cac"), Value: []byte("same")})
+	require.Nil(t, get("cac"))
+	// A compare-and-clear that matched nothing still commits a version.
+	r2 := txn(Op{Kind: OpCompareAndClear, Key: []byte("cac"), Value: []byte("same")})
+	require.Equal(t, r.Version+1, r2.Version)
+
+	// The history records what the atomic ops became.
+	chs, _, err := h.fsm.Changes(id, r.Version-1, KeyRange{}, 1<<20)
+	require.NoError(t, err)
+	require.Len(t, chs, 1)
+	require.Equal(t, Change{Version: r.Version, Kind: OpDelete, Key: []byte("cac")}, chs[0])
+
+	// Atomic ops add no read conflicts: concurrent adds at one read version
+	// all commit.
+	rv := h.version(id).Version
+	for range 5 {
+		h.must(&TxnCommit{TenantID: id, TenantName: "acme", ReadVersion: rv, Ops: []Op{{Kind: OpAdd, Key: []byte("hits"), Value: le(1)}}})
+	}
+	require.Equal(t, le(5), get("hits"))
+}
+
+func TestCompareAndSwap(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.createTenant("acme")
+	cas := func(old, new []byte, oldAbsent, newAbsent bool) *Result {
+		return h.must(&CompareAndSwap{TenantID: id, TenantName: "acme", Key: []byte("k"), Old: old, OldAbsent: oldAbsent, New: new, NewAbsent: newAbsent})
+	}
+	require.False(t, cas([]byte("x"), []byte("y"), false, false).Swapped, "missing key, value expected")
+	r := cas(nil, []byte("v1"), true, false)
+	require.True(t, r.Swapped)
+	require.Equal(t, uint64(1), r.Version)
+	require.False(t, cas(nil, []byte("v2"), true, false).Swapped, "present key, absence expected")
+	require.False(t, cas([]byte("v0"), []byte("v2"), false, false).Swapped)
+	r = cas([]byte("v1"), []byte("v2"), false, false)
+	require.True(t, r.Swapped)
+	require.Equal(t, uint64(2), r.Version)
+	v, ver, err := h.versioned(id, "k")
+	require.NoError(t, err)
+	require.Equal(t, "v2", string(v))
+	require.Equal(t, uint64(2), ver)
+	require.True(t, cas([]byte("v2"), nil, false, true).Swapped)
+	_, err = h.get(id, "k")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.Equal(t, uint64(3), h.version(id).Version, "failed swaps write nothing")
+	// An empty value is a value, not absence.
+	require.True(t, cas(nil, []byte{}, true, false).Swapped)
+	require.False(t, cas(nil, []byte("x"), true, false).Swapped)
+	require.True(t, cas([]byte{}, []byte("x"), false, false).Swapped)
+}
+
+func TestTxnIDMakesCommitIdempotent(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.createTenant("acme")
+	c := &TxnCommit{TenantID: id, TenantName: "acme", ReadVersion: 0, TxnID: []byte("tx-1"),
+		Reads: []KeyRange{point("ctr")}, Ops: []Op{{Kind: OpAdd, Key: []byte("ctr"), Value: le(1)}}}
+	first := h.must(c)
+	h.must(set(id, "acme", "other", "x"))
+	// The same commit again (an answer was lost and the client resent it):
+	// reported committed at the first version, applied once. Its own write
+	// to ctr is not a conflict with itself.
+	again := h.must(c)
+	require.Equal(t, first.Version, again.Version)
+	v, _ := h.get(id, "ctr")
+	require.Equal(t, le(1), v)
+	require.Equal(t, uint64(2), h.version(id).Version)
+	// Another ID with the same reads conflicts.
+	c2 := *c
+	c2.TxnID = []byte("tx-2")
+	require.ErrorIs(t, h.apply(&c2)[0].err, ErrConflict)
+}
+
+func TestHistoryRetention(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.createTenant("acme")
+	t0 := time.Unix(1700000000, 0).UnixNano()
+	write := func(at int64, kv ...string) {
+		w := set(id, "acme", kv...)
+		w.At = at
+		h.must(w)
+	}
+	write(t0, "a", "1")
+	write(t0+int64(time.Second), "b", "2")
+	require.Equal(t, VersionInfo{Version: 2, Oldest: 0}, h.version(id))
+	// A write 11.5 s after the first makes both older entries prunable.
+	write(t0+int64(11500*time.Millisecond), "c", "3")
+	require.Equal(t, VersionInfo{Version: 3, Oldest: 2}, h.version(id))
+	r := h.apply(&TxnCommit{TenantID: id, TenantName: "acme", ReadVersion: 1, Reads: []KeyRange{point("zz")}})[0]
+	require.ErrorIs(t, r.err, ErrTxTooOld)
+	_, _, err := h.fsm.Changes(id, 1, KeyRange{}, 1<<20)
+	require.ErrorIs(t, err, ErrWatchTooOld)
+	h.must(&TxnCommit{TenantID: id, TenantName: "acme", ReadVersion: 2, Reads: []KeyRange{point("zz")}})
+	// A clock that goes backwards (a new leader behind the old one) does
+	// not un-prune anything or move the window back.
+	write(t0, "d", "4")
+	require.Equal(t, uint64(2), h.version(id).Oldest)
+
+	// Pruning is amortised: a burst of old entries goes a few per write.
+	for i := range 40 {
+		write(t0+int64(11*time.Second), fmt.Sprint("k", i), "v")
+	}
+	before := h.version(id)
+	write(t0+int64(30*time.Second), "late", "v")
+	after := h.version(id)
+	require.Equal(t, before.Oldest+prunePerWrite, after.Oldest)
+	st, err := readVersionState(h.store.System(), id)
+	require.NoError(t, err)
+	require.Equal(t, st.Version-st.First+1, st.Count)
+
+	// Entries are stored in chunks; a big one is pruned whole.
+	big := &TenantWrite{TenantID: id, TenantName: "acme", At: t0 + int64(31*time.Second)}
+	for i := range 8 {
+		big.Ops = append(big.Ops, Op{Kind: OpSet, Key: fmt.Appendf(nil, "big%d", i), Value: bytes.Repeat([]byte{byte(i)}, keyspace.MaxValueSize)})
+	}
+	bigVer := h.must(big).Version
+	chs, upTo, err := h.fsm.Changes(id, bigVer-1, KeyRange{}, 1<<30)
+	require.NoError(t, err)
+	require.Equal(t, bigVer, upTo)
+	require.Len(t, chs, 8)
+	for i, c := range chs {
+		require.Equal(t, bytes.Repeat([]byte{byte(i)}, keyspace.MaxValueSize), c.Value)
+	}
+	chunks := 0
+	start, end := keyspace.TenantMetaSpan(id)
+	bigPrefix := logKey(id, bigVer, 0)
+	bigPrefix = bigPrefix[:len(bigPrefix)-4] // without the chunk number
+	require.NoError(t, h.store.System().Scan(start, end, func(k, _ []byte) bool {
+		if bytes.HasPrefix(k, bigPrefix) {
+			chunks++
+		}
+		return true
+	}))
+	require.Greater(t, chunks, 1, "an 800 KB entry spans chunks")
+	for i := range 20 {
+		write(t0+int64(60*time.Second), fmt.Sprint("after", i), "v")
+	}
+	require.GreaterOrEqual(t, h.version(id).Oldest, bigVer)
+	require.NoError(t, h.store.System().Scan(start, end, func(k, _ []byte) bool {
+		require.False(t, bytes.HasPrefix(k, bigPrefix), "chunk of a pruned entry left behind")
+		return true
+	}))
+}
+
+func TestChangesForWatches(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.createTenant("acme")
+	h.must(set(id, "acme", "p/1", "a", "q/1", "b"))                                                                              // 1
+	h.must(&TenantWrite{TenantID: id, TenantName: "acme", Ops: []Op{{Kind: OpDelete, Key: []byte("p/1")}}})                      // 2
+	h.must(set(id, "acme", "q/2", "c"))                                                                                          // 3
+	h.must(&TenantWrite{TenantID: id, TenantName: "acme", Ops: []Op{{Kind: OpDeleteRange, Key: []byte("a"), End: []byte("z")}}}) // 4
+	h.must(set(id, "acme", "p/2", ""))                                                                                           // 5
+
+	chs, upTo, err := h.fsm.Changes(id, 0, rng("p/", "p0"), 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), upTo)
+	require.Equal(t, []Change{
+		{Version: 1, Kind: OpSet, Key: []byte("p/1"), Value: []byte("a")},
+		{Version: 2, Kind: OpDelete, Key: []byte("p/1")},
+		{Version: 4, Kind: OpDeleteRange, Key: []byte("p/"), End: []byte("p0")},
+		{Version: 5, Kind: OpSet, Key: []byte("p/2"), Value: []byte{}},
+	}, chs)
+	chs, upTo, err = h.fsm.Changes(id, 4, rng("q/", "q0"), 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), upTo)
+	require.Empty(t, chs)
+	// Paged by size at version boundaries.
+	chs, upTo, err = h.fsm.Changes(id, 0, KeyRange{}, 1)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), upTo)
+	require.Len(t, chs, 2)
+}
+
+func TestOnApplied(t *testing.T) {
+	h := newFSMHarness(t)
+	var mu sync.Mutex
+	var got [][]keyspace.TenantID
+	h.fsm.OnApplied(func(ids []keyspace.TenantID) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, ids)
+	})
+	a := h.createTenant("a")
+	b := h.createTenant("b")
+	h.apply(set(b, "b", "k", "v"), set(a, "a", "k", "v"), set(a, "a", "k2", "v"))
+	h.must(&UpdateTenant{ID: a, State: ptr(keyspace.StateLocked)})
+	h.apply(set(a, "a", "k", "v")) // refused: no notification
+	h.must(&DeleteTenant{ID: b})
+	h.fork().fsm.OnApplied(nil)
+	require.Equal(t, [][]keyspace.TenantID{{a, b}, {a}, {b}}, got)
+}
+
+// TestTxnDeterminism feeds the same random log of conflicting
+// transactions, atomic ops, CASes and plain writes, with a retention
+// window that prunes as it goes, to a replica that applies it straight, a
+// replica that restarts in between, and a replica rebuilt from a snapshot
+// half way. All make the same decisions and end byte-identical.
+func TestTxnDeterminism(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	key := func() []byte { return fmt.Appendf(nil, "k%02d", r.IntN(30)) }
+	var cmds []Command
+	cmds = append(cmds, &CreateTenant{Name: "acme", CreatedAt: time.Unix(1, 0)})
+	at := time.Unix(1700000000, 0).UnixNano()
+	version := uint64(0) // an upper bound of the version, to pick read versions
+	for range 400 {
+		at += int64(r.IntN(200)) * int64(time.Millisecond)
+		switch r.IntN(4) {
+		case 0:
+			cmds = append(cmds, &TenantWrite{TenantID: 1, TenantName: "acme", At: at, Ops: []Op{{Kind: OpSet, Key: key(), Value: key()}}})
+		case 1:
+			c := &CompareAndSwap{TenantID: 1, TenantName: "acme", Key: key(), OldAbsent: r.IntN(2) == 0, New: key(), At: at}
+			if !c.OldAbsent {
+				c.Old = key()
+			}
+			cmds = append(cmds, c)
+		default:
+			c := &TxnCommit{TenantID: 1, TenantName: "acme", At: at, ReadVersion: version - min(version, uint64(r.IntN(120)))}
+			for range r.IntN(3) {
+				k := key()
+				c.Reads = append(c.Reads, KeyRange{Start: k, End: append(bytes.Clone(k), byte(r.IntN(3)))})
+			}
+			for range 1 + r.IntN(3) {
+				switch r.IntN(4) {
+				case 0:
+					c.Ops = append(c.Ops, Op{Kind: OpSet, Key: key(), Value: key()})
+				case 1:
+					c.Ops = append(c.Ops, Op{Kind: OpAdd, Key: key(), Value: le(int64(r.IntN(10)))})
+				case 2:
+					s := key()
+					c.Ops = append(c.Ops, Op{Kind: OpDeleteRange, Key: s, End: append(bytes.Clone(s), 0xff)})
+				default:
+					c.Ops = append(c.Ops, Op{Kind: OpCompareAndClear, Key: key(), Value: key()})
+				}
+			}
+			cmds = append(cmds, c)
+		}
+		version++
+	}
+
+	outcome := func(res []*Result) []string {
+		var out []string
+		for _, r := range res {
+			out = append(out, fmt.Sprintf("v%d swapped=%v err=%v", r.Version, r.Swapped, r.err))
+		}
+		return out
+	}
+	straight := newFSMHarness(t)
+	var want []string
+	for i := 0; i < len(cmds); i += 7 {
+		want = append(want, outcome(straight.apply(cmds[i:min(i+7, len(cmds))]...))...)
+	}
+
+	restarted := newFSMHarness(t)
+	var got []string
+	half := len(cmds) / 2
+	got = append(got, outcome(restarted.apply(cmds[:half]...))...)
+	forked := restarted.fork()
+	restarted.reopen()
+	got = append(got, outcome(restarted.apply(cmds[half:]...))...)
+	require.Equal(t, want, got, "restarted replica decided differently")
+
+	got = got[:half]
+	got = append(got, outcome(forked.apply(cmds[half:]...))...)
+	require.Equal(t, want, got, "replica rebuilt from a snapshot decided differently")
+
+	require.Equal(t, straight.checksum(), restarted.checksum())
+	require.Equal(t, straight.checksum(), forked.checksum())
+
+	// The workload exercised what it should.
+	conflicts, tooOld := 0, 0
+	for _, w := range want {
+		if bytes.Contains([]byte(w), []byte("conflict")) {
+			conflicts++
+		}
+		if bytes.Contains([]byte(w), []byte("too old")) {
+			tooOld++
+		}
+	}
+	t.Logf("%d commands, %d conflicts, %d too old, oldest retained %d", len(want), conflicts, tooOld, straight.version(1).Oldest)
+	require.Positive(t, conflicts)
+	require.Positive(t, tooOld)
+}
+
+func TestNetOps(t *testing.T) {
+	set := func(k, v string) Op { return Op{Kind: OpSet, Key: []byte(k), Value: []byte(v)} }
+	del := func(k string) Op { return Op{Kind: OpDelete, Key: []byte(k)} }
+	dr := func(s, e string) Op { return Op{Kind: OpDeleteRange, Key: []byte(s), End: []byte(e)} }
+	for _, tc := range []struct {
+		in, want []Op
+	}{
+		{[]Op{set("a", "1")}, []Op{set("a", "1")}},
+		{[]Op{set("a", "1"), set("b", "2"), set("a", "3")}, []Op{set("b", "2"), set("a", "3")}},
+		{[]Op{set("a", "1"), del("a")}, []Op{del("a")}},
+		{[]Op{set("a", "1"), set("x", "1"), dr("a", "b"), set("a", "2")}, []Op{set("x", "1"), dr("a", "b"), set("a", "2")}},
+		{[]Op{set("z", "1"), dr("a", "")}, []Op{dr("a", "")}},
+		{[]Op{dr("a", "b"), dr("a", "c")}, []Op{dr("a", "b"), dr("a", "c")}},
+	} {
+		require.Equal(t, tc.want, netOps(tc.in))
+	}
+	// The same final state either way.
+	r := rand.New(rand.NewPCG(5, 1))
+	for range 500 {
+		var ops []Op
+		for range 6 {
+			k := string(rune('a' + r.IntN(4)))
+			switch r.IntN(3) {
+			case 0:
+				ops = append(ops, set(k, fmt.Sprint(r.IntN(9))))
+			case 1:
+				ops = append(ops, del(k))
+			default:
+				ops = append(ops, dr(k, string(rune('a'+1+r.IntN(4)))))
+			}
+		}
+		apply := func(ops []Op) map[string]string {
+			m := map[string]string{}
+			for _, op := range ops {
+				switch op.Kind {
+				case OpSet:
+					m[string(op.Key)] = string(op.Value)
+				case OpDelete:
+					delete(m, string(op.Key))
+				case OpDeleteRange:
+					for k := range m {
+						if (&KeyRange{Start: op.Key, End: op.End}).contains([]byte(k)) {
+							delete(m, k)
+						}
+					}
+				}
+			}
+			return m
+		}
+		require.Equal(t, apply(ops), apply(netOps(ops)), "%v", ops)
+	}
+}

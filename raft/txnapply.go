@@ -1,0 +1,406 @@
+package raft
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/store"
+)
+
+// This file holds the apply half of versions, the write history and
+// transactions. The rule of apply.go holds: checks first, then writes.
+
+// writableTenant reads tenant id and checks that it is named name and, if
+// write is set, that it accepts writes.
+func (a *applier) checkTenant(id keyspace.TenantID, name string, write bool) (*keyspace.Tenant, error) {
+	t, err := a.tenant(id)
+	if err != nil {
+		return nil, err
+	}
+	if t.Name != name {
+		return nil, fmt.Errorf("%w: id %d is named %q, not %q", ErrTenantNotFound, id, t.Name, name)
+	}
+	if write {
+		if err := writable(t); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// versionState reads the version state of tenant id; a failure is fatal.
+func (a *applier) versionState(id keyspace.TenantID) (*versionState, error) {
+	st, err := readVersionState(a.sys, id)
+	if err != nil {
+		return nil, fatal("tenant %d version state: %w", id, err)
+	}
+	return st, nil
+}
+
+// touch records that tenant id's data, version, state or existence changed
+// in this batch, for the FSM's observer.
+func (a *applier) touch(id keyspace.TenantID) {
+	if a.touched == nil {
+		a.touched = make(map[keyspace.TenantID]struct{})
+	}
+	a.touched[id] = struct{}{}
+}
+
+// commitOps is the write half shared by every command that writes tenant
+// data: it checks quotas (a refusal writes nothing), then writes ops (only
+// set, delete and delete-range) at the tenant's next version with the usage
+// counters, raises the version, appends the history entry and prunes the
+// history.
+func (a *applier) commitOps(t *keyspace.Tenant, v *store.TenantView, st *versionState, ops []Op, at int64, txnID []byte, res *Result) error {
+	ops = netOps(ops)
+	// Usage is exact: computed from the values the ops replace, checked
+	// against the limits, and written in the same batch as the data.
+	dBytes, dKeys, err := usageDelta(v, ops)
+	if err != nil {
+		return fatal("tenant %d usage delta: %w", t.ID, err)
+	}
+	cur, err := readUsage(a.sys, t.ID)
+	if err != nil {
+		return fatal("tenant %d usage: %w", t.ID, err)
+	}
+	next := Usage{Bytes: applyDelta(cur.Bytes, dBytes), Keys: applyDelta(cur.Keys, dKeys)}
+	if err := checkQuota(t, next, dBytes, dKeys); err != nil {
+		return err
+	}
+	// Checks are done: write.
+	if next != cur {
+		if err := a.set(keyspace.TenantMetaKey(t.ID, usageName), encodeUsage(next)); err != nil {
+			return err
+		}
+	}
+	version := st.Version + 1
+	for i := range ops {
+		op := &ops[i]
+		switch op.Kind {
+		case OpSet:
+			err = v.SetVersioned(op.Key, op.Value, version)
+		case OpDelete:
+			err = v.Delete(op.Key)
+		case OpDeleteRange:
+			err = v.DeleteRange(op.Key, op.End)
+		default:
+			err = fmt.Errorf("op kind %s reached the store", op.Kind)
+		}
+		if err != nil {
+			return fatal("tenant %d op %d (%s): %w", t.ID, i, op.Kind, err)
+		}
+	}
+	if err := a.appendHistory(t.ID, st, ops, at, txnID); err != nil {
+		return err
+	}
+	res.TenantID, res.Version = t.ID, st.Version
+	a.touch(t.ID)
+	return nil
+}
+
+// appendHistory raises st.Version, stores the entry of ops at the new
+// version, prunes old entries and stores st.
+func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []Op, at int64, txnID []byte) error {
+	st.Version++
+	chunks, size := encodeEntry(st.Version, at, txnID, ops)
+	for i, c := range chunks {
+		if err := a.set(logKey(id, st.Version, uint32(i)), c); err != nil {
+			return err
+		}
+	}
+	st.Count++
+	st.Bytes += size
+	st.LastAt = max(st.LastAt, at)
+	for range prunePerWrite {
+		if st.First >= st.Version {
+			break // the newest entry always stays
+		}
+		v, ok, err := a.get(logKey(id, st.First, 0))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fatal("tenant %d: history entry %d missing", id, st.First)
+		}
+		_, _, head, _, err := decodeChunk(v)
+		if err == nil && head == nil {
+			err = fmt.Errorf("%w: entry %d starts with a continuation", errCorruptLog, st.First)
+		}
+		if err != nil {
+			return fatal("tenant %d: %w", id, err)
+		}
+		old := head.At < st.LastAt-HistoryWindow
+		if !old && st.Count <= HistoryMaxEntries && st.Bytes <= HistoryMaxBytes {
+			break
+		}
+		for i := range head.Chunks {
+			if err := a.del(logKey(id, st.First, uint32(i))); err != nil {
+				return err
+			}
+		}
+		st.First++
+		st.Count--
+		st.Bytes -= min(head.Size, st.Bytes)
+	}
+	return a.set(keyspace.TenantMetaKey(id, versionName), encodeVersionState(st))
+}
+
+// checkHistory checks the entries after readVersion against the read
+// ranges of a transaction. It returns the version of an entry carrying
+// txnID (the same transaction, committed by an earlier attempt), or
+// ErrConflict for the first entry that writes into a read range, whichever
+// comes first; 0 and nil when neither exists. Storage errors are fatal.
+func checkHistory(sys *store.SystemView, id keyspace.TenantID, st *versionState, readVersion uint64, reads []KeyRange, txnID []byte) (uint64, error) {
+	if readVersion > st.Version {
+		return 0, fmt.Errorf("%w: read version %d is ahead of the tenant's version %d", ErrConflict, readVersion, st.Version)
+	}
+	if readVersion < st.minReadVersion() {
+		return 0, fmt.Errorf("%w: read version %d, oldest checkable %d", ErrTxTooOld, readVersion, st.minReadVersion())
+	}
+	if readVersion == st.Version || (len(reads) == 0 && len(txnID) == 0) {
+		return 0, nil
+	}
+	var dup, conflict uint64
+	var conflictKey []byte
+	err := scanHistory(sys, id, readVersion, st.Version, func(version uint64, head *entryHead, body []byte) (bool, error) {
+		if head != nil && len(txnID) > 0 && bytes.Equal(head.TxnID, txnID) {
+			dup = version
+			return false, nil
+		}
+		if len(reads) == 0 {
+			return true, nil
+		}
+		err := eachRecord(body, func(r *logRecord) bool {
+			if intersects(reads, r) {
+				conflict, conflictKey = version, bytes.Clone(r.Key)
+				return false
+			}
+			return true
+		})
+		return conflict == 0, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if conflict != 0 {
+		return 0, fmt.Errorf("%w: a write at version %d (key %q) changed what the transaction read at version %d", ErrConflict, conflict, conflictKey, readVersion)
+	}
+	return dup, nil
+}
+
+func (a *applier) txnCommit(c *TxnCommit, res *Result) error {
+	t, err := a.checkTenant(c.TenantID, c.TenantName, false)
+	if err != nil {
+		return err
+	}
+	st, err := a.versionState(c.TenantID)
+	if err != nil {
+		return err
+	}
+	reads := normalizeRanges(c.Reads)
+	dup, err := checkHistory(a.sys, c.TenantID, st, c.ReadVersion, reads, c.TxnID)
+	if errors.Is(err, errCorruptLog) {
+		return fatal("tenant %d: %w", c.TenantID, err)
+	}
+	if err != nil {
+		return err
+	}
+	res.TenantID = c.TenantID
+	if dup != 0 {
+		res.Version = dup
+		return nil
+	}
+	if len(c.Ops) == 0 {
+		res.Version = st.Version
+		return nil
+	}
+	if err := writable(t); err != nil {
+		return err
+	}
+	v, err := a.b.Tenant(c.TenantID)
+	if err != nil {
+		return fatal("tenant view %d: %w", c.TenantID, err)
+	}
+	ops, err := resolveOps(v, c.Ops)
+	if err != nil {
+		return fatal("tenant %d: evaluate atomic ops: %w", c.TenantID, err)
+	}
+	return a.commitOps(t, v, st, ops, c.At, c.TxnID, res)
+}
+
+func (a *applier) compareAndSwap(c *CompareAndSwap, res *Result) error {
+	t, err := a.checkTenant(c.TenantID, c.TenantName, true)
+	if err != nil {
+		return err
+	}
+	v, err := a.b.Tenant(c.TenantID)
+	if err != nil {
+		return fatal("tenant view %d: %w", c.TenantID, err)
+	}
+	cur, err := v.Get(c.Key)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fatal("tenant %d: read %q: %w", c.TenantID, c.Key, err)
+	}
+	st, err := a.versionState(c.TenantID)
+	if err != nil {
+		return err
+	}
+	res.TenantID = c.TenantID
+	if (c.OldAbsent && found) || (!c.OldAbsent && (!found || !bytes.Equal(cur, c.Old))) {
+		res.Version = st.Version
+		return nil
+	}
+	op := Op{Kind: OpSet, Key: c.Key, Value: c.New}
+	if c.NewAbsent {
+		op = Op{Kind: OpDelete, Key: c.Key}
+	}
+	if err := a.commitOps(t, v, st, []Op{op}, c.At, nil, res); err != nil {
+		return err
+	}
+	res.Swapped = true
+	return nil
+}
+
+// resolveOps turns a transaction's mutations into plain sets, deletes and
+// delete-ranges, evaluating each atomic op against the value its key has at
+// that point: the stored value, as changed by the transaction's earlier
+// mutations. A compare-and-clear that does not match becomes nothing. The
+// returned error is a storage failure.
+func resolveOps(v *store.TenantView, muts []Op) ([]Op, error) {
+	type state struct {
+		val     []byte
+		present bool
+	}
+	overlay := map[string]state{}
+	var cleared []KeyRange
+	current := func(k []byte) ([]byte, bool, error) {
+		if s, ok := overlay[string(k)]; ok {
+			return s.val, s.present, nil
+		}
+		for i := range cleared {
+			if cleared[i].contains(k) {
+				return nil, false, nil
+			}
+		}
+		val, err := v.Get(k)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, false, nil
+		}
+		return val, err == nil, err
+	}
+	out := make([]Op, 0, len(muts))
+	set := func(k, val []byte) {
+		out = append(out, Op{Kind: OpSet, Key: k, Value: val})
+		overlay[string(k)] = state{val: val, present: true}
+	}
+	for i := range muts {
+		m := &muts[i]
+		switch m.Kind {
+		case OpSet:
+			set(m.Key, m.Value)
+		case OpDelete:
+			out = append(out, *m)
+			overlay[string(m.Key)] = state{}
+		case OpDeleteRange:
+			out = append(out, *m)
+			r := KeyRange{Start: m.Key, End: m.End}
+			for k := range overlay {
+				if r.contains([]byte(k)) {
+					overlay[k] = state{}
+				}
+			}
+			cleared = append(cleared, r)
+		case OpAdd, OpMin, OpMax:
+			cur, ok, err := current(m.Key)
+			if err != nil {
+				return nil, err
+			}
+			operand := leInt64(m.Value)
+			res := operand
+			if ok {
+				old := leInt64(cur)
+				switch m.Kind {
+				case OpAdd:
+					res = old + operand
+				case OpMin:
+					res = min(old, operand)
+				case OpMax:
+					res = max(old, operand)
+				}
+			}
+			set(m.Key, binary.LittleEndian.AppendUint64(nil, uint64(res)))
+		case OpCompareAndClear:
+			cur, ok, err := current(m.Key)
+			if err != nil {
+				return nil, err
+			}
+			if ok && bytes.Equal(cur, m.Value) {
+				out = append(out, Op{Kind: OpDelete, Key: m.Key})
+				overlay[string(m.Key)] = state{}
+			}
+		}
+	}
+	return out, nil
+}
+
+// leInt64 reads b as a little-endian int64, zero-extending a shorter value
+// and truncating a longer one to its first 8 bytes.
+func leInt64(b []byte) int64 {
+	var buf [8]byte
+	copy(buf[:], b)
+	return int64(binary.LittleEndian.Uint64(buf[:]))
+}
+
+// netOps drops every point write that a later op of the same command
+// overwrites (a later point write of the same key, or a later delete-range
+// covering it), keeping the order of the rest. Applying the result gives
+// the same state, and touches the same keys, as applying ops; the history
+// and watches then carry each key's final write of the command only.
+func netOps(ops []Op) []Op {
+	if len(ops) < 2 {
+		return ops
+	}
+	seen := make(map[string]struct{}, len(ops))
+	var ranges []KeyRange // delete-ranges after the current op
+	keep := make([]bool, len(ops))
+	dropped := 0
+	for i := len(ops) - 1; i >= 0; i-- {
+		op := &ops[i]
+		if op.Kind == OpDeleteRange {
+			keep[i] = true
+			ranges = append(ranges, KeyRange{Start: op.Key, End: op.End})
+			continue
+		}
+		if _, ok := seen[string(op.Key)]; ok {
+			dropped++
+			continue
+		}
+		covered := false
+		for j := range ranges {
+			if ranges[j].contains(op.Key) {
+				covered = true
+				break
+			}
+		}
+		if covered {
+			dropped++
+			continue
+		}
+		seen[string(op.Key)] = struct{}{}
+		keep[i] = true
+	}
+	if dropped == 0 {
+		return ops
+	}
+	out := make([]Op, 0, len(ops)-dropped)
+	for i := range ops {
+		if keep[i] {
+			out = append(out, ops[i])
+		}
+	}
+	return out
+}

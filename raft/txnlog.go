@@ -1,0 +1,416 @@
+package raft
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/store"
+)
+
+// # Versions and the write history
+//
+// Every tenant has a version counter, starting at 0, which every applied
+// command that writes to the tenant (TenantWrite, a TxnCommit with
+// mutations, a CompareAndSwap that swapped) raises by one. Versions are
+// numbered per tenant and say nothing about other tenants.
+//
+// Each such write also appends one entry to the tenant's write history, in
+// the same batch as the data: the version, the proposer's timestamp, the
+// transaction ID (if any) and the write set (point sets with their values,
+// point deletes, delete-range bounds). The history is what the conflict
+// check of TxnCommit and the watches read. It is replicated state: it lives
+// in the system keyspace, is covered by snapshots and checksums, and so
+// every replica, one that restarted or one rebuilt from a snapshot alike,
+// makes the same decisions.
+//
+// Layout, under the tenant's metadata keys (keyspace.TenantMetaKey):
+//
+//	"ver"                          versionState (5 x u64 big-endian)
+//	"log/" BE64(version) BE32(i)   chunk i of the entry at version
+//
+// An entry is split into chunks of about logChunkTarget bytes, so that no
+// stored value exceeds what a snapshot restore accepts. Chunk 0 (the head)
+// carries the entry's metadata:
+//
+//	head         0x01 uvarint(version) uvarint(chunks) varint(at)
+//	             uvarint(size) uvarint(len(txnID)) txnID record*
+//	continuation 0x02 uvarint(version) uvarint(i) record*
+//	record       kind:u8 uvarint(len(key)) key
+//	             [set: uvarint(len(value)) value]
+//	             [delete-range: uvarint(len(end)) end]
+//
+// # Retention
+//
+// Entries are pruned oldest first, at apply time, deterministically: an
+// entry goes when its timestamp is more than HistoryWindow older than the
+// newest timestamp seen, or when the tenant holds more than
+// HistoryMaxEntries entries or HistoryMaxBytes bytes of records. At most
+// prunePerWrite entries go per write, so the work is amortised; the newest
+// entry always stays. The versions in the history are contiguous, from
+// versionState.First to versionState.Version. A read version R can be
+// checked when every entry after it is still there: R >= First-1.
+const (
+	// HistoryWindow is how long, in proposer time, the history keeps a write.
+	HistoryWindow = int64(10e9) // 10 s in nanoseconds
+	// HistoryMaxEntries caps the entries kept per tenant.
+	HistoryMaxEntries = 100_000
+	// HistoryMaxBytes caps the record bytes kept per tenant.
+	HistoryMaxBytes = 64 << 20
+
+	prunePerWrite  = 8
+	logChunkTarget = 256 << 10
+
+	versionName = "ver"
+	logPrefix   = "log/"
+
+	chunkHead         = 0x01
+	chunkContinuation = 0x02
+)
+
+// versionState is a tenant's version counter and the extent of its history.
+type versionState struct {
+	// Version is the tenant's current version.
+	Version uint64
+	// First is the version of the oldest entry kept, Version+1 when the
+	// history is empty.
+	First uint64
+	// Count and Bytes measure the history: entries and record bytes.
+	Count uint64
+	Bytes uint64
+	// LastAt is the newest proposer timestamp seen (Unix nanoseconds).
+	LastAt int64
+}
+
+// minReadVersion is the oldest read version whose conflicts can be checked.
+func (s *versionState) minReadVersion() uint64 { return s.First - 1 }
+
+func encodeVersionState(s *versionState) []byte {
+	b := make([]byte, 0, 40)
+	b = binary.BigEndian.AppendUint64(b, s.Version)
+	b = binary.BigEndian.AppendUint64(b, s.First)
+	b = binary.BigEndian.AppendUint64(b, s.Count)
+	b = binary.BigEndian.AppendUint64(b, s.Bytes)
+	return binary.BigEndian.AppendUint64(b, uint64(s.LastAt))
+}
+
+func decodeVersionState(b []byte) (*versionState, error) {
+	if len(b) != 40 {
+		return nil, fmt.Errorf("%w: version record of %d bytes", keyspace.ErrInvalidRecord, len(b))
+	}
+	s := &versionState{
+		Version: binary.BigEndian.Uint64(b),
+		First:   binary.BigEndian.Uint64(b[8:]),
+		Count:   binary.BigEndian.Uint64(b[16:]),
+		Bytes:   binary.BigEndian.Uint64(b[24:]),
+		LastAt:  int64(binary.BigEndian.Uint64(b[32:])),
+	}
+	if s.First == 0 || s.First > s.Version+1 || s.Count != s.Version+1-s.First {
+		return nil, fmt.Errorf("%w: version record %+v", keyspace.ErrInvalidRecord, *s)
+	}
+	return s, nil
+}
+
+// readVersionState reads tenant id's version state; a tenant never written
+// is at version 0 with an empty history.
+func readVersionState(sys *store.SystemView, id keyspace.TenantID) (*versionState, error) {
+	v, err := sys.Get(keyspace.TenantMetaKey(id, versionName))
+	if errors.Is(err, store.ErrNotFound) {
+		return &versionState{First: 1}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeVersionState(v)
+}
+
+// logKey is the key of chunk i of tenant id's entry at version.
+func logKey(id keyspace.TenantID, version uint64, chunk uint32) keyspace.SystemKey {
+	name := make([]byte, 0, len(logPrefix)+12)
+	name = append(name, logPrefix...)
+	name = binary.BigEndian.AppendUint64(name, version)
+	name = binary.BigEndian.AppendUint32(name, chunk)
+	return keyspace.TenantMetaKey(id, string(name))
+}
+
+// logRecord is one write of an entry. Kind is OpSet, OpDelete or
+// OpDeleteRange; the slices alias the buffer they were decoded from.
+type logRecord struct {
+	Kind  OpKind
+	Key   []byte
+	Value []byte
+	End   []byte
+}
+
+func appendRecord(dst []byte, op *Op) []byte {
+	dst = append(dst, byte(op.Kind))
+	dst = binary.AppendUvarint(dst, uint64(len(op.Key)))
+	dst = append(dst, op.Key...)
+	switch op.Kind {
+	case OpSet:
+		dst = binary.AppendUvarint(dst, uint64(len(op.Value)))
+		dst = append(dst, op.Value...)
+	case OpDeleteRange:
+		dst = binary.AppendUvarint(dst, uint64(len(op.End)))
+		dst = append(dst, op.End...)
+	}
+	return dst
+}
+
+// encodeEntry encodes the entry of ops at version as chunks, and returns
+// them with the record bytes they hold. ops holds only set, delete and
+// delete-range.
+func encodeEntry(version uint64, at int64, txnID []byte, ops []Op) (chunks [][]byte, size uint64) {
+	var bodies [][]byte
+	var cur []byte
+	for i := range ops {
+		before := len(cur)
+		cur = appendRecord(cur, &ops[i])
+		size += uint64(len(cur) - before)
+		if len(cur) >= logChunkTarget {
+			bodies = append(bodies, cur)
+			cur = nil
+		}
+	}
+	if len(cur) > 0 || len(bodies) == 0 {
+		bodies = append(bodies, cur)
+	}
+	chunks = make([][]byte, len(bodies))
+	for i, body := range bodies {
+		var h []byte
+		if i == 0 {
+			h = append(h, chunkHead)
+			h = binary.AppendUvarint(h, version)
+			h = binary.AppendUvarint(h, uint64(len(bodies)))
+			h = binary.AppendVarint(h, at)
+			h = binary.AppendUvarint(h, size)
+			h = binary.AppendUvarint(h, uint64(len(txnID)))
+			h = append(h, txnID...)
+		} else {
+			h = append(h, chunkContinuation)
+			h = binary.AppendUvarint(h, version)
+			h = binary.AppendUvarint(h, uint64(i))
+		}
+		chunks[i] = append(h, body...)
+	}
+	return chunks, size
+}
+
+// entryHead is the metadata of an entry, from its head chunk.
+type entryHead struct {
+	Version uint64
+	Chunks  uint64
+	At      int64
+	Size    uint64
+	TxnID   []byte // aliases the chunk
+}
+
+var errCorruptLog = errors.New("raft: corrupt write history")
+
+// chunkReader decodes the fields of a chunk.
+type chunkReader struct {
+	b   []byte
+	err error
+}
+
+func (r *chunkReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = fmt.Errorf("%w: bad uvarint", errCorruptLog)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *chunkReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = fmt.Errorf("%w: bad varint", errCorruptLog)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *chunkReader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = fmt.Errorf("%w: length %d beyond the chunk", errCorruptLog, n)
+		return nil
+	}
+	out := r.b[:n:n]
+	r.b = r.b[n:]
+	return out
+}
+
+// decodeChunk parses a chunk. head is nil for a continuation; body holds
+// its records.
+func decodeChunk(b []byte) (version uint64, index uint64, head *entryHead, body []byte, err error) {
+	if len(b) == 0 {
+		return 0, 0, nil, nil, fmt.Errorf("%w: empty chunk", errCorruptLog)
+	}
+	r := chunkReader{b: b[1:]}
+	switch b[0] {
+	case chunkHead:
+		h := &entryHead{}
+		h.Version = r.uvarint()
+		h.Chunks = r.uvarint()
+		h.At = r.varint()
+		h.Size = r.uvarint()
+		h.TxnID = r.bytes()
+		if r.err == nil && h.Chunks == 0 {
+			r.err = fmt.Errorf("%w: entry of no chunks", errCorruptLog)
+		}
+		return h.Version, 0, h, r.b, r.err
+	case chunkContinuation:
+		version = r.uvarint()
+		index = r.uvarint()
+		return version, index, nil, r.b, r.err
+	}
+	return 0, 0, nil, nil, fmt.Errorf("%w: chunk tag %#x", errCorruptLog, b[0])
+}
+
+// eachRecord calls fn for every record of a chunk body until fn returns
+// false.
+func eachRecord(body []byte, fn func(*logRecord) bool) error {
+	r := chunkReader{b: body}
+	var rec logRecord
+	for len(r.b) > 0 {
+		rec = logRecord{Kind: OpKind(r.b[0])}
+		r.b = r.b[1:]
+		rec.Key = r.bytes()
+		switch rec.Kind {
+		case OpSet:
+			rec.Value = r.bytes()
+		case OpDelete:
+		case OpDeleteRange:
+			rec.End = r.bytes()
+		default:
+			return fmt.Errorf("%w: record kind %d", errCorruptLog, uint8(rec.Kind))
+		}
+		if r.err != nil {
+			return r.err
+		}
+		if !fn(&rec) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// scanHistory calls fn for every chunk of tenant id's entries with versions
+// in (after, upTo], in order, checking that the versions are contiguous and
+// every entry complete. fn returns false to stop. head is set on the first
+// chunk of each entry.
+func scanHistory(sys *store.SystemView, id keyspace.TenantID, after, upTo uint64,
+	fn func(version uint64, head *entryHead, body []byte) (bool, error)) error {
+	if upTo <= after {
+		return nil
+	}
+	want := after + 1 // the version of the next head
+	var chunks, seen uint64
+	var cbErr error
+	stopped := false
+	err := sys.Scan(logKey(id, after+1, 0), logKey(id, upTo+1, 0), func(_, v []byte) bool {
+		version, index, head, body, err := decodeChunk(v)
+		switch {
+		case err != nil:
+			cbErr = err
+			return false
+		case head != nil:
+			if seen != chunks || version != want {
+				cbErr = fmt.Errorf("%w: tenant %d: entry %d where %d was due (%d of %d chunks seen)", errCorruptLog, id, version, want, seen, chunks)
+				return false
+			}
+			want++
+			chunks, seen = head.Chunks, 1
+		default:
+			if version != want-1 || index != seen || seen >= chunks {
+				cbErr = fmt.Errorf("%w: tenant %d: stray chunk %d of entry %d", errCorruptLog, id, index, version)
+				return false
+			}
+			seen++
+		}
+		ok, err := fn(version, head, body)
+		if err != nil {
+			cbErr = err
+			return false
+		}
+		if !ok {
+			stopped = true
+		}
+		return ok
+	})
+	if err == nil {
+		err = cbErr
+	}
+	if err != nil {
+		return err
+	}
+	if !stopped && (want != upTo+1 || seen != chunks) {
+		return fmt.Errorf("%w: tenant %d: history ends at entry %d (%d of %d chunks), want %d", errCorruptLog, id, want-1, seen, chunks, upTo)
+	}
+	return nil
+}
+
+// normalizeRanges returns the ranges sorted by start and merged where they
+// overlap or touch. An empty End (the end of the tenant) absorbs every
+// range after it. The input is not modified.
+func normalizeRanges(in []KeyRange) []KeyRange {
+	if len(in) == 0 {
+		return nil
+	}
+	rs := make([]KeyRange, len(in))
+	copy(rs, in)
+	sort.Slice(rs, func(i, j int) bool { return bytes.Compare(rs[i].Start, rs[j].Start) < 0 })
+	out := rs[:1]
+	for _, r := range rs[1:] {
+		last := &out[len(out)-1]
+		if len(last.End) == 0 {
+			break // the last range runs to the end of the tenant
+		}
+		if bytes.Compare(r.Start, last.End) <= 0 {
+			if len(r.End) == 0 || bytes.Compare(r.End, last.End) > 0 {
+				last.End = r.End
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// intersects reports whether a write record touches any of the normalized
+// ranges rs.
+func intersects(rs []KeyRange, rec *logRecord) bool {
+	start, end := rec.Key, rec.End
+	if rec.Kind != OpDeleteRange {
+		// A point write of k touches [k, k+"\x00").
+		end = nil
+	}
+	// The first range whose end lies after start (ends are increasing).
+	i := sort.Search(len(rs), func(i int) bool {
+		return len(rs[i].End) == 0 || bytes.Compare(rs[i].End, start) > 0
+	})
+	if i == len(rs) {
+		return false
+	}
+	r := &rs[i]
+	if rec.Kind != OpDeleteRange {
+		return bytes.Compare(r.Start, start) <= 0
+	}
+	return len(end) == 0 || bytes.Compare(r.Start, end) < 0
+}
