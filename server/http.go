@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
@@ -24,6 +25,10 @@ func (s *Server) serveHTTP() {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", s.metricsHandler())
+	// Profiles for operators, on the HTTP address only (loopback by default).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s.wg.Add(1)
 	go func() {
