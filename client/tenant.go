@@ -18,6 +18,8 @@ const DefaultPageSize = 1000
 type KV struct {
 	Key   []byte
 	Value []byte
+	// Version is the tenant version at which the key last changed.
+	Version uint64
 }
 
 // KeyRange is the half-open range of keys [Begin, End). An empty Begin is the
@@ -190,7 +192,7 @@ func (t *Tenant) Range(ctx context.Context, r KeyRange, opts *RangeOptions) iter
 				}
 			}
 			for i := range kvs {
-				if !yield(KV{Key: kvs[i].Key, Value: kvs[i].Value}, nil) {
+				if !yield(KV{Key: kvs[i].Key, Value: kvs[i].Value, Version: kvs[i].Version}, nil) {
 					return
 				}
 				n++

@@ -675,9 +675,12 @@ func (tx *Tx) commit(ctx context.Context) error {
 			maybeSent = true
 			return unknown(err)
 		default:
-			// The context ended or the request could not be sent; it
-			// may have been.
-			maybeSent = true
+			// The context ended with the request possibly in flight, or
+			// it could not be sent at all (then only an earlier attempt
+			// may have taken effect).
+			if ctx.Err() != nil {
+				maybeSent = true
+			}
 			return unknown(err)
 		}
 	}

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,11 +141,19 @@ func (c *txCluster) restart(i int) {
 
 func (c *txCluster) open(ctx context.Context, token string) *client.DB {
 	c.t.Helper()
-	db, err := client.Open(ctx, c.addrs(), &client.Options{Token: token, DialTimeout: time.Second})
-	if err != nil {
-		c.t.Fatalf("open: %v", err)
+	// A token just made may not have reached the follower the hello goes
+	// to: nodes authenticate against their own replica.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		db, err := client.Open(ctx, c.addrs(), &client.Options{Token: token, DialTimeout: time.Second})
+		if err == nil {
+			return db
+		}
+		if !errors.Is(err, client.ErrPermissionDenied) || time.Now().After(deadline) {
+			c.t.Fatalf("open: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return db
 }
 
 // tenant creates a tenant and returns a DB holding a token of it.

@@ -1,11 +1,13 @@
 package client_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkv/tenantkv/client"
+	"github.com/tenantkv/tenantkv/internal/wire"
 )
 
 func txCtx(t *testing.T) context.Context {
@@ -489,13 +492,131 @@ func TestWatchBasics(t *testing.T) {
 		t.Fatal("watch did not end")
 	}
 
-	// A version from before the history is refused: here, a tenant whose
-	// history begins after version 0 is simulated by a version far ahead,
-	// which the server refuses as a bad request.
+	// A version the tenant never reached is refused. (A version older than
+	// the history, ErrWatchTooOld, needs 10 s of writes: raft's
+	// TestHistoryRetention and the server map it.)
 	tn2 := c.tenant(ctx, "beta", nil).Tenant("")
 	for _, err := range tn2.Watch(ctx, client.WatchOptions{Key: []byte("k"), FromVersion: 1 << 40}) {
 		require.ErrorIs(t, err, client.ErrBadRequest)
 		break
 	}
-	_ = bytes.Equal
+}
+
+func TestTxnErrorSentinels(t *testing.T) {
+	for code, want := range map[wire.Code]error{
+		wire.CodeConflict: client.ErrConflict, wire.CodeTxTooOld: client.ErrTxTooOld,
+		wire.CodeTxTooLarge: client.ErrTxTooLarge, wire.CodeWatchTooOld: client.ErrWatchTooOld,
+	} {
+		err := fmt.Errorf("wrapped: %w", &client.Error{Code: client.Code(code)})
+		require.ErrorIs(t, err, want)
+		require.Equal(t, code == wire.CodeConflict || code == wire.CodeTxTooOld, client.IsRetryable(err), "%v", code)
+	}
+	require.False(t, client.IsRetryable(client.ErrCommitUnknown))
+	require.False(t, client.IsRetryable(nil))
+}
+
+// TestTxnReadYourWritesModel checks Get and Range inside transactions
+// against a model (a sorted map) over random stored states and random
+// buffered writes, atomic ops and delete-ranges included, with random
+// bounds, directions, limits and page sizes.
+func TestTxnReadYourWritesModel(t *testing.T) {
+	ctx := txCtx(t)
+	c := newTxCluster(t, 1)
+	tn := c.tenant(ctx, "model", nil).Tenant("")
+	r := rand.New(rand.NewPCG(1, 2))
+	key := func() string { return string(rune('a' + r.IntN(8))) }
+	abort := errors.New("abort")
+	for iter := range 60 {
+		stored := map[string]string{}
+		require.NoError(t, tn.Update(ctx, func(tx *client.Tx) error {
+			clear(stored)
+			tx.DeleteRange(client.KeyRange{})
+			for range r.IntN(6) {
+				k, v := key(), fmt.Sprint(r.IntN(100))
+				tx.Set([]byte(k), []byte(v))
+				stored[k] = v
+			}
+			return nil
+		}))
+		model := maps.Clone(stored)
+		err := tn.Update(ctx, func(tx *client.Tx) error {
+			for range 1 + r.IntN(6) {
+				k := key()
+				switch r.IntN(5) {
+				case 0:
+					v := fmt.Sprint(r.IntN(100))
+					tx.Set([]byte(k), []byte(v))
+					model[k] = v
+				case 1:
+					tx.Delete([]byte(k))
+					delete(model, k)
+				case 2:
+					e := string(rune(k[0] + byte(1+r.IntN(3))))
+					tx.DeleteRange(client.KeyRange{Begin: []byte(k), End: []byte(e)})
+					for mk := range model {
+						if mk >= k && mk < e {
+							delete(model, mk)
+						}
+					}
+				case 3:
+					d := int64(r.IntN(5))
+					tx.Add([]byte(k), d)
+					old, ok := model[k]
+					var base [8]byte
+					if ok {
+						copy(base[:], old)
+					}
+					model[k] = string(le64(int64(binary.LittleEndian.Uint64(base[:])) + d))
+				case 4:
+					v := fmt.Sprint(r.IntN(100))
+					tx.CompareAndClear([]byte(k), []byte(v))
+					if model[k] == v {
+						delete(model, k)
+					}
+				}
+			}
+			// A point read now and then settles a key's atomic ops.
+			if r.IntN(2) == 0 {
+				k := key()
+				v, err := tx.Get(ctx, []byte(k))
+				want, ok := model[k]
+				if !ok {
+					require.ErrorIs(t, err, client.ErrNotFound, "iter %d get %s", iter, k)
+				} else {
+					require.NoError(t, err)
+					require.Equal(t, want, string(v), "iter %d get %s", iter, k)
+				}
+			}
+			for range 3 {
+				b, e := key(), key()
+				if b > e {
+					b, e = e, b
+				}
+				rr := client.KeyRange{Begin: []byte(b), End: []byte(e)}
+				if b == e {
+					rr.End = nil
+				}
+				opts := &client.RangeOptions{Reverse: r.IntN(2) == 0, Limit: r.IntN(4), PageSize: 1 + r.IntN(3)}
+				var want []string
+				for _, k := range slices.Sorted(maps.Keys(model)) {
+					if k >= b && (len(rr.End) == 0 || k < e) {
+						want = append(want, k+"="+model[k])
+					}
+				}
+				if opts.Reverse {
+					slices.Reverse(want)
+				}
+				if opts.Limit > 0 && len(want) > opts.Limit {
+					want = want[:opts.Limit]
+				}
+				seq := tx.Range(ctx, rr, opts)
+				if r.IntN(3) == 0 {
+					seq = tx.Snapshot().Range(ctx, rr, opts)
+				}
+				require.Equal(t, want, pairs(t, seq), "iter %d range %q..%q %+v stored %v", iter, b, e, *opts, stored)
+			}
+			return abort
+		})
+		require.ErrorIs(t, err, abort)
+	}
 }

@@ -28,9 +28,10 @@ type Result struct {
 	// Replayed is set for an entry at or below the applied index recorded in
 	// the store: it was applied before a restart and was skipped.
 	Replayed bool
-	// Version is the tenant's version after a TenantWrite, TxnCommit or
-	// CompareAndSwap: the version of its write, or, for one that wrote
-	// nothing, the version it was checked at.
+	// Version is the tenant version of the write of a TenantWrite,
+	// TxnCommit or CompareAndSwap; for a TxnCommit or CompareAndSwap that
+	// wrote nothing, the version it was checked at (0 for an empty
+	// TenantWrite).
 	Version uint64
 	// Swapped reports whether a CompareAndSwap swapped.
 	Swapped bool

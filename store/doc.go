@@ -21,6 +21,14 @@
 //   - Snapshot.Tenant and Snapshot.System read a consistent point in time and
 //     refuse writes.
 //
+// # Versions
+//
+// Every tenant value on disk carries the tenant version at which its key
+// last changed, in an envelope only this package reads or writes (see
+// version.go). TenantView.SetVersioned records it (Set records 0);
+// GetVersioned and Iterator.Version report it; everything else returns the
+// user value alone.
+//
 // # Ownership
 //
 // Every slice returned by this package is a copy owned by the caller. Slices

@@ -67,6 +67,8 @@ var commands = []*command{
 	{path: "put", args: "KEY VALUE", summary: "set a key (VALUE - reads the value from stdin)", minArgs: 2, maxArgs: 2, setup: noFlags(dataPut)},
 	{path: "del", args: "KEY", summary: "delete a key", minArgs: 1, maxArgs: 1, setup: noFlags(dataDel)},
 	scanCommand,
+	txnCommand,
+	watchCommand,
 	{path: "cluster status", summary: "show the members and the leader", setup: noFlags(clusterStatus)},
 	{path: "cluster remove", args: "NODE-ID", summary: "remove a node from the cluster", minArgs: 1, maxArgs: 1, setup: noFlags(clusterRemove)},
 	{path: "version", summary: "print the version", setup: noFlags(printVersion)},
