@@ -78,11 +78,11 @@ func (p Plan) Add(q Plan) Plan {
 	return Plan{Points: p.Points + q.Points, Measured: p.Measured + q.Measured, Setup: p.Setup + q.Setup}
 }
 
-// Setup rates assumed by plans, measured on a 2-core machine; they only
-// make the announced time roughly right.
+// Setup rates assumed by plans, medians measured on a busy 2-core machine;
+// they only make the announced time roughly right.
 const (
-	planTenantsPerSec = 10_000
-	planKeysPerSec    = 9_000
+	planTenantsPerSec = 6_500
+	planKeysPerSec    = 6_000
 	planClusterStart  = 2 * time.Second
 )
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -14,29 +13,9 @@ import (
 // This file serves transactions: read versions, commits and
 // compare-and-swap. See docs/TRANSACTIONS.md for the model.
 
-// txnErrorCodes maps the errors of transactions and watches to wire codes.
-// They are checked before the general table (errors.go), which does not
-// know them.
-var txnErrorCodes = []struct {
-	err  error
-	code wire.Code
-}{
-	{raft.ErrConflict, wire.CodeConflict},
-	{raft.ErrTxTooOld, wire.CodeTxTooOld},
-	{raft.ErrTxTooLarge, wire.CodeTxTooLarge},
-	{raft.ErrWatchTooOld, wire.CodeWatchTooOld},
-}
-
-// txnErrorResponse is errorResponse for the operations of this file and
-// watch.go.
-func (s *Server) txnErrorResponse(err error) *wire.Response {
-	for _, e := range txnErrorCodes {
-		if errors.Is(err, e.err) {
-			return &wire.Response{Code: e.code, Msg: err.Error()}
-		}
-	}
-	return s.errorResponse(err)
-}
+// txnErrorResponse is errorResponse; the transaction errors are in the one
+// table of errors.go like every other.
+func (s *Server) txnErrorResponse(err error) *wire.Response { return s.errorResponse(err) }
 
 // handleTxn serves OpReadVersion, OpCommit and OpCompareAndSwap.
 func (s *Server) handleTxn(ctx context.Context, p *principal, req *wire.Request) *wire.Response {
