@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/raft"
 )
 
 const (
@@ -128,9 +129,21 @@ func (c *conn) hello(fr *wire.FrameReader) bool {
 			Msg: "server speaks protocol version 1", Version: wire.ProtocolVersion})
 		return false
 	}
-	p, err := c.srv.authenticate(req.Token)
+	ctx, cancel := context.WithTimeout(c.srv.ctx, helloTimeout)
+	err = c.srv.caughtUp(ctx)
+	cancel()
+	var p *principal
+	if err == nil {
+		p, err = c.srv.authenticate(req.Token)
+	}
 	if err != nil {
-		c.writeDirect(&wire.Response{ID: req.ID, Code: wire.CodePermissionDenied, Msg: "invalid token"})
+		resp := &wire.Response{ID: req.ID, Code: wire.CodePermissionDenied, Msg: "invalid token"}
+		if errors.Is(err, raft.ErrNotLeader) || !errors.Is(err, ErrPermissionDenied) {
+			// Not a verdict on the token: this node cannot judge it now.
+			resp = c.srv.errorResponse(err)
+			resp.ID = req.ID
+		}
+		c.writeDirect(resp)
 		return false
 	}
 	c.p = p

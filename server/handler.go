@@ -38,12 +38,17 @@ func (s *Server) authenticate(secret string) (*principal, error) {
 	rec, err := s.node.FSM().Token(id)
 	if err != nil && !s.node.IsLeader() {
 		// A follower may not have applied a token the leader just created:
-		// catch up with what is committed, then look again.
+		// catch up with what is committed, look again, and if it is still
+		// unknown here send the client to the leader, which decides.
 		ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
 		if s.node.CatchUp(ctx) == nil {
 			rec, err = s.node.FSM().Token(id)
 		}
 		cancel()
+		if err != nil {
+			tokenMatches(secret, nil)
+			return nil, raft.ErrNotLeader
+		}
 	}
 	if err != nil {
 		tokenMatches(secret, nil)
@@ -57,6 +62,32 @@ func (s *Server) authenticate(secret string) (*principal, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// caughtUp returns nil once this node's state holds everything that was
+// committed when it started: a node that just restarted must not judge
+// tokens or serve stale reads from state older than a revocation it has
+// not replayed yet. The leader proves it with a read barrier; a follower by
+// applying the commit index its leader reported. It is checked until it
+// first succeeds.
+func (s *Server) caughtUp(ctx context.Context) error {
+	if s.caught.Load() {
+		return nil
+	}
+	if s.node.IsLeader() {
+		if err := s.node.ReadBarrier(ctx); err != nil {
+			return err
+		}
+	} else {
+		if id, _ := s.node.Leader(); id == "" {
+			return raft.ErrNotLeader
+		}
+		if err := s.node.CatchUp(ctx); err != nil {
+			return err
+		}
+	}
+	s.caught.Store(true)
+	return nil
 }
 
 // stillValid re-checks a principal on every request, so that revocation and
@@ -220,6 +251,9 @@ func outcomeOf(err error) int {
 func (s *Server) handleRead(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
 	if !req.Stale && !s.node.IsLeader() {
 		return nil, raft.ErrNotLeader
+	}
+	if err := s.caughtUp(ctx); err != nil {
+		return nil, err
 	}
 	op := dataOp(req.Op)
 	t, release, throttled, err := s.admitData(p, req, op)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -115,6 +116,7 @@ type Server struct {
 	maxFrame int
 	limits   limiter
 	exports  exports
+	caught   atomic.Bool // caughtUp succeeded once since start
 	usage    *usageTracker
 	registry *prometheus.Registry
 	watches  watchHub // watch.go
