@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,16 +79,25 @@ func Open(ctx context.Context, endpoints []string, opts *Options) (*DB, error) {
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 
 	var lastErr error
-	for i, ep := range eps {
+	tried := map[string]bool{}
+	for i := 0; i < len(eps); i++ {
+		ep := eps[i]
+		tried[ep] = true
 		_, c, err := db.connect(ctx, ep)
 		if err == nil {
 			db.tenant, db.operator = c.tenant, c.operator
-			db.cur = i
+			db.cur = max(slices.Index(db.endpoints, ep), 0)
 			return db, nil
 		}
 		lastErr = err
 		if ctx.Err() != nil || !retryableDialError(err) {
 			break
+		}
+		// A follower that cannot judge the token names the leader: ask it
+		// next, even if it is not among the endpoints.
+		var se *Error
+		if errors.As(err, &se) && se.leader != "" && !tried[se.leader] {
+			eps = append(eps[:i+1:i+1], append([]string{se.leader}, eps[i+1:]...)...)
 		}
 		db.opts.Logger.Debug("tenantkv: endpoint unreachable", "addr", ep, "error", err)
 	}

@@ -141,6 +141,8 @@ type Error struct {
 	Message string
 	// RetryAfter is the server's hint for when to try again (rate limits).
 	RetryAfter time.Duration
+	// leader is the leader's client address a not-leader answer names.
+	leader string
 }
 
 var _ error = (*Error)(nil)
@@ -171,7 +173,7 @@ func (e *Error) Is(target error) bool {
 
 // errorOf turns a failed response into an *Error.
 func errorOf(resp *wire.Response) *Error {
-	return &Error{Code: Code(resp.Code), Message: resp.Msg, RetryAfter: resp.RetryAfter}
+	return &Error{Code: Code(resp.Code), Message: resp.Msg, RetryAfter: resp.RetryAfter, leader: resp.Leader}
 }
 
 // connError reports that a connection failed while a request was on it.

@@ -56,11 +56,14 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	}
 	s.track(nc, true)
 	defer s.track(nc, false)
-	fr := wire.NewConnFrameReader(nc, frameBodyTimeout)
+	// The hello is bounded by helloTimeout as a whole; frames after it get
+	// frameBodyTimeout for their bodies.
+	fr := wire.NewConnFrameReader(nc, 0)
 	if !c.hello(fr) {
 		nc.Close()
 		return
 	}
+	fr.SetBodyTimeout(frameBodyTimeout)
 	go c.writeLoop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {

@@ -49,6 +49,10 @@ func NewConnFrameReader(c net.Conn, bodyTimeout time.Duration) *FrameReader {
 	return &FrameReader{r: bufio.NewReaderSize(c, 64<<10), conn: c, bodyTimeout: bodyTimeout}
 }
 
+// SetBodyTimeout changes the body timeout of a reader made by
+// NewConnFrameReader; zero turns it off.
+func (fr *FrameReader) SetBodyTimeout(d time.Duration) { fr.bodyTimeout = d }
+
 // growStep is how much body buffer is allocated ahead of the bytes that
 // actually arrived: a header announcing a large frame costs nothing until
 // the sender delivers.
