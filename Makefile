@@ -6,7 +6,7 @@ FUZZTIME  ?= 30s
 SOAKTIME  ?= 10m
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test lint vet fuzz bench bench-store bench-etcd soak clean
+.PHONY: all build run test lint vet fuzz bench bench-smoke bench-store bench-etcd soak clean
 
 all: build
 
@@ -38,7 +38,14 @@ fuzz:
 bench-store:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./store/ | tee bench-store.txt
 
-bench: bench-store
+# Every scenario of the bench suite except etcd (about 7 minutes on 2 cores),
+# against a local cluster of real `tenantkv serve` processes.
+bench: build
+	./$(BIN) bench all --local 1 --json bench-results.json --html bench-report.html
+
+bench-smoke: build
+	./$(BIN) bench --local 1 --duration 1s --warmup 0 --keys 1000 --clients 4 --json bench-smoke.json
+	./$(BIN) bench scenario isolation --local 1 --tenant-counts 1,10 --keys 200 --duration 1s --warmup 0
 
 soak:
 	$(GO) test -race -run Soak -timeout 0 -tags soak $(PKGS)

@@ -280,14 +280,18 @@ func measure(ctx context.Context, groups []*group, warmup, duration time.Duratio
 		wg.Wait()
 		close(allDone)
 	}()
-	stop := func() {
+	// stop ends the measured window, then waits for the operations in
+	// flight, which are not counted, and returns when the window ended.
+	stop := func() time.Time {
 		rs.phase.Store(phaseStop)
+		stopAt := time.Now()
 		select {
 		case <-allDone:
 		case <-time.After(stopGrace):
 			cancelOps()
 			<-allDone
 		}
+		return stopAt
 	}
 
 	phaseStart := time.Now()
@@ -348,21 +352,21 @@ func measure(ctx context.Context, groups []*group, warmup, duration time.Duratio
 			}
 			report(now)
 		case <-end:
-			stop()
-			return finish(groups, phaseStart, last)
+			finish(groups, phaseStart, last, stop())
+			return nil
 		case <-allDone:
-			stop()
-			return finish(groups, phaseStart, last)
+			finish(groups, phaseStart, last, stop())
+			return nil
 		}
 	}
 }
 
-// finish takes the last, partial second of every group and its elapsed time.
-func finish(groups []*group, start, last time.Time) error {
-	now := time.Now()
+// finish takes the last, partial second of every group and its elapsed
+// time: up to stopAt, or to when its last client stopped if that came first.
+func finish(groups []*group, start, last, stopAt time.Time) {
 	for _, g := range groups {
-		endAt := now
-		if e := g.endNano.Load(); e != 0 && e < now.UnixNano() {
+		endAt := stopAt
+		if e := g.endNano.Load(); e != 0 && e < stopAt.UnixNano() {
 			endAt = time.Unix(0, e)
 		}
 		g.elapsed = endAt.Sub(start)
@@ -370,7 +374,6 @@ func finish(groups []*group, start, last time.Time) error {
 			g.flush(d, endAt.Sub(start))
 		}
 	}
-	return nil
 }
 
 // flush moves the workers' statistics since the last flush into the

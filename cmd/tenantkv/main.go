@@ -109,6 +109,11 @@ type cli struct {
 // run runs the command line args and returns the exit status. It is main
 // without the process: tests call it directly.
 func run(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// bench has flags of its own (its --json takes a file), so it is
+	// dispatched before the global flags are parsed.
+	if len(args) > 0 && args[0] == "bench" {
+		return benchCommand(ctx, args[1:], stdout, stderr)
+	}
 	x := &cli{env: env, stdin: stdin, stdout: stdout, stderr: stderr, set: map[string]bool{}}
 	err := x.dispatch(ctx, args)
 	var ue *usageError
