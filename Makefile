@@ -47,8 +47,10 @@ bench-smoke: build
 	./$(BIN) bench --local 1 --duration 1s --warmup 0 --keys 1000 --clients 4 --json bench-smoke.json
 	./$(BIN) bench scenario isolation --local 1 --tenant-counts 1,10 --keys 200 --duration 1s --warmup 0
 
+# Long fault-injection, crash, attack and load runs for SOAKTIME; prints a
+# summary (histories, faults, crashes, attacks, violations).
 soak:
-	$(GO) test -race -run Soak -timeout 0 -tags soak $(PKGS)
+	TENANTKV_SOAK_DURATION=$(SOAKTIME) $(GO) test -race -tags soak -run Soak -timeout 0 -v ./internal/proof/
 
 clean:
 	rm -rf bin data data-*
