@@ -35,6 +35,11 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
+# tenantkv and etcd 3.6 side by side (etcd built once into a cache outside
+# the repository; the driver is its own module in bench/etcd).
+bench-etcd:
+	sh bench/etcd/run.sh
+
 bench-store:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./store/ | tee bench-store.txt
 
