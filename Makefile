@@ -38,7 +38,7 @@ fuzz:
 # tenantkv and etcd 3.6 side by side (etcd built once into a cache outside
 # the repository; the driver is its own module in bench/etcd).
 bench-etcd:
-	sh bench/etcd/run.sh
+	GO=$(GO) sh bench/etcd/run.sh $(BENCH_ETCD_FLAGS)
 
 bench-store:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./store/ | tee bench-store.txt
