@@ -138,26 +138,12 @@ func (s *Server) exportTenant(ctx context.Context, req *wire.Request) (*wire.Res
 	if err != nil {
 		return nil, err
 	}
-	limit := req.Limit
-	if limit <= 0 || limit > maxScanPage {
-		limit = maxScanPage
-	}
 	it, err := view.NewIterator(req.Key, nil, false)
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	size := 0
-	for it.Next() {
-		if len(resp.KVs) == limit || size >= maxScanBytes {
-			resp.More = true
-			break
-		}
-		kv := wire.KV{Key: append([]byte(nil), it.Key()...), Value: append([]byte(nil), it.Value()...)}
-		size += len(kv.Key) + len(kv.Value)
-		resp.KVs = append(resp.KVs, kv)
-	}
-	if err := it.Err(); err != nil {
+	if _, err := fillPage(resp, it, req.Limit); err != nil {
 		return nil, err
 	}
 	if resp.More {

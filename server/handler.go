@@ -300,16 +300,26 @@ func (s *Server) read(ctx context.Context, p *principal, req *wire.Request, t *k
 		}
 		return &wire.Response{Value: v, DataVersion: ver}, len(req.Key) + len(v), nil
 	}
-	limit := req.Limit
-	if limit <= 0 || limit > maxScanPage {
-		limit = maxScanPage
-	}
 	it, err := view.NewIterator(req.Key, req.End, req.Reverse)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer it.Close()
 	resp := &wire.Response{}
+	size, err := fillPage(resp, it, req.Limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp, size, nil
+}
+
+// fillPage appends to resp the pairs of it, at most limit of them (capped
+// at maxScanPage) and about maxScanBytes, and sets More when some remain.
+// It returns the bytes of keys and values it copied.
+func fillPage(resp *wire.Response, it *store.Iterator, limit int) (int, error) {
+	if limit <= 0 || limit > maxScanPage {
+		limit = maxScanPage
+	}
 	size := 0
 	for it.Next() {
 		if len(resp.KVs) == limit || size >= maxScanBytes {
@@ -320,10 +330,7 @@ func (s *Server) read(ctx context.Context, p *principal, req *wire.Request, t *k
 		size += len(kv.Key) + len(kv.Value)
 		resp.KVs = append(resp.KVs, kv)
 	}
-	if err := it.Err(); err != nil {
-		return nil, 0, err
-	}
-	return resp, size, nil
+	return size, it.Err()
 }
 
 func (s *Server) handleWrite(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
