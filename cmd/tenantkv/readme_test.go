@@ -265,8 +265,20 @@ func (r *readmeRun) serve(s readmeStep, cmd string) {
 		if !errors.Is(err, errAddrInUse) || attempt == 3 {
 			r.t.Fatalf("README.md:%d: %s: %v", s.line, s.cmd, err)
 		}
-		r.allocate(addrRE.FindAllString(cmd, -1))
+		// New ports only for what this node listens on: the address it
+		// joins through belongs to a node that is already running.
 		f := strings.Fields(cmd)
+		var own []string
+		for i := 0; i+1 < len(f); i++ {
+			switch f[i] {
+			case "--listen", "--raft", "--http":
+				own = append(own, f[i+1])
+			}
+		}
+		if len(own) == 0 { // a node on the default addresses
+			own = []string{"127.0.0.1:7400", "127.0.0.1:7401", "127.0.0.1:7402"}
+		}
+		r.allocate(own)
 		if i := slices.Index(f, "--data"); i >= 0 && i+1 < len(f) {
 			if err := os.RemoveAll(filepath.Join(r.dir, f[i+1])); err != nil {
 				r.t.Fatal(err)
