@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -26,12 +27,19 @@ import (
 type applier struct {
 	b   *store.Batch
 	sys *store.SystemView
+	// cat is the FSM's catalog as of the last committed batch and p this
+	// batch's changes to it (catalog.go): tenant records, usage, version
+	// states and tokens are read from them, never from the store.
+	cat *catalog
+	p   pending
 	// touched collects the tenants whose data, version, state or existence
 	// changed, for the FSM's observer (txnapply.go).
 	touched map[keyspace.TenantID]struct{}
 }
 
-func newApplier(b *store.Batch) *applier { return &applier{b: b, sys: b.System()} }
+func newApplier(b *store.Batch, cat *catalog) *applier {
+	return &applier{b: b, sys: b.System(), cat: cat}
+}
 
 // apply decodes and applies one command entry. The returned error is non-nil
 // only for storage failures; a refusal is carried in the Result.
@@ -108,27 +116,18 @@ func (a *applier) del(k keyspace.SystemKey) error {
 	return nil
 }
 
-// tenant reads the record of id: ErrTenantNotFound if there is none.
+// tenant returns the record of id as this batch sees it, or
+// ErrTenantNotFound. The record is shared: copy it before changing it.
 func (a *applier) tenant(id keyspace.TenantID) (*keyspace.Tenant, error) {
-	v, ok, err := a.get(keyspace.TenantRecordKey(id))
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
+	e := a.entry(id)
+	if e == nil {
 		return nil, fmt.Errorf("%w: id %d", ErrTenantNotFound, id)
 	}
-	t, err := keyspace.DecodeTenant(v)
-	if err != nil {
-		return nil, fatal("tenant record %d: %w", id, err)
-	}
-	return t, nil
+	return e.rec, nil
 }
 
 // nameTaken reports whether the name index holds name.
-func (a *applier) nameTaken(name string) (bool, error) {
-	_, ok, err := a.get(keyspace.TenantNameKey(name))
-	return ok, err
-}
+func (a *applier) nameTaken(name string) bool { return a.nameOwner(name) != 0 }
 
 func (a *applier) tenantWrite(c *TenantWrite, res *Result) error {
 	t, err := a.checkTenant(c.TenantID, c.TenantName, true)
@@ -143,10 +142,7 @@ func (a *applier) tenantWrite(c *TenantWrite, res *Result) error {
 	if err != nil {
 		return fatal("tenant view %d: %w", c.TenantID, err)
 	}
-	st, err := a.versionState(c.TenantID)
-	if err != nil {
-		return err
-	}
+	st := a.versionState(c.TenantID)
 	// Quota check, then the data at the next version, the usage counters
 	// and the write history, all in this batch (txnapply.go).
 	return a.commitOps(t, v, st, c.Ops, c.At, nil, res)
@@ -165,11 +161,7 @@ func writable(t *keyspace.Tenant) error {
 }
 
 func (a *applier) createTenant(c *CreateTenant, res *Result) error {
-	taken, err := a.nameTaken(c.Name)
-	if err != nil {
-		return err
-	}
-	if taken {
+	if a.nameTaken(c.Name) {
 		return fmt.Errorf("%w: %q", ErrTenantExists, c.Name)
 	}
 	next := uint64(keyspace.FirstID)
@@ -203,23 +195,22 @@ func (a *applier) createTenant(c *CreateTenant, res *Result) error {
 	if err := a.set(keyspace.NextIDKey(), keyspace.EncodeUint64(next+1)); err != nil {
 		return err
 	}
-	res.TenantID, res.Tenant = id, t
+	a.stage(id, &tenantState{rec: t, ver: versionState{First: 1}})
+	a.stageName(t.Name, id)
+	res.TenantID, res.Tenant = id, copyTenant(t)
 	return nil
 }
 
 func (a *applier) updateTenant(c *UpdateTenant, res *Result) error {
-	t, err := a.tenant(c.ID)
+	cur, err := a.tenant(c.ID)
 	if err != nil {
 		return err
 	}
+	t := copyTenant(cur)
 	oldName := t.Name
 	rename := c.NewName != nil && *c.NewName != oldName
 	if rename {
-		taken, err := a.nameTaken(*c.NewName)
-		if err != nil {
-			return err
-		}
-		if taken {
+		if a.nameTaken(*c.NewName) {
 			return fmt.Errorf("%w: %q", ErrTenantExists, *c.NewName)
 		}
 		t.Name = *c.NewName
@@ -249,7 +240,12 @@ func (a *applier) updateTenant(c *UpdateTenant, res *Result) error {
 	if err := a.set(keyspace.TenantRecordKey(t.ID), rec); err != nil {
 		return err
 	}
-	res.TenantID, res.Tenant = t.ID, t
+	if rename {
+		a.stageName(oldName, 0)
+		a.stageName(t.Name, t.ID)
+	}
+	a.mutable(t.ID).rec = t
+	res.TenantID, res.Tenant = t.ID, copyTenant(t)
 	a.touch(t.ID)
 	return nil
 }
@@ -259,26 +255,7 @@ func (a *applier) deleteTenant(c *DeleteTenant, res *Result) error {
 	if err != nil {
 		return err
 	}
-	var tokens []keyspace.SystemKey
-	start, end := keyspace.TokenSpan()
-	var decodeErr error
-	err = a.sys.Scan(start, end, func(k, v []byte) bool {
-		tok, err := decodeToken(v)
-		if err != nil {
-			decodeErr = err
-			return false
-		}
-		if tok.TenantID == c.ID {
-			tokens = append(tokens, keyspace.TokenKey(tok.ID))
-		}
-		return true
-	})
-	if err == nil {
-		err = decodeErr
-	}
-	if err != nil {
-		return fatal("scan tokens: %w", err)
-	}
+	tokens := a.tokensOf(c.ID)
 	v, err := a.b.Tenant(c.ID)
 	if err != nil {
 		return fatal("tenant view %d: %w", c.ID, err)
@@ -297,11 +274,14 @@ func (a *applier) deleteTenant(c *DeleteTenant, res *Result) error {
 	if err := a.sys.DeleteRange(ms, me); err != nil {
 		return fatal("delete metadata of tenant %d: %w", c.ID, err)
 	}
-	for _, k := range tokens {
-		if err := a.del(k); err != nil {
+	for _, tid := range tokens {
+		if err := a.del(keyspace.TokenKey(tid)); err != nil {
 			return err
 		}
+		a.stageToken(tid, nil)
 	}
+	a.stage(c.ID, nil)
+	a.stageName(t.Name, 0)
 	res.TenantID = c.ID
 	a.touch(c.ID)
 	return nil
@@ -317,18 +297,24 @@ func (a *applier) putToken(c *PutToken) error {
 	if err != nil {
 		return fmt.Errorf("%w: encode token: %v", ErrBadCommand, err)
 	}
-	return a.set(keyspace.TokenKey(c.Token.ID), rec)
+	if err := a.set(keyspace.TokenKey(c.Token.ID), rec); err != nil {
+		return err
+	}
+	tok := c.Token
+	tok.Hash = bytes.Clone(c.Token.Hash)
+	a.stageToken(tok.ID, &tok)
+	return nil
 }
 
 func (a *applier) deleteToken(c *DeleteToken) error {
-	_, ok, err := a.get(keyspace.TokenKey(c.ID))
-	if err != nil {
-		return err
-	}
-	if !ok {
+	if a.tokenRecord(c.ID) == nil {
 		return fmt.Errorf("%w: %q", ErrTokenNotFound, c.ID)
 	}
-	return a.del(keyspace.TokenKey(c.ID))
+	if err := a.del(keyspace.TokenKey(c.ID)); err != nil {
+		return err
+	}
+	a.stageToken(c.ID, nil)
+	return nil
 }
 
 func (a *applier) setMember(c *SetMember) error {

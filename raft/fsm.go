@@ -72,6 +72,9 @@ type FSM struct {
 	// may be applied on top of it until a Restore succeeds.
 	restoreBroken bool
 
+	// cat is the in-memory image of tenants and tokens (catalog.go).
+	cat *catalog
+
 	// observer is the function set by OnApplied (txnread.go).
 	observer atomic.Pointer[func([]keyspace.TenantID)]
 }
@@ -98,6 +101,12 @@ func NewFSM(st *store.Store, logger *slog.Logger, onFatal func(error)) (*FSM, er
 	if err != nil {
 		return nil, fmt.Errorf("raft: check restore marker: %w", err)
 	}
+	cat := newCatalog()
+	if !broken { // a partial restore is loaded by the Restore that repairs it
+		if cat, err = loadCatalog(st); err != nil {
+			return nil, err
+		}
+	}
 	f := &FSM{
 		store:         st,
 		logger:        logger,
@@ -105,6 +114,7 @@ func NewFSM(st *store.Store, logger *slog.Logger, onFatal func(error)) (*FSM, er
 		applied:       applied,
 		advanced:      make(chan struct{}),
 		restoreBroken: broken,
+		cat:           cat,
 	}
 	f.commit = func(b *store.Batch, index uint64) error { return b.Commit(index, false) }
 	return f, nil
@@ -219,7 +229,7 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	}
 
 	b := f.store.NewBatch()
-	a := newApplier(b)
+	a := newApplier(b, f.cat)
 	for i, l := range logs {
 		if l.Index <= applied {
 			out[i] = replayed(l)
@@ -245,6 +255,7 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 		failAll(out, logs, err)
 		return out
 	}
+	f.cat.merge(&a.p) // before the index moves: see catalog
 	f.setApplied(last)
 	f.notify(a.touched)
 	f.batches.Add(1)
@@ -297,6 +308,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("raft: restore snapshot: read applied index: %w", err)
 	}
+	cat, err := loadCatalog(f.store)
+	if err != nil {
+		return fmt.Errorf("raft: restore snapshot: %w", err)
+	}
+	f.cat.replace(cat)
 	f.mu.Lock()
 	f.restoreBroken = false
 	f.mu.Unlock()

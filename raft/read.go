@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -18,24 +19,11 @@ func (f *FSM) LookupTenant(name string) (*keyspace.Tenant, error) {
 	if err := keyspace.ValidateName(name); err != nil {
 		return nil, err
 	}
-	sn := f.store.NewSnapshot()
-	defer sn.Close()
-	return lookupTenant(sn.System(), name)
-}
-
-func lookupTenant(sys *store.SystemView, name string) (*keyspace.Tenant, error) {
-	v, err := sys.Get(keyspace.TenantNameKey(name))
-	if errors.Is(err, store.ErrNotFound) {
+	e := f.cat.lookup(name)
+	if e == nil {
 		return nil, fmt.Errorf("%w: %q", ErrTenantNotFound, name)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("raft: lookup tenant %q: %w", name, err)
-	}
-	id, err := keyspace.DecodeTenantID(v)
-	if err != nil {
-		return nil, fmt.Errorf("raft: lookup tenant %q: %w", name, err)
-	}
-	return tenantByID(sys, id)
+	return copyTenant(e.rec), nil
 }
 
 // TenantByID returns the tenant with the given ID, or ErrTenantNotFound.
@@ -43,7 +31,11 @@ func (f *FSM) TenantByID(id keyspace.TenantID) (*keyspace.Tenant, error) {
 	if err := id.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTenantNotFound, err)
 	}
-	return tenantByID(f.store.System(), id)
+	e := f.cat.tenant(id)
+	if e == nil {
+		return nil, fmt.Errorf("%w: id %d", ErrTenantNotFound, id)
+	}
+	return copyTenant(e.rec), nil
 }
 
 func tenantByID(sys *store.SystemView, id keyspace.TenantID) (*keyspace.Tenant, error) {
@@ -100,18 +92,18 @@ func (f *FSM) ListTenants(after string, limit int) ([]*keyspace.Tenant, error) {
 // Token returns the token record with the given ID, or ErrTokenNotFound. It
 // does not check expiry: that is the caller's policy.
 func (f *FSM) Token(id string) (*TokenRecord, error) {
-	if id == "" {
-		return nil, fmt.Errorf("%w: empty id", ErrTokenNotFound)
-	}
-	v, err := f.store.System().Get(keyspace.TokenKey(id))
-	if errors.Is(err, store.ErrNotFound) {
+	t := f.cat.token(id)
+	if t == nil {
 		return nil, fmt.Errorf("%w: %q", ErrTokenNotFound, id)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("raft: read token %q: %w", id, err)
-	}
-	return decodeToken(v)
+	cp := *t
+	cp.Hash = bytes.Clone(t.Hash)
+	return &cp, nil
 }
+
+// HasToken reports whether token id exists (expired or not): the cheap
+// check a server makes on every request of an open connection.
+func (f *FSM) HasToken(id string) bool { return f.cat.token(id) != nil }
 
 // ListTokens returns the tokens bound to tenant id in token ID order, or, for
 // id 0, every token (operator and tenant tokens alike; filter on

@@ -31,13 +31,10 @@ func (a *applier) checkTenant(id keyspace.TenantID, name string, write bool) (*k
 	return t, nil
 }
 
-// versionState reads the version state of tenant id; a failure is fatal.
-func (a *applier) versionState(id keyspace.TenantID) (*versionState, error) {
-	st, err := readVersionState(a.sys, id)
-	if err != nil {
-		return nil, fatal("tenant %d version state: %w", id, err)
-	}
-	return st, nil
+// versionState returns tenant id's version state, owned by this batch: the
+// caller changes it only once its checks are done. The tenant must exist.
+func (a *applier) versionState(id keyspace.TenantID) *versionState {
+	return &a.mutable(id).ver
 }
 
 // touch records that tenant id's data, version, state or existence changed
@@ -62,10 +59,8 @@ func (a *applier) commitOps(t *keyspace.Tenant, v *store.TenantView, st *version
 	if err != nil {
 		return fatal("tenant %d usage delta: %w", t.ID, err)
 	}
-	cur, err := readUsage(a.sys, t.ID)
-	if err != nil {
-		return fatal("tenant %d usage: %w", t.ID, err)
-	}
+	e := a.mutable(t.ID)
+	cur := e.usage
 	next := Usage{Bytes: applyDelta(cur.Bytes, dBytes), Keys: applyDelta(cur.Keys, dKeys)}
 	if err := checkQuota(t, next, dBytes, dKeys); err != nil {
 		return err
@@ -75,6 +70,7 @@ func (a *applier) commitOps(t *keyspace.Tenant, v *store.TenantView, st *version
 		if err := a.set(keyspace.TenantMetaKey(t.ID, usageName), encodeUsage(next)); err != nil {
 			return err
 		}
+		e.usage = next
 	}
 	version := st.Version + 1
 	for i := range ops {
@@ -196,10 +192,7 @@ func (a *applier) txnCommit(c *TxnCommit, res *Result) error {
 	if err != nil {
 		return err
 	}
-	st, err := a.versionState(c.TenantID)
-	if err != nil {
-		return err
-	}
+	st := a.versionState(c.TenantID)
 	reads := normalizeRanges(c.Reads)
 	dup, err := checkHistory(a.sys, c.TenantID, st, c.ReadVersion, reads, c.TxnID)
 	if errors.Is(err, errCorruptLog) {
@@ -245,10 +238,7 @@ func (a *applier) compareAndSwap(c *CompareAndSwap, res *Result) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fatal("tenant %d: read %q: %w", c.TenantID, c.Key, err)
 	}
-	st, err := a.versionState(c.TenantID)
-	if err != nil {
-		return err
-	}
+	st := a.versionState(c.TenantID)
 	res.TenantID = c.TenantID
 	if (c.OldAbsent && found) || (!c.OldAbsent && (!found || !bytes.Equal(cur, c.Old))) {
 		res.Version = st.Version

@@ -29,11 +29,11 @@ func (f *FSM) TenantVersion(id keyspace.TenantID) (VersionInfo, error) {
 	if err := id.Check(); err != nil {
 		return VersionInfo{}, err
 	}
-	st, err := readVersionState(f.store.System(), id)
-	if err != nil {
-		return VersionInfo{}, fmt.Errorf("raft: tenant %d version: %w", id, err)
+	e := f.cat.tenant(id)
+	if e == nil {
+		return VersionInfo{}, nil
 	}
-	return VersionInfo{Version: st.Version, Oldest: st.minReadVersion()}, nil
+	return VersionInfo{Version: e.ver.Version, Oldest: e.ver.minReadVersion()}, nil
 }
 
 // ValidateReads checks a read-only transaction of tenant id, which read

@@ -55,7 +55,10 @@ func (f *FSM) Usage(id keyspace.TenantID) (Usage, error) {
 	if err := id.Check(); err != nil {
 		return Usage{}, err
 	}
-	return readUsage(f.store.System(), id)
+	if e := f.cat.tenant(id); e != nil {
+		return e.usage, nil
+	}
+	return Usage{}, nil
 }
 
 // usageDelta computes how the ops of one tenant write change the tenant's

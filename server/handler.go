@@ -96,7 +96,7 @@ func (s *Server) stillValid(p *principal) error {
 	if !p.expires.IsZero() && time.Now().After(p.expires) {
 		return ErrPermissionDenied
 	}
-	if _, err := s.node.FSM().Token(p.tokenID); err != nil {
+	if !s.node.FSM().HasToken(p.tokenID) {
 		return ErrPermissionDenied
 	}
 	return nil

@@ -1,0 +1,328 @@
+package raft
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/store"
+)
+
+// catalog is the FSM's in-memory image of the replicated tenant map: every
+// tenant record with its name, usage counters and version state, and every
+// token record. It is a cache, never a source of truth: the store holds all
+// of it, the applier writes the store first, and the catalog takes a batch's
+// changes only after the batch committed, before the applied index moves.
+// So whoever waited for index i (WaitApplied, a read barrier) finds the
+// catalog at i or later, exactly as the store.
+//
+// It is rebuilt from the store when the FSM opens and after every snapshot
+// restore. Lookups then cost a map access instead of a Pebble read and a
+// msgpack decode: on every request the server checks the token and resolves
+// the tenant, and on every write the applier reads the tenant, its usage
+// and its version state, so these reads decide how the per-request cost
+// grows with the number of tenants (it must not).
+//
+// Values in the maps are never modified once published: the applier copies
+// an entry, changes the copy and publishes the copy. Readers may therefore
+// keep a pointer after releasing the lock. Only the raft apply goroutine
+// writes (merge, reset); it may read without the lock.
+type catalog struct {
+	mu      sync.RWMutex
+	tenants map[keyspace.TenantID]*tenantState
+	names   map[string]keyspace.TenantID
+	tokens  map[string]*TokenRecord
+	// byTenant indexes token IDs by the tenant they are bound to, for the
+	// purge of a deleted tenant's tokens.
+	byTenant map[keyspace.TenantID]map[string]struct{}
+}
+
+// tenantState is what the catalog holds per tenant.
+type tenantState struct {
+	rec   *keyspace.Tenant
+	usage Usage
+	ver   versionState
+}
+
+func newCatalog() *catalog {
+	return &catalog{
+		tenants:  map[keyspace.TenantID]*tenantState{},
+		names:    map[string]keyspace.TenantID{},
+		tokens:   map[string]*TokenRecord{},
+		byTenant: map[keyspace.TenantID]map[string]struct{}{},
+	}
+}
+
+// loadCatalog reads the whole catalog from one snapshot of st.
+func loadCatalog(st *store.Store) (*catalog, error) {
+	sn := st.NewSnapshot()
+	defer sn.Close()
+	sys := sn.System()
+	c := newCatalog()
+	var decodeErr error
+	scan := func(what string, start, end keyspace.SystemKey, fn func(k, v []byte) error) error {
+		err := sys.Scan(start, end, func(k, v []byte) bool {
+			decodeErr = fn(k, v)
+			return decodeErr == nil
+		})
+		if err == nil {
+			err = decodeErr
+		}
+		if err != nil {
+			return fmt.Errorf("raft: load %s: %w", what, err)
+		}
+		return nil
+	}
+	start, end := keyspace.TenantRecordSpan()
+	err := scan("tenant records", start, end, func(_, v []byte) error {
+		t, err := keyspace.DecodeTenant(v)
+		if err != nil {
+			return err
+		}
+		e := &tenantState{rec: t}
+		if e.usage, err = readUsage(sys, t.ID); err != nil {
+			return fmt.Errorf("tenant %d usage: %w", t.ID, err)
+		}
+		vs, err := readVersionState(sys, t.ID)
+		if err != nil {
+			return fmt.Errorf("tenant %d version state: %w", t.ID, err)
+		}
+		e.ver = *vs
+		c.tenants[t.ID] = e
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	start, end = keyspace.TenantNameSpan()
+	prefix := len(keyspace.TenantNameKey(""))
+	err = scan("tenant names", start, end, func(k, v []byte) error {
+		id, err := keyspace.DecodeTenantID(v)
+		if err != nil {
+			return err
+		}
+		name := string(k[prefix:])
+		if e := c.tenants[id]; e == nil || e.rec.Name != name {
+			return fmt.Errorf("%w: name %q points at tenant %d, which is not named so", keyspace.ErrInvalidRecord, name, id)
+		}
+		c.names[name] = id
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(c.names) != len(c.tenants) {
+		return nil, fmt.Errorf("raft: load tenant names: %w: %d names for %d tenants", keyspace.ErrInvalidRecord, len(c.names), len(c.tenants))
+	}
+	start, end = keyspace.TokenSpan()
+	err = scan("tokens", start, end, func(_, v []byte) error {
+		t, err := decodeToken(v)
+		if err != nil {
+			return err
+		}
+		c.putToken(t)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// putToken and dropToken keep tokens and byTenant in step. The caller holds
+// the write lock, or owns c alone.
+func (c *catalog) putToken(t *TokenRecord) {
+	if old := c.tokens[t.ID]; old != nil {
+		c.dropToken(t.ID)
+	}
+	c.tokens[t.ID] = t
+	if t.TenantID != 0 {
+		ids := c.byTenant[t.TenantID]
+		if ids == nil {
+			ids = map[string]struct{}{}
+			c.byTenant[t.TenantID] = ids
+		}
+		ids[t.ID] = struct{}{}
+	}
+}
+
+func (c *catalog) dropToken(id string) {
+	t := c.tokens[id]
+	if t == nil {
+		return
+	}
+	delete(c.tokens, id)
+	if ids := c.byTenant[t.TenantID]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(c.byTenant, t.TenantID)
+		}
+	}
+}
+
+// tenant returns the entry of id, or nil.
+func (c *catalog) tenant(id keyspace.TenantID) *tenantState {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tenants[id]
+}
+
+// lookup returns the entry of the tenant named name, or nil.
+func (c *catalog) lookup(name string) *tenantState {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	id, ok := c.names[name]
+	if !ok {
+		return nil
+	}
+	return c.tenants[id]
+}
+
+// token returns the token record id, or nil.
+func (c *catalog) token(id string) *TokenRecord {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tokens[id]
+}
+
+// merge publishes the changes of one committed batch.
+func (c *catalog) merge(p *pending) {
+	if p.empty() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, id := range p.names {
+		if id == 0 {
+			delete(c.names, name)
+		} else {
+			c.names[name] = id
+		}
+	}
+	for id, e := range p.tenants {
+		if e == nil {
+			delete(c.tenants, id)
+		} else {
+			c.tenants[id] = e
+		}
+	}
+	for id, t := range p.tokens {
+		if t == nil {
+			c.dropToken(id)
+		} else {
+			c.putToken(t)
+		}
+	}
+}
+
+// replace swaps in a freshly loaded catalog (after a restore).
+func (c *catalog) replace(n *catalog) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tenants, c.names, c.tokens, c.byTenant = n.tenants, n.names, n.tokens, n.byTenant
+}
+
+// pending is the catalog changes of the batch being applied: a nil entry or
+// a zero ID marks a deletion. The applier reads through it (overlay first,
+// then the catalog), so a command sees what earlier commands of its batch
+// did, as its store reads see their writes.
+type pending struct {
+	tenants map[keyspace.TenantID]*tenantState
+	names   map[string]keyspace.TenantID
+	tokens  map[string]*TokenRecord
+}
+
+func (p *pending) empty() bool {
+	return len(p.tenants) == 0 && len(p.names) == 0 && len(p.tokens) == 0
+}
+
+// entry returns tenant id's current entry (nil if there is none). The
+// result must not be modified: use mutable for that.
+func (a *applier) entry(id keyspace.TenantID) *tenantState {
+	if e, ok := a.p.tenants[id]; ok {
+		return e
+	}
+	return a.cat.tenants[id] // the apply goroutine is the only writer
+}
+
+// mutable returns a copy of tenant id's entry that this batch owns and will
+// publish; the tenant must exist.
+func (a *applier) mutable(id keyspace.TenantID) *tenantState {
+	if e := a.p.tenants[id]; e != nil {
+		return e
+	}
+	cp := *a.cat.tenants[id]
+	a.stage(id, &cp)
+	return &cp
+}
+
+// stage records tenant id's new entry (nil: deleted).
+func (a *applier) stage(id keyspace.TenantID, e *tenantState) {
+	if a.p.tenants == nil {
+		a.p.tenants = map[keyspace.TenantID]*tenantState{}
+	}
+	a.p.tenants[id] = e
+}
+
+func (a *applier) stageName(name string, id keyspace.TenantID) {
+	if a.p.names == nil {
+		a.p.names = map[string]keyspace.TenantID{}
+	}
+	a.p.names[name] = id
+}
+
+func (a *applier) stageToken(id string, t *TokenRecord) {
+	if a.p.tokens == nil {
+		a.p.tokens = map[string]*TokenRecord{}
+	}
+	a.p.tokens[id] = t
+}
+
+// nameOwner returns the ID the name index maps name to, or 0.
+func (a *applier) nameOwner(name string) keyspace.TenantID {
+	if id, ok := a.p.names[name]; ok {
+		return id
+	}
+	return a.cat.names[name]
+}
+
+// tokenRecord returns token id as this batch sees it, or nil.
+func (a *applier) tokenRecord(id string) *TokenRecord {
+	if t, ok := a.p.tokens[id]; ok {
+		return t
+	}
+	return a.cat.tokens[id]
+}
+
+// tokensOf returns the IDs of the tokens bound to tenant id, as this batch
+// sees them, sorted.
+func (a *applier) tokensOf(id keyspace.TenantID) []string {
+	ids := map[string]struct{}{}
+	for tid := range a.cat.byTenant[id] {
+		ids[tid] = struct{}{}
+	}
+	for tid, t := range a.p.tokens {
+		if t != nil && t.TenantID == id {
+			ids[tid] = struct{}{}
+		} else {
+			delete(ids, tid)
+		}
+	}
+	out := make([]string, 0, len(ids))
+	for tid := range ids {
+		out = append(out, tid)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// copyTenant returns a copy of t that the caller owns.
+func copyTenant(t *keyspace.Tenant) *keyspace.Tenant {
+	cp := *t
+	if len(t.Labels) > 0 {
+		cp.Labels = maps.Clone(t.Labels)
+	}
+	return &cp
+}
