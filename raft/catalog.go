@@ -44,6 +44,13 @@ type tenantState struct {
 	rec   *keyspace.Tenant
 	usage Usage
 	ver   versionState
+	// heads describes the tenant's retained history entries, for the
+	// pruning at apply time; nil until the applier first needs it. Unlike
+	// the rest of the entry it is shared between copies and changed in
+	// place, by the apply goroutine only (no reader looks at it): a batch
+	// that fails stops the FSM, so it never runs ahead of the store for
+	// anyone to see.
+	heads *headQueue
 }
 
 func newCatalog() *catalog {

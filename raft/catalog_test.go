@@ -29,6 +29,17 @@ func requireCatalogMatchesStore(t *testing.T, h *fsmHarness) {
 		require.Equal(t, *want.rec, *e.rec, "tenant %d record", id)
 		require.Equal(t, want.usage, e.usage, "tenant %d usage", id)
 		require.Equal(t, want.ver, e.ver, "tenant %d version state", id)
+		if e.heads != nil {
+			heads := []entryHead{}
+			err := scanHistory(h.store.System(), id, e.ver.First-1, e.ver.Version, func(_ uint64, head *entryHead, _ []byte) (bool, error) {
+				if head != nil {
+					heads = append(heads, entryHead{Version: head.Version, Chunks: head.Chunks, At: head.At, Size: head.Size})
+				}
+				return true, nil
+			})
+			require.NoError(t, err)
+			require.Equal(t, heads, append([]entryHead{}, e.heads.q[e.heads.head:]...), "tenant %d history heads", id)
+		}
 	}
 	require.Equal(t, fresh.names, got.names, "name index")
 	require.Equal(t, fresh.tokens, got.tokens, "tokens")

@@ -100,6 +100,10 @@ func (a *applier) commitOps(t *keyspace.Tenant, v *store.TenantView, st *version
 // appendHistory raises st.Version, stores the entry of ops at the new
 // version, prunes old entries and stores st.
 func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []Op, at int64, txnID []byte) error {
+	heads, err := a.heads(id, st)
+	if err != nil {
+		return err
+	}
 	st.Version++
 	chunks, size := encodeEntry(st.Version, at, txnID, ops)
 	for i, c := range chunks {
@@ -107,6 +111,7 @@ func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []Op
 			return err
 		}
 	}
+	heads.push(entryHead{Version: st.Version, Chunks: uint64(len(chunks)), At: at, Size: size})
 	st.Count++
 	st.Bytes += size
 	st.LastAt = max(st.LastAt, at)
@@ -114,19 +119,9 @@ func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []Op
 		if st.First >= st.Version {
 			break // the newest entry always stays
 		}
-		v, ok, err := a.get(logKey(id, st.First, 0))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fatal("tenant %d: history entry %d missing", id, st.First)
-		}
-		_, _, head, _, err := decodeChunk(v)
-		if err == nil && head == nil {
-			err = fmt.Errorf("%w: entry %d starts with a continuation", errCorruptLog, st.First)
-		}
-		if err != nil {
-			return fatal("tenant %d: %w", id, err)
+		head := heads.front()
+		if head.Version != st.First {
+			return fatal("tenant %d: %v: oldest entry %d, version state says %d", id, errCorruptLog, head.Version, st.First)
 		}
 		old := head.At < st.LastAt-HistoryWindow
 		if !old && st.Count <= HistoryMaxEntries && st.Bytes <= HistoryMaxBytes {
@@ -137,11 +132,55 @@ func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []Op
 				return err
 			}
 		}
+		heads.pop()
 		st.First++
 		st.Count--
 		st.Bytes -= min(head.Size, st.Bytes)
 	}
 	return a.set(keyspace.TenantMetaKey(id, versionName), encodeVersionState(st))
+}
+
+// heads returns the queue of tenant id's retained entries, reading it from
+// the history the first time (after a start or a restore). st is the
+// tenant's version state before the write being applied.
+func (a *applier) heads(id keyspace.TenantID, st *versionState) (*headQueue, error) {
+	e := a.mutable(id)
+	if e.heads != nil {
+		return e.heads, nil
+	}
+	q := &headQueue{}
+	err := scanHistory(a.sys, id, st.First-1, st.Version, func(_ uint64, head *entryHead, _ []byte) (bool, error) {
+		if head != nil {
+			q.push(entryHead{Version: head.Version, Chunks: head.Chunks, At: head.At, Size: head.Size})
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fatal("tenant %d: load history heads: %w", id, err)
+	}
+	e.heads = q
+	return q, nil
+}
+
+// headQueue is a FIFO of entry heads, oldest first.
+type headQueue struct {
+	q    []entryHead
+	head int
+}
+
+func (h *headQueue) push(e entryHead) { h.q = append(h.q, e) }
+
+// front returns the oldest head; the queue must not be empty.
+func (h *headQueue) front() entryHead { return h.q[h.head] }
+
+func (h *headQueue) pop() {
+	h.q[h.head] = entryHead{}
+	h.head++
+	if h.head >= 64 && h.head*2 >= len(h.q) { // reclaim the consumed front
+		n := copy(h.q, h.q[h.head:])
+		h.q = h.q[:n]
+		h.head = 0
+	}
 }
 
 // checkHistory checks the entries after readVersion against the read
