@@ -238,7 +238,7 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 		if l.Type != hraft.LogCommand {
 			continue // configuration entries: raft keeps them, the FSM has nothing to do
 		}
-		res, err := a.apply(l.Index, l.Data)
+		res, err := a.applyEntry(l.Index, l.Data)
 		if err != nil { // only storage failures reach here
 			b.Close()
 			f.fail(err)

@@ -161,8 +161,9 @@ type Node struct {
 	// snapshot into the store, and why.
 	restoredOnStart string
 
-	leader leaderState
-	reads  readQueue
+	leader    leaderState
+	reads     readQueue
+	proposals chan *proposal // to the batcher (batcher.go)
 
 	observer *hraft.Observer
 	obsCh    chan hraft.Observation
@@ -195,6 +196,8 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		obsCh:   make(chan hraft.Observation, 64),
+
+		proposals: make(chan *proposal, proposalQueue),
 	}
 	n.leader.init()
 	n.reads.init()
@@ -287,9 +290,10 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		return false
 	})
 	n.raft.RegisterObserver(n.observer)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.watchLeadership()
 	go n.serveReads()
+	go n.runBatcher()
 	return n, nil
 }
 

@@ -27,7 +27,8 @@ import (
 //     ended before raft accepted the entry (wrapping ctx's error).
 //
 // Proposals made concurrently share log writes and disk syncs (group
-// commit, up to Config.MaxAppendEntries entries at a time).
+// commit, up to Config.MaxAppendEntries entries at a time), and tenant data
+// commands made concurrently share log entries (batcher.go).
 func (n *Node) Propose(ctx context.Context, cmd Command) (*Result, error) {
 	if cmd == nil {
 		return nil, fmt.Errorf("%w: nil command", ErrBadCommand)
@@ -39,21 +40,35 @@ func (n *Node) Propose(ctx context.Context, cmd Command) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if batchable(cmd) && len(data) <= maxBatchBytes {
+		if err := n.checkPropose(ctx, data); err != nil {
+			return nil, err
+		}
+		return n.proposeBatched(ctx, data)
+	}
 	return n.proposeData(ctx, data)
 }
 
-func (n *Node) proposeData(ctx context.Context, data []byte) (*Result, error) {
+// checkPropose makes the checks that fail a proposal before raft sees it.
+func (n *Node) checkPropose(ctx context.Context, data []byte) error {
 	if len(data) > MaxCommandSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrCommandTooLarge, len(data), MaxCommandSize)
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrCommandTooLarge, len(data), MaxCommandSize)
 	}
 	if err := n.checkOpen(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("raft: propose: %w", err)
+		return fmt.Errorf("raft: propose: %w", err)
 	}
 	if n.raft.State() != hraft.Leader {
-		return nil, n.notLeader("")
+		return n.notLeader("")
+	}
+	return nil
+}
+
+func (n *Node) proposeData(ctx context.Context, data []byte) (*Result, error) {
+	if err := n.checkPropose(ctx, data); err != nil {
+		return nil, err
 	}
 	// The timeout bounds only how long raft may take to accept the entry
 	// (ErrEnqueueTimeout is a definite failure). Waiting for the commit is

@@ -275,16 +275,25 @@ func TestSnapshotInstallOverStaleSuffix(t *testing.T) {
 			}
 			c.partition(old)
 
-			// The isolated leader appends entries that nobody else gets.
+			// The isolated leader appends entries that nobody else gets: writes
+			// (which the batcher may merge into few entries) and no-ops (not
+			// batched: an entry each).
 			var wg sync.WaitGroup
 			for i := range 40 {
-				wg.Add(1)
+				wg.Add(2)
 				go func() {
 					defer wg.Done()
 					ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 					defer cancel()
 					_, err := old.node.Propose(ctx, put(tid, "s", fmt.Sprintf("stale-%d", i), "x"))
 					require.Error(t, err)
+				}()
+				go func() {
+					defer wg.Done()
+					ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+					defer cancel()
+					_, err := old.node.Propose(ctx, &noop{})
+					require.Error(t, err, "stale entry %d", i)
 				}()
 			}
 			wg.Wait()

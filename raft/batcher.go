@@ -1,0 +1,271 @@
+package raft
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+)
+
+// # Proposal batching
+//
+// Tenant data commands (TenantWrite, TxnCommit, CompareAndSwap) do not go to
+// raft one log entry each. They queue for one goroutine, the batcher, which
+// hands raft whatever has queued as a single batch entry, then the next. It
+// adds no wait: a proposal alone goes at once, as an entry of its own. Under
+// load raft's leader loop is busy writing and replicating the previous
+// entries while the next ones queue, so batches grow by themselves with the
+// load. Each log entry costs raft an encoding, a bbolt put, a replication
+// record and an apply dispatch on every node; one batch entry of 100 writes
+// pays those once.
+//
+// A batch entry is the envelope with typeBatch and, as body,
+//
+//	uvarint(n) n × (uvarint(len) command entry)
+//
+// Each command in it is applied as if it were an entry of its own, in
+// order, at the batch's log index: refusing one refuses that one only. A
+// batch whose framing is bad is refused whole, deterministically. Batches
+// do not nest.
+
+const (
+	typeBatch commandType = 12
+
+	// maxBatchCommands and maxBatchBytes bound one batch entry; a command
+	// larger than maxBatchBytes goes alone.
+	maxBatchCommands = 256
+	maxBatchBytes    = 1 << 20
+	// proposalQueue is how many proposals may wait for the batcher.
+	proposalQueue = 4096
+)
+
+// batchable reports whether cmd goes through the batcher.
+func batchable(cmd Command) bool {
+	switch cmd.(type) {
+	case *TenantWrite, *TxnCommit, *CompareAndSwap:
+		return true
+	}
+	return false
+}
+
+// batchResult is what the FSM returns for a batch entry: one result per
+// command, in order.
+type batchResult struct {
+	results []*Result
+}
+
+// proposal is one command waiting for the batcher.
+type proposal struct {
+	data []byte
+	done chan proposalOutcome // buffered: the batcher never blocks on it
+}
+
+type proposalOutcome struct {
+	res *Result
+	err error
+}
+
+func encodeBatch(datas [][]byte) []byte {
+	n := 2 + binary.MaxVarintLen64
+	for _, d := range datas {
+		n += binary.MaxVarintLen64 + len(d)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, commandVersion, byte(typeBatch))
+	b = binary.AppendUvarint(b, uint64(len(datas)))
+	for _, d := range datas {
+		b = binary.AppendUvarint(b, uint64(len(d)))
+		b = append(b, d...)
+	}
+	return b
+}
+
+// isBatch reports whether a log entry is a batch entry.
+func isBatch(data []byte) bool {
+	return len(data) >= 2 && data[0] == commandVersion && commandType(data[1]) == typeBatch
+}
+
+// decodeBatch splits the body of a batch entry into its commands, which
+// alias b. It never panics.
+func decodeBatch(b []byte) ([][]byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return nil, fmt.Errorf("%w: batch: bad count", ErrBadCommand)
+	}
+	b = b[k:]
+	if n == 0 || n > maxBatchCommands || n > uint64(len(b)) {
+		return nil, fmt.Errorf("%w: batch of %d commands in %d bytes", ErrBadCommand, n, len(b))
+	}
+	out := make([][]byte, 0, n)
+	for range n {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return nil, fmt.Errorf("%w: batch: command %d overruns the entry", ErrBadCommand, len(out))
+		}
+		out = append(out, b[k:k+int(l)])
+		b = b[k+int(l):]
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: batch: %d trailing bytes", ErrBadCommand, len(b))
+	}
+	return out, nil
+}
+
+// applyEntry applies one command entry, or each command of a batch entry.
+// It returns a *Result or a *batchResult; the error is a storage failure.
+func (a *applier) applyEntry(index uint64, data []byte) (any, error) {
+	if !isBatch(data) {
+		return a.apply(index, data)
+	}
+	subs, err := decodeBatch(data[2:])
+	if err != nil {
+		return &Result{Index: index, err: err}, nil
+	}
+	out := &batchResult{results: make([]*Result, len(subs))}
+	for i, sub := range subs {
+		if isBatch(sub) {
+			out.results[i] = &Result{Index: index, err: fmt.Errorf("%w: nested batch", ErrBadCommand)}
+			continue
+		}
+		r, err := a.apply(index, sub)
+		if err != nil {
+			return nil, err
+		}
+		out.results[i] = r
+	}
+	return out, nil
+}
+
+// proposeBatched queues an encoded command for the batcher and waits for
+// its outcome, ctx or shutdown, with Propose's error contract.
+func (n *Node) proposeBatched(ctx context.Context, data []byte) (*Result, error) {
+	p := &proposal{data: data, done: make(chan proposalOutcome, 1)}
+	select {
+	case n.proposals <- p:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("raft: propose: %w", ctx.Err()) // never queued
+	case <-n.closing:
+		return nil, ErrShutdown
+	}
+	select {
+	case o := <-p.done:
+		return o.res, o.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrCommitUnknown, ctx.Err())
+	case <-n.closing:
+		return nil, fmt.Errorf("%w: %v", ErrCommitUnknown, ErrShutdown)
+	}
+}
+
+// runBatcher is the batcher goroutine.
+func (n *Node) runBatcher() {
+	defer n.wg.Done()
+	var batch []*proposal
+	var datas [][]byte
+	for {
+		var first *proposal
+		select {
+		case first = <-n.proposals:
+		case <-n.closing:
+			n.drainProposals()
+			return
+		}
+		batch = append(batch[:0], first)
+		size := len(first.data)
+	fill:
+		for len(batch) < maxBatchCommands && size < maxBatchBytes {
+			select {
+			case p := <-n.proposals:
+				if size+len(p.data) > maxBatchBytes {
+					n.send([]*proposal{p}, p.data) // too big to join: alone
+					continue
+				}
+				batch = append(batch, p)
+				size += len(p.data)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 1 {
+			n.send([]*proposal{first}, first.data)
+			continue
+		}
+		datas = datas[:0]
+		for _, p := range batch {
+			datas = append(datas, p.data)
+		}
+		n.send(append([]*proposal(nil), batch...), encodeBatch(datas))
+	}
+}
+
+// send hands one entry to raft and has a goroutine deliver its outcome.
+// raft.Apply blocks while the leader loop is busy: that is when the next
+// batch fills.
+func (n *Node) send(ps []*proposal, data []byte) {
+	fut := n.raft.Apply(data, 0)
+	go func() {
+		err := fut.Error()
+		if err != nil {
+			err = n.mapRaftError(err)
+			for _, p := range ps {
+				p.done <- proposalOutcome{err: err}
+			}
+			return
+		}
+		deliver(ps, fut.Response())
+	}()
+}
+
+// deliver hands each proposal of an applied entry its own result.
+func deliver(ps []*proposal, resp any) {
+	one := func(p *proposal, r *Result) {
+		switch {
+		case r == nil:
+			p.done <- proposalOutcome{err: fmt.Errorf("%w: no result for the command", ErrCommitUnknown)}
+		case r.err != nil:
+			p.done <- proposalOutcome{err: r.err}
+		case r.Replayed:
+			p.done <- proposalOutcome{err: fmt.Errorf("%w: entry replayed", ErrCommitUnknown)}
+		default:
+			p.done <- proposalOutcome{res: r}
+		}
+	}
+	switch r := resp.(type) {
+	case *batchResult:
+		if len(r.results) != len(ps) {
+			for _, p := range ps {
+				one(p, nil)
+			}
+			return
+		}
+		for i, p := range ps {
+			one(p, r.results[i])
+		}
+	case *Result:
+		// A single command's entry; or a whole entry refused or failed
+		// (bad framing, storage failure), which every command shares.
+		for _, p := range ps {
+			if len(ps) > 1 && r.err == nil {
+				one(p, nil)
+				continue
+			}
+			one(p, r)
+		}
+	default:
+		for _, p := range ps {
+			p.done <- proposalOutcome{err: fmt.Errorf("%w: unexpected FSM response %T", ErrCommitUnknown, resp)}
+		}
+	}
+}
+
+// drainProposals fails what is still queued at shutdown: none of it reached
+// raft.
+func (n *Node) drainProposals() {
+	for {
+		select {
+		case p := <-n.proposals:
+			p.done <- proposalOutcome{err: ErrShutdown}
+		default:
+			return
+		}
+	}
+}
