@@ -45,6 +45,23 @@ type Options struct {
 	MemTableSize uint64
 	// Logger receives Pebble's log lines at debug level; nil discards them.
 	Logger *slog.Logger
+	// Faults is a test hook for injecting I/O errors; production code leaves
+	// it nil. When set, every file system operation of the engine (on disk,
+	// or in memory with InMemory) is first offered to it, with the kind of
+	// operation and the file's path; a non-nil error fails that operation
+	// with that error, as a failing disk would. It is called from many
+	// goroutines at once, on the engine's hot paths, so it must be safe for
+	// concurrent use, fast, and must not call into the Store.
+	//
+	// Pebble (v2.1.7) takes a failure of its write-ahead log as fatal and
+	// does not return it: a synced commit or Sync on a failed log calls its
+	// logger's Fatalf, which panics (pebbleLogger); an unsynced commit
+	// succeeds until the log writer's error surfaces, then panics inside
+	// Pebble; a memtable rotation onto a failed log panics while holding a
+	// mutex, a fatal runtime error no recover catches. A test that fails
+	// log writes or syncs under a running store should run it in a child
+	// process (raft/faults_test.go does).
+	Faults func(op FileOp, path string) error
 	// fs, when set by tests in this package, replaces the file system.
 	fs vfs.FS
 }
@@ -100,6 +117,13 @@ func Open(dir string, opts *Options) (*Store, error) {
 	case o.InMemory:
 		po.FS = vfs.NewMem()
 		dir = ""
+	}
+	if o.Faults != nil {
+		base := po.FS
+		if base == nil {
+			base = vfs.Default
+		}
+		po.FS = newFaultFS(base, o.Faults)
 	}
 	db, err := pebble.Open(dir, po)
 	cache.Unref()
