@@ -115,9 +115,10 @@ type TenantUpdate struct {
 	MaxConcurrent *uint64 // requests in flight at once
 	MaxWatches    *uint64 // watches open at once
 
-	// Labels, when not nil, replace all of the tenant's labels. Protocol
-	// version 1 cannot send an empty set: a non-nil empty map is refused
-	// with ErrInvalidArgument rather than silently ignored.
+	// Labels, when not nil, replace all of the tenant's labels; a non-nil
+	// empty map removes every label. To change one label and keep the
+	// others, read them (TenantInfo), change the copy and write it back.
+	// (Servers that predate clearing labels ignore an empty map.)
 	Labels map[string]string
 }
 
@@ -148,15 +149,13 @@ func (db *DB) UpdateTenant(ctx context.Context, name string, u *TenantUpdate) (*
 		if err := checkState(u.State); err != nil {
 			return nil, err
 		}
-		if u.Labels != nil && len(u.Labels) == 0 {
-			return nil, fmt.Errorf("%w: cannot replace the labels with an empty set", ErrInvalidArgument)
-		}
 		req.State = u.State
 		if u.MaxBytes != nil || u.MaxKeys != nil || u.OpsPerSec != nil || u.Burst != nil ||
 			u.MaxConcurrent != nil || u.MaxWatches != nil || u.Labels != nil {
 			req.Config = &wire.TenantConfig{
 				MaxBytes: u.MaxBytes, MaxKeys: u.MaxKeys, OpsPerSec: u.OpsPerSec, Burst: u.Burst,
-				MaxConcurrent: u.MaxConcurrent, MaxWatches: u.MaxWatches, Labels: maps.Clone(u.Labels),
+				MaxConcurrent: u.MaxConcurrent, MaxWatches: u.MaxWatches,
+				Labels: maps.Clone(u.Labels), ReplaceLabels: u.Labels != nil,
 			}
 		}
 	}
@@ -300,7 +299,8 @@ func (db *DB) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 }
 
 // RemoveNode removes the node with the given ID from the cluster. It needs
-// an operator token.
+// an operator token. An ID the cluster does not know (neither a member nor
+// one whose metadata is left) is an error matching ErrNotFound.
 func (db *DB) RemoveNode(ctx context.Context, id string) error {
 	var resp wire.Response
 	return db.do(ctx, &wire.Request{Op: wire.OpClusterRemove, Name: id}, &resp, false)

@@ -112,6 +112,10 @@ func TestAdmin(t *testing.T) {
 	if err := db.RemoveNode(ctx, ""); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("RemoveNode(\"\"): %v", err)
 	}
+	err = db.RemoveNode(ctx, "nobody")
+	if !errors.Is(err, ErrNotFound) || err.Error() != "tenantkv: member not found: nobody" {
+		t.Errorf("RemoveNode(nobody): %v", err)
+	}
 }
 
 func ptr(v uint64) *uint64 { return &v }
@@ -151,11 +155,29 @@ func TestUpdateAndRenameTenant(t *testing.T) {
 	if _, err := db.UpdateTenant(ctx, "beta", &TenantUpdate{State: "frozen"}); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("UpdateTenant(frozen): %v", err)
 	}
-	if _, err := db.UpdateTenant(ctx, "beta", &TenantUpdate{Labels: map[string]string{}}); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("UpdateTenant with empty labels: %v", err)
-	}
 	if n := srv.count(wire.OpUpdateTenant); n != 2 {
 		t.Errorf("%d updates sent, want 2: invalid ones must fail without a round trip", n)
+	}
+
+	// Labels: a non-nil map replaces them all, an empty one clears them,
+	// nil leaves them alone.
+	if info, err = db.UpdateTenant(ctx, "beta", &TenantUpdate{Labels: map[string]string{"a": "1", "b": "2"}}); err != nil || len(info.Labels) != 2 {
+		t.Fatalf("UpdateTenant(labels a, b) = %+v, %v", info, err)
+	}
+	if c := srv.requests(wire.OpUpdateTenant)[2].Config; c == nil || !c.ReplaceLabels || len(c.Labels) != 2 {
+		t.Errorf("labels update sent config %+v", c)
+	}
+	if info, err = db.UpdateTenant(ctx, "beta", &TenantUpdate{MaxKeys: ptr(7)}); err != nil || len(info.Labels) != 2 {
+		t.Fatalf("UpdateTenant(max keys) = %+v, %v: labels must stay", info, err)
+	}
+	if c := srv.requests(wire.OpUpdateTenant)[3].Config; c == nil || c.ReplaceLabels || c.Labels != nil {
+		t.Errorf("update without labels sent config %+v", c)
+	}
+	if info, err = db.UpdateTenant(ctx, "beta", &TenantUpdate{Labels: map[string]string{}}); err != nil || len(info.Labels) != 0 {
+		t.Fatalf("UpdateTenant(empty labels) = %+v, %v", info, err)
+	}
+	if c := srv.requests(wire.OpUpdateTenant)[4].Config; c == nil || !c.ReplaceLabels || len(c.Labels) != 0 {
+		t.Errorf("clearing labels sent config %+v", c)
 	}
 	if _, err := db.UpdateTenant(ctx, "nobody", nil); !errors.Is(err, ErrTenantNotFound) {
 		t.Errorf("UpdateTenant(nobody): %v", err)

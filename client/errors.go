@@ -15,6 +15,7 @@ import (
 // code to one of these, and the client's own checks wrap them with %w.
 var (
 	// ErrNotFound: the key does not exist. An empty value is not ErrNotFound.
+	// DB.RemoveNode answers it for a node the cluster does not know.
 	ErrNotFound = errors.New("tenantkv: not found")
 	// ErrTenantNotFound: no tenant has that name.
 	ErrTenantNotFound = errors.New("tenantkv: tenant not found")

@@ -453,6 +453,9 @@ func (s *fakeServer) handle(id fakeIdentity, req *wire.Request) *wire.Response {
 		if req.Name == "" {
 			return fail(wire.CodeBadRequest, "node id required")
 		}
+		if req.Op == wire.OpClusterRemove && req.Name == "nobody" {
+			return fail(wire.CodeNotFound, "tenantkv: member not found: nobody")
+		}
 	default:
 		return fail(wire.CodeUnknownOp, "")
 	}
@@ -616,8 +619,8 @@ func (s *fakeServer) updateTenant(req *wire.Request, resp *wire.Response) *wire.
 		set(&t.Limits.Burst, c.Burst)
 		set(&t.Limits.MaxConcurrent, c.MaxConcurrent)
 		set(&t.Limits.MaxWatches, c.MaxWatches)
-		if c.Labels != nil {
-			t.Labels = c.Labels
+		if labels, ok := c.LabelsUpdate(); ok {
+			t.Labels = labels
 		}
 	}
 	resp.Tenant = s.withUsage(t)

@@ -52,13 +52,7 @@ func (s *Server) handleAdmin(ctx context.Context, req *wire.Request) (*wire.Resp
 	case wire.OpClusterStatus:
 		return s.clusterStatus(ctx)
 	case wire.OpClusterRemove:
-		if req.Name == "" {
-			return nil, fmt.Errorf("%w: node id required", ErrBadRequest)
-		}
-		if err := s.node.RemoveServer(ctx, req.Name); err != nil {
-			return nil, err
-		}
-		return &wire.Response{}, nil
+		return s.removeNode(ctx, req)
 	case wire.OpClusterJoin:
 		return s.join(ctx, req)
 	case wire.OpExportTenant:
@@ -142,7 +136,8 @@ func (s *Server) updateTenant(ctx context.Context, req *wire.Request) (*wire.Res
 	if req.Config != nil {
 		l := limitsFrom(t.Limits, req.Config)
 		cmd.Limits = &l
-		cmd.Labels = req.Config.Labels
+		// A non-nil map, even empty, replaces every label.
+		cmd.Labels, _ = req.Config.LabelsUpdate()
 	}
 	if _, err := s.node.Propose(ctx, cmd); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -66,6 +67,54 @@ func (s *Server) join(ctx context.Context, req *wire.Request) (*wire.Response, e
 	return &wire.Response{}, nil
 }
 
+// removeNode removes a node from the cluster. Only the leader can; a
+// follower answers not-leader. An ID that is neither in the configuration
+// nor left in the member metadata (a leader that removed itself leaves its
+// metadata for a later removal) is raft.ErrMemberNotFound, so that a typo
+// does not pass for a removal.
+func (s *Server) removeNode(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+	if req.Name == "" {
+		return nil, fmt.Errorf("%w: node id required", ErrBadRequest)
+	}
+	if s.node.IsLeader() {
+		// A follower's configuration may be stale: it answers not-leader
+		// below, and the leader decides.
+		known, err := s.isMember(ctx, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		if !known {
+			return nil, fmt.Errorf("%w: %s", raft.ErrMemberNotFound, req.Name)
+		}
+	}
+	if err := s.node.RemoveServer(ctx, req.Name); err != nil {
+		return nil, err
+	}
+	return &wire.Response{}, nil
+}
+
+// isMember reports whether node id is in the latest raft configuration or
+// has member metadata.
+func (s *Server) isMember(ctx context.Context, id string) (bool, error) {
+	members, err := s.node.Members(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range members {
+		if m.ID == id {
+			return true, nil
+		}
+	}
+	_, err = s.node.FSM().MemberInfo(id)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, raft.ErrMemberNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
 // joinCluster asks the members in cfg.Join, following redirects to the
 // leader, to add this node, retrying until ctx ends.
 func (s *Server) joinCluster(ctx context.Context) error {
@@ -80,6 +129,10 @@ func (s *Server) joinCluster(ctx context.Context) error {
 		addr := targets[attempt%len(targets)]
 		resp, err := s.callPeer(ctx, addr, req)
 		switch {
+		case isTLSMismatch(err):
+			// Retrying cannot help: the member's certificate is not
+			// trusted, or the member does not speak TLS.
+			return fmt.Errorf("server: join %s over TLS: %w", addr, err)
 		case err != nil:
 			lastErr = err
 		case resp.Code == wire.CodeOK:
@@ -95,6 +148,7 @@ func (s *Server) joinCluster(ctx context.Context) error {
 		default:
 			lastErr = fmt.Errorf("%s: %s", resp.Code, resp.Msg)
 		}
+		s.logger.Info("join: retrying", "via", addr, "in", backoff, "error", lastErr)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("server: join cluster via %v: %w (last error: %v)", s.cfg.Join, ctx.Err(), lastErr)
@@ -106,11 +160,31 @@ func (s *Server) joinCluster(ctx context.Context) error {
 	}
 }
 
+// isTLSMismatch reports whether err is a TLS failure that no retry can
+// mend: the member's certificate does not verify, or the member answered
+// the handshake with something other than TLS. (A member that refuses this
+// node's certificate answers with an alert that the crypto/tls package
+// exports no type for; the join retries and logs it.)
+func isTLSMismatch(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var record tls.RecordHeaderError
+	return errors.As(err, &verify) || errors.As(err, &record)
+}
+
 // callPeer sends one request to another node over the client protocol,
 // authenticated with the join token.
 func (s *Server) callPeer(ctx context.Context, addr string, req *wire.Request) (*wire.Response, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	var nc net.Conn
+	var err error
+	if s.peerTLS != nil {
+		// The server name is taken from addr; the timeout bounds the
+		// handshake too.
+		td := tls.Dialer{NetDialer: &d, Config: s.peerTLS}
+		nc, err = td.DialContext(ctx, "tcp", addr)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}

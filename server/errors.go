@@ -51,6 +51,7 @@ var errorCodes = []struct {
 	{raft.ErrTenantReadOnly, wire.CodeTenantReadOnly},
 	{raft.ErrTenantLocked, wire.CodeTenantLocked},
 	{raft.ErrTokenNotFound, wire.CodeTokenNotFound},
+	{raft.ErrMemberNotFound, wire.CodeNotFound},
 	{raft.ErrQuotaExceeded, wire.CodeQuotaExceeded},
 	{raft.ErrConflict, wire.CodeConflict},
 	{raft.ErrTxTooOld, wire.CodeTxTooOld},

@@ -53,6 +53,10 @@ type Config struct {
 	JoinToken string
 	// TLSCertFile and TLSKeyFile enable TLS on the client address;
 	// TLSCAFile, if set, requires client certificates signed by that CA.
+	// A node with TLS also dials the members in Join over TLS: it trusts
+	// TLSCAFile (the system's roots without it) and presents its own
+	// certificate when asked for one, so the certificate should allow
+	// client authentication too when the members require it.
 	TLSCertFile, TLSKeyFile, TLSCAFile string
 	// MaxFrame caps a request frame; 0 means wire.DefaultMaxFrame.
 	MaxFrame int
@@ -62,24 +66,93 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// RaftTuning exposes the raft timing knobs, mostly for tests.
+// RaftTuning exposes the raft timing knobs. Zero fields mean the defaults
+// of package raft, given on each; see hashicorp/raft's Config for their
+// meaning.
 type RaftTuning struct {
-	HeartbeatTimeout   time.Duration
-	ElectionTimeout    time.Duration
+	// HeartbeatTimeout: how long a follower waits without hearing from the
+	// leader before it stands for election. Default 1s.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout: how long a candidate waits for votes; at least
+	// HeartbeatTimeout. Default 1s.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout: how long a leader stays one without reaching a
+	// quorum; at most HeartbeatTimeout. Default 500ms, or half of a
+	// shorter HeartbeatTimeout (at least 5ms).
 	LeaderLeaseTimeout time.Duration
-	SnapshotThreshold  uint64
-	TrailingLogs       uint64
+	// SnapshotInterval: how often raft checks whether to snapshot (at a
+	// random moment between one and two intervals). Default 2m.
+	SnapshotInterval time.Duration
+	// SnapshotThreshold: the log entries since the last snapshot that make
+	// a check take one. Default 8192.
+	SnapshotThreshold uint64
+	// TrailingLogs: the log entries kept after a snapshot, for followers
+	// that fall behind. Default 10240.
+	TrailingLogs uint64
 }
+
+// Raft defaults that Validate and the lease derivation need; package raft
+// applies the same.
+const (
+	defaultHeartbeatTimeout   = time.Second
+	defaultElectionTimeout    = time.Second
+	defaultLeaderLeaseTimeout = 500 * time.Millisecond
+	minRaftTimeout            = 5 * time.Millisecond // hashicorp/raft's floor
+)
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("server: TLS needs both a certificate and a key")
 	}
+	if c.TLSCAFile != "" && c.TLSCertFile == "" {
+		return errors.New("server: a TLS CA needs a certificate and a key: without them the node serves no TLS")
+	}
 	if c.MaxFrame < 0 {
 		return errors.New("server: negative MaxFrame")
 	}
+	return c.Raft.validate()
+}
+
+func (r *RaftTuning) validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"HeartbeatTimeout", r.HeartbeatTimeout}, {"ElectionTimeout", r.ElectionTimeout},
+		{"LeaderLeaseTimeout", r.LeaderLeaseTimeout}, {"SnapshotInterval", r.SnapshotInterval},
+	} {
+		if d.v != 0 && d.v < minRaftTimeout {
+			return fmt.Errorf("server: raft %s %v is below %v", d.name, d.v, minRaftTimeout)
+		}
+	}
+	hb, el := r.heartbeat(), r.ElectionTimeout
+	if el == 0 {
+		el = defaultElectionTimeout
+	}
+	if el < hb {
+		return fmt.Errorf("server: raft ElectionTimeout %v is shorter than HeartbeatTimeout %v", el, hb)
+	}
+	if r.LeaderLeaseTimeout > hb {
+		return fmt.Errorf("server: raft LeaderLeaseTimeout %v is longer than HeartbeatTimeout %v", r.LeaderLeaseTimeout, hb)
+	}
 	return nil
+}
+
+func (r *RaftTuning) heartbeat() time.Duration {
+	if r.HeartbeatTimeout == 0 {
+		return defaultHeartbeatTimeout
+	}
+	return r.HeartbeatTimeout
+}
+
+// leaderLease is LeaderLeaseTimeout, or when zero the default cut down to
+// fit a short HeartbeatTimeout (raft refuses a lease longer than it).
+func (r *RaftTuning) leaderLease() time.Duration {
+	if r.LeaderLeaseTimeout != 0 {
+		return r.LeaderLeaseTimeout
+	}
+	return min(defaultLeaderLeaseTimeout, max(r.heartbeat()/2, minRaftTimeout))
 }
 
 func (c *Config) setDefaults() {
@@ -114,6 +187,7 @@ type Server struct {
 	httpLn   net.Listener
 	httpSrv  *http.Server
 	maxFrame int
+	peerTLS  *tls.Config // dialling other members (joining); nil without TLS
 	limits   limiter
 	exports  exports
 	caught   atomic.Bool // caughtUp succeeded once since start
@@ -163,7 +237,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.ln, err = s.listen(cfg); err != nil {
+	serverTLS, peerTLS, err := loadTLS(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.peerTLS = peerTLS
+	if s.ln, err = listen(cfg.ListenAddr, serverTLS); err != nil {
 		return nil, err
 	}
 	if cfg.HTTPAddr != "-" {
@@ -200,7 +279,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		},
 		HeartbeatTimeout:   cfg.Raft.HeartbeatTimeout,
 		ElectionTimeout:    cfg.Raft.ElectionTimeout,
-		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout,
+		LeaderLeaseTimeout: cfg.Raft.leaderLease(),
+		SnapshotInterval:   cfg.Raft.SnapshotInterval,
 		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
 		TrailingLogs:       cfg.Raft.TrailingLogs,
 	})
@@ -232,33 +312,45 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) listen(cfg Config) (net.Listener, error) {
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen %s: %w", cfg.ListenAddr, err)
-	}
+// loadTLS reads the node's certificate and CA. It returns the TLS
+// configuration of the client address and the one the node dials other
+// members with, both nil without a certificate.
+func loadTLS(cfg *Config) (server, peer *tls.Config, err error) {
 	if cfg.TLSCertFile == "" {
-		return ln, nil
+		return nil, nil, nil
 	}
 	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("server: tls: %w", err)
+		return nil, nil, fmt.Errorf("server: tls: %w", err)
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	// The node presents its certificate to members that ask for one, and
+	// trusts the CA (or, without one, the system's roots).
+	peer = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if cfg.TLSCAFile != "" {
 		pem, err := os.ReadFile(cfg.TLSCAFile)
 		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("server: tls ca: %w", err)
+			return nil, nil, fmt.Errorf("server: tls ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			ln.Close()
-			return nil, errors.New("server: tls ca: no certificates found")
+			return nil, nil, fmt.Errorf("server: tls ca: no certificates found in %s", cfg.TLSCAFile)
 		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		server.ClientCAs = pool
+		server.ClientAuth = tls.RequireAndVerifyClientCert
+		peer.RootCAs = pool
+	}
+	return server, peer, nil
+}
+
+// listen binds the client address, with TLS when tc is not nil.
+func listen(addr string, tc *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen %s: %w", addr, err)
+	}
+	if tc == nil {
+		return ln, nil
 	}
 	return tls.NewListener(ln, tc), nil
 }

@@ -320,14 +320,15 @@ type clusterCLI struct {
 	t         *testing.T
 	endpoints []string
 	tokenFile string
+	env       []string // more environment, such as TENANTKV_TLS_CA=…
 }
 
 func (c *clusterCLI) run(stdin string, args ...string) result {
 	c.t.Helper()
-	return tkv(c.t, "", []string{
+	return tkv(c.t, "", append([]string{
 		"TENANTKV_ENDPOINTS=" + strings.Join(c.endpoints, ","),
 		"TENANTKV_TOKEN_FILE=" + c.tokenFile,
-	}, stdin, args...)
+	}, c.env...), stdin, args...)
 }
 
 // ok runs a command that must succeed and returns its stdout.

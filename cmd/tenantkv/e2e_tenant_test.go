@@ -97,6 +97,25 @@ func TestE2ETenantProduct(t *testing.T) {
 		}
 		c.fails(1, "tenantkv: tenant not found", "tenant", "set", "nobody", "--state", "locked")
 		c.fails(2, "tenantkv: nothing to change", "tenant", "set", "acme")
+
+		// Labels: --label K= removes K and keeps the others, --clear-labels
+		// removes them all (the last one too), then adds those given.
+		labels := func(want string, args ...string) {
+			t.Helper()
+			out := c.ok(append([]string{"tenant", "set", "acme"}, args...)...)
+			if !strings.HasSuffix(out, ", labels "+want+"\n") {
+				t.Errorf("tenant set acme %q: %q; want labels %s", args, out, want)
+			}
+		}
+		labels("plan=pro", "--label", "tier=")
+		labels("none", "--label", "plan=")
+		labels("a=1 b=2", "--label", "a=1", "--label", "b=2")
+		labels("c=3", "--clear-labels", "--label", "c=3")
+		labels("none", "--clear-labels")
+		if tj := c.showJSON("acme"); len(tj.Labels) != 0 || tj.Limits.OpsPerSec != 6000 {
+			t.Errorf("after --clear-labels: %+v", tj)
+		}
+		labels("none", "--remove-label", "gone")
 	})
 
 	t.Run("rename", func(t *testing.T) {

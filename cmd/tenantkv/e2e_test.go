@@ -377,6 +377,7 @@ func TestE2ECluster(t *testing.T) {
 	if out := via(survivors...).ok("cluster", "remove", dead.name); out != "removed node "+dead.name+"\n" {
 		t.Errorf("cluster remove: %q", out)
 	}
+	via(survivors...).fails(1, "tenantkv: member not found: "+dead.name, "cluster", "remove", dead.name)
 	st = via(survivors...).status()
 	want := []string{survivors[0].name, survivors[1].name}
 	if got := memberIDs(st); !slices.Equal(got, want) {

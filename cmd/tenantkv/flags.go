@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +29,9 @@ const (
 	envToken     = "TENANTKV_TOKEN"
 	envTokenFile = "TENANTKV_TOKEN_FILE"
 	envTenant    = "TENANTKV_TENANT"
+	envTLSCA     = "TENANTKV_TLS_CA"
+	envTLSCert   = "TENANTKV_TLS_CERT"
+	envTLSKey    = "TENANTKV_TLS_KEY"
 )
 
 // globalFlags are accepted by every command, before or after its name:
@@ -39,12 +44,18 @@ type globalFlags struct {
 	tenant    string
 	json      bool
 	timeout   time.Duration
+	// TLS files. Client commands verify the nodes with tlsCA and present
+	// tlsCert as their own certificate; serve uses them for its client
+	// address (tlsCA then requires client certificates) and to dial the
+	// members it joins.
+	tlsCA, tlsCert, tlsKey string
 }
 
 // valueGlobals are the global flags that take a value, so that the command
 // words can be found among flags that come before them.
 var valueGlobals = map[string]bool{
 	"endpoints": true, "token": true, "token-file": true, "tenant": true, "timeout": true,
+	"tls-ca": true, "tls-cert": true, "tls-key": true,
 }
 
 // register adds the global flags to fs, taking defaults from env.
@@ -56,7 +67,46 @@ func (g *globalFlags) register(fs *flag.FlagSet, env func(string) string) {
 	fs.StringVar(&g.tenant, "tenant", env(envTenant), "tenant of data commands (env "+envTenant+")")
 	fs.BoolVar(&g.json, "json", false, "print results as JSON")
 	fs.DurationVar(&g.timeout, "timeout", defaultTimeout, "how long a command may take; 0 means no limit")
+	fs.StringVar(&g.tlsCA, "tls-ca", env(envTLSCA), "connect over TLS, trusting the CA certificates in `FILE` (env "+envTLSCA+")")
+	fs.StringVar(&g.tlsCert, "tls-cert", env(envTLSCert), "connect over TLS, presenting the client certificate in `FILE` (env "+envTLSCert+")")
+	fs.StringVar(&g.tlsKey, "tls-key", env(envTLSKey), "key `FILE` of --tls-cert (env "+envTLSKey+")")
 }
+
+// clientTLS returns the TLS configuration of client commands: nil (plain
+// TCP) when no TLS flag is given; otherwise TLS that trusts --tls-ca (the
+// system's roots without it) and presents --tls-cert when the node asks
+// for a client certificate.
+func (g *globalFlags) clientTLS() (*tls.Config, error) {
+	if g.tlsCA == "" && g.tlsCert == "" && g.tlsKey == "" {
+		return nil, nil
+	}
+	if (g.tlsCert == "") != (g.tlsKey == "") {
+		return nil, errTLSPair
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if g.tlsCA != "" {
+		pem, err := os.ReadFile(g.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", g.tlsCA)
+		}
+	}
+	if g.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(g.tlsCert, g.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert, --tls-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// errTLSPair is a usage error: a certificate needs its key and a key its
+// certificate.
+var errTLSPair = errors.New("--tls-cert and --tls-key go together")
 
 // envOr returns the environment variable key, or def when it is empty.
 func envOr(env func(string) string, key, def string) string {

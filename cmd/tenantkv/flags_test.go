@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tenantkv/tenantkv/server"
 )
 
 // envMap is an environment for run and parse.
@@ -146,6 +149,68 @@ func TestServeFlagsFromEnv(t *testing.T) {
 	}
 }
 
+// serveConfig parses serve's command line as run does and returns the
+// node's configuration.
+func serveConfig(t *testing.T, env func(string) string, args ...string) (server.Config, error) {
+	t.Helper()
+	x := &cli{env: env, stdout: io.Discard, stderr: io.Discard, set: map[string]bool{}, cmd: serveCommand}
+	fs := newFlagSet("tenantkv serve")
+	x.g.register(fs, env)
+	var f serveFlags
+	f.register(fs, env)
+	if _, err := parseInterspersed(fs, args); err != nil {
+		t.Fatalf("serve %q: %v", args, err)
+	}
+	fs.Visit(func(f *flag.Flag) { x.set[f.Name] = true })
+	return f.config(x)
+}
+
+func TestServeRaftAndTLSFlags(t *testing.T) {
+	env := envMap("TENANTKV_RAFT_ADVERTISE", "10.0.0.5:7401", "TENANTKV_HEARTBEAT_TIMEOUT", "300ms",
+		"TENANTKV_ELECTION_TIMEOUT", "600ms", "TENANTKV_SNAPSHOT_INTERVAL", "30s", "TENANTKV_SNAPSHOT_THRESHOLD", "100",
+		"TENANTKV_TLS_CERT", "node.pem", "TENANTKV_TLS_KEY", "node.key", "TENANTKV_TLS_CA", "ca.pem")
+	cfg, err := serveConfig(t, env, "--election-timeout", "900ms", "--snapshot-threshold", "50", "--tls-ca", "other-ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RaftAdvertiseAddr != "10.0.0.5:7401" || cfg.RaftAddr != "127.0.0.1:7401" {
+		t.Errorf("raft addresses %q, advertised %q", cfg.RaftAddr, cfg.RaftAdvertiseAddr)
+	}
+	want := server.RaftTuning{HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 900 * time.Millisecond,
+		SnapshotInterval: 30 * time.Second, SnapshotThreshold: 50}
+	if cfg.Raft != want {
+		t.Errorf("raft tuning %+v, want %+v (flags win over the environment)", cfg.Raft, want)
+	}
+	if cfg.TLSCertFile != "node.pem" || cfg.TLSKeyFile != "node.key" || cfg.TLSCAFile != "other-ca.pem" {
+		t.Errorf("TLS files %q %q %q", cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCAFile)
+	}
+
+	// Left out: raft's defaults, no TLS.
+	cfg, err = serveConfig(t, envMap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Raft != (server.RaftTuning{}) || cfg.RaftAdvertiseAddr != "" || cfg.TLSCertFile != "" || cfg.TLSCAFile != "" {
+		t.Errorf("defaults: %+v", cfg)
+	}
+
+	// An environment variable that does not parse is a usage error, unless
+	// its flag is given.
+	bad := envMap("TENANTKV_HEARTBEAT_TIMEOUT", "soon", "TENANTKV_SNAPSHOT_THRESHOLD", "many")
+	_, err = serveConfig(t, bad, "--snapshot-threshold", "10")
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), `TENANTKV_HEARTBEAT_TIMEOUT: "soon" is not a duration`) {
+		t.Errorf("bad TENANTKV_HEARTBEAT_TIMEOUT: %v", err)
+	}
+	_, err = serveConfig(t, bad, "--heartbeat-timeout", "200ms", "--election-timeout", "200ms")
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), `TENANTKV_SNAPSHOT_THRESHOLD: "many" is not a count`) {
+		t.Errorf("bad TENANTKV_SNAPSHOT_THRESHOLD: %v", err)
+	}
+	if _, err = serveConfig(t, bad, "--heartbeat-timeout", "200ms", "--election-timeout", "200ms", "--snapshot-threshold", "1"); err != nil {
+		t.Errorf("flags given for both bad variables: %v", err)
+	}
+}
+
 func TestResolveToken(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
@@ -241,11 +306,19 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"scan", "extra"}, "scan: too many arguments"},
 		{[]string{"serve", "--log-level", "loud"}, "--log-level"},
 		{[]string{"serve", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
+		{[]string{"serve", "--tls-ca", "ca.pem"}, "--tls-ca needs --tls-cert and --tls-key"},
+		{[]string{"serve", "--heartbeat-timeout", "2s"}, "ElectionTimeout 1s is shorter than HeartbeatTimeout 2s"},
+		{[]string{"serve", "--election-timeout", "1ms"}, "ElectionTimeout 1ms is below 5ms"},
+		{[]string{"serve", "--snapshot-interval", "-1s"}, "SnapshotInterval -1s is below 5ms"},
+		{[]string{"serve", "--snapshot-threshold", "-1"}, "invalid value"},
+		{[]string{"get", "k", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
+		{[]string{"--tls-key", "k.pem", "get", "k"}, "--tls-cert and --tls-key go together"},
 		{[]string{"help", "frob"}, `unknown command "frob"`},
 		{[]string{"token"}, `"token" needs a subcommand: create, revoke`},
 		{[]string{"tenant", "set", "acme"}, "nothing to change"},
 		{[]string{"tenant", "set", "acme", "--state", "frozen"}, `--state: "frozen" is not one of`},
 		{[]string{"tenant", "set", "acme", "--label", "a=1", "--remove-label", "a"}, `label "a" is both set and removed`},
+		{[]string{"tenant", "set", "acme", "--label", "a=", "--label", "b=2", "--remove-label", "b"}, `label "b" is both set and removed`},
 		{[]string{"tenant", "set", "acme", "--max-keys", "-1"}, "invalid value"},
 		{[]string{"tenant", "create", "acme", "--label", "novalue"}, `"novalue" is not KEY=VALUE`},
 		{[]string{"tenant", "create", "acme", "--label", "=v"}, `"=v" is not KEY=VALUE`},
@@ -288,7 +361,10 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"help", "tenant", "token"}, []string{"usage: tenantkv tenant token NAME [--read-only] [--ttl D]"}},
 		{[]string{"help"}, []string{"tenant set NAME [flags]", "tenant export NAME > FILE", "tenant import NAME < FILE",
 			"tenant rename OLD NEW", "tenant tokens NAME", "tenant revoke TOKEN-ID", "token create [--ttl D]", "token revoke TOKEN-ID"}},
-		{[]string{"help", "tenant", "set"}, []string{"--state S", "--max-keys N", "--label KEY=VALUE", "--remove-label KEY"}},
+		{[]string{"help", "tenant", "set"}, []string{"--state S", "--max-keys N", "--label KEY=VALUE", "--remove-label KEY", "--clear-labels", "--label K= (an empty value)"}},
+		{[]string{"help", "serve"}, []string{"--raft-advertise ADDR", "--heartbeat-timeout D", "--election-timeout D", "--snapshot-interval D",
+			"--snapshot-threshold N", "TENANTKV_SNAPSHOT_THRESHOLD", "--tls-ca FILE (TENANTKV_TLS_CA)"}},
+		{[]string{"help"}, []string{"--tls-ca FILE", "--tls-cert FILE, --tls-key FILE", "TENANTKV_TLS_CERT"}},
 		{[]string{"help", "token"}, []string{"usage: tenantkv token create [--ttl D]", "usage: tenantkv token revoke TOKEN-ID"}},
 		{[]string{"serve", "--help"}, []string{"--join ADDR", "TENANTKV_NODE_ID", "default 127.0.0.1:7400"}},
 		{[]string{"version"}, []string{"tenantkv ", "go1."}},

@@ -276,6 +276,13 @@ func (x *cli) withDB(ctx context.Context, f func(ctx context.Context, db *client
 	if x.g.timeout < 0 {
 		return usagef(x.cmd, "--timeout: negative duration %v", x.g.timeout)
 	}
+	tc, err := x.g.clientTLS()
+	if errors.Is(err, errTLSPair) {
+		return usagef(x.cmd, "%v", err)
+	}
+	if err != nil {
+		return err
+	}
 	token, err := resolveToken(&x.g, x.set, x.env)
 	if err != nil {
 		return err
@@ -285,7 +292,7 @@ func (x *cli) withDB(ctx context.Context, f func(ctx context.Context, db *client
 		ctx, cancel = context.WithTimeoutCause(ctx, x.g.timeout, errTimeout)
 		defer cancel()
 	}
-	err = x.runDB(ctx, endpoints, token, f)
+	err = x.runDB(ctx, endpoints, &client.Options{Token: token, TLS: tc}, f)
 	if err != nil && context.Cause(ctx) == errTimeout {
 		return fmt.Errorf("timed out after %v: %w", x.g.timeout, err)
 	}
@@ -294,10 +301,10 @@ func (x *cli) withDB(ctx context.Context, f func(ctx context.Context, db *client
 
 var errTimeout = errors.New("tenantkv: --timeout expired")
 
-func (x *cli) runDB(ctx context.Context, endpoints []string, token string, f func(context.Context, *client.DB) error) error {
-	db, err := client.Open(ctx, endpoints, &client.Options{Token: token})
+func (x *cli) runDB(ctx context.Context, endpoints []string, opts *client.Options, f func(context.Context, *client.DB) error) error {
+	db, err := client.Open(ctx, endpoints, opts)
 	if err != nil {
-		if token == "" && errors.Is(err, client.ErrPermissionDenied) {
+		if opts.Token == "" && errors.Is(err, client.ErrPermissionDenied) {
 			return fmt.Errorf("%w (no token given: use --token, --token-file or %s)", err, envToken)
 		}
 		return err

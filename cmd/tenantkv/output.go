@@ -25,6 +25,11 @@ const usageText = `Global flags (before or after the command; flags win over the
   --json                      print results of get, scan, tenant list/show/tokens,
                               tenant token, token create and cluster status as JSON
   --timeout DURATION          how long a command may take (default 10s, 0: no limit)
+  --tls-ca FILE               connect over TLS, trusting the CA certificates in FILE
+                              (TENANTKV_TLS_CA; without it, the system's roots)
+  --tls-cert FILE, --tls-key FILE
+                              connect over TLS with this client certificate, for
+                              nodes that require one (TENANTKV_TLS_CERT, TENANTKV_TLS_KEY)
 
 A key or value that starts with '-' goes after "--": tenantkv put -- -k -v
 
@@ -90,7 +95,7 @@ func printCommandHelp(w io.Writer, c *command) {
 			typ = " " + typ
 		}
 		var notes []string
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
 			notes = append(notes, "default "+f.DefValue)
 		}
 		if c == serveCommand {

@@ -99,4 +99,10 @@ func TestRunAgainstNode(t *testing.T) {
 
 	// A wrong token is refused.
 	fail(1, "tenantkv: permission denied", "--token", "tkv_nope", "tenant", "list")
+
+	// Removing a node the cluster does not know is an error, not a no-op.
+	code, _, stderr = runCLI(t, env, "", "cluster", "remove", "nosuch")
+	if code != 1 || stderr != "tenantkv: member not found: nosuch\n" {
+		t.Errorf("cluster remove nosuch: exit %d, stderr %q", code, stderr)
+	}
 }

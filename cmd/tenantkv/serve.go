@@ -6,9 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tenantkv/tenantkv/server"
 )
@@ -26,6 +30,15 @@ directory asks those members to add it, authenticated with an operator token
 It prints one line on stdout when it is ready, logs to stderr, and shuts down
 gracefully on SIGINT or SIGTERM. Every flag can also be given in the
 environment as TENANTKV_<FLAG>, such as TENANTKV_DATA or TENANTKV_NODE_ID.
+
+TLS: --tls-cert FILE and --tls-key FILE (TENANTKV_TLS_CERT, TENANTKV_TLS_KEY)
+serve clients over TLS; --tls-ca FILE (TENANTKV_TLS_CA) then requires client
+certificates signed by that CA. A node with TLS dials the --join members over
+TLS too: it trusts --tls-ca (the system's roots without it) and presents its
+own certificate. Raft traffic (--raft) is not encrypted.
+
+Raft timing flags left out (or 0) take raft's defaults: heartbeat and election
+timeouts 1s, snapshots checked every 2m and taken after 8192 new log entries.
 `,
 	maxArgs: 0,
 	setup:   setupServe,
@@ -37,44 +50,105 @@ func envName(flagName string) string {
 	return "TENANTKV_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
+// serveFlags are serve's own flags. The TLS flags are global ones (flags.go):
+// client commands have flags of the same names and environment variables.
+type serveFlags struct {
+	cfg            server.Config
+	join, logLevel string
+	// envErrs are environment variables that do not parse, by flag name;
+	// one is an error unless its flag is given on the command line.
+	envErrs map[string]error
+}
+
+// register adds serve's flags to fs, taking defaults from env.
+func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
+	f.envErrs = map[string]error{}
 	str := func(p *string, name, def, usage string) {
 		fs.StringVar(p, name, envOr(env, envName(name), def), usage)
 	}
-	var cfg server.Config
-	var join, logLevel string
+	dur := func(p *time.Duration, name, usage string) {
+		if v := env(envName(name)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				f.envErrs[name] = fmt.Errorf("%s: %q is not a duration such as 500ms or 2m", envName(name), v)
+			}
+			*p = d
+		}
+		fs.DurationVar(p, name, *p, usage)
+	}
+	count := func(p *uint64, name, usage string) {
+		if v := env(envName(name)); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				f.envErrs[name] = fmt.Errorf("%s: %q is not a count", envName(name), v)
+			}
+			*p = n
+		}
+		fs.Uint64Var(p, name, *p, usage)
+	}
+	cfg := &f.cfg
 	str(&cfg.DataDir, "data", "./data", "`DIR` holding the store, the raft log and the node ID")
 	str(&cfg.NodeID, "node-id", "", "node `ID`; empty: the one saved in the data directory, or a new random one")
 	str(&cfg.ListenAddr, "listen", "127.0.0.1:7400", "`ADDR` (host:port) clients connect to")
 	str(&cfg.RaftAddr, "raft", "127.0.0.1:7401", "`ADDR` (host:port) peers replicate over")
+	str(&cfg.RaftAdvertiseAddr, "raft-advertise", "", "`ADDR` (host:port) peers are told to dial for raft, when it is not --raft (binding 0.0.0.0, NAT)")
 	str(&cfg.HTTPAddr, "http", "127.0.0.1:7402", "`ADDR` (host:port) of /healthz, /readyz and /metrics; - disables it")
-	str(&join, "join", "", "join the cluster of these members: comma-separated client `ADDR`s")
-	str(&cfg.TLSCertFile, "tls-cert", "", "TLS certificate `FILE` of the client address")
-	str(&cfg.TLSKeyFile, "tls-key", "", "TLS key `FILE` of the client address")
-	str(&cfg.TLSCAFile, "tls-ca", "", "CA `FILE`: require client certificates signed by it")
-	str(&logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	str(&f.join, "join", "", "join the cluster of these members: comma-separated client `ADDR`s")
+	dur(&cfg.Raft.HeartbeatTimeout, "heartbeat-timeout", "a follower that hears nothing from the leader for `D` stands for election; 0: 1s")
+	dur(&cfg.Raft.ElectionTimeout, "election-timeout", "a candidate waits `D` for votes, at least --heartbeat-timeout; 0: 1s")
+	dur(&cfg.Raft.SnapshotInterval, "snapshot-interval", "check every `D` (randomly up to twice that) whether to snapshot; 0: 2m")
+	count(&cfg.Raft.SnapshotThreshold, "snapshot-threshold", "snapshot when `N` log entries were written since the last one; 0: 8192")
+	str(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+}
 
+// config returns the node's configuration from the flags and x's global
+// flags, or a usage error.
+func (f *serveFlags) config(x *cli) (server.Config, error) {
+	cfg := f.cfg
+	for _, name := range slices.Sorted(maps.Keys(f.envErrs)) {
+		if !x.set[name] {
+			return cfg, usagef(x.cmd, "%v", f.envErrs[name])
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return cfg, usagef(x.cmd, "--log-level: %q is not one of debug, info, warn, error", f.logLevel)
+	}
+	cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCAFile = x.g.tlsCert, x.g.tlsKey, x.g.tlsCA
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return cfg, usagef(x.cmd, "%v", errTLSPair)
+	}
+	if cfg.TLSCAFile != "" && cfg.TLSCertFile == "" {
+		return cfg, usagef(x.cmd, "--tls-ca needs --tls-cert and --tls-key: a node without a certificate serves no TLS")
+	}
+	if err := cfg.Validate(); err != nil {
+		// Raft timings that raft would refuse: too short, or an election
+		// timeout shorter than the heartbeat timeout.
+		return cfg, usagef(x.cmd, "%v", err)
+	}
+	cfg.Join = splitList(f.join)
+	if len(cfg.Join) > 0 {
+		// Only a node with an empty data directory uses it, to ask the
+		// members to add it; a missing token is reported by the server
+		// when it is needed.
+		tok, err := resolveToken(&x.g, x.set, x.env)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.JoinToken = tok
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(x.stderr, &slog.HandlerOptions{Level: level}))
+	return cfg, nil
+}
+
+func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
+	var f serveFlags
+	f.register(fs, env)
 	return func(ctx context.Context, x *cli, _ []string) error {
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-			return usagef(x.cmd, "--log-level: %q is not one of debug, info, warn, error", logLevel)
+		cfg, err := f.config(x)
+		if err != nil {
+			return err
 		}
-		if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
-			return usagef(x.cmd, "--tls-cert and --tls-key go together")
-		}
-		cfg.Join = splitList(join)
-		if len(cfg.Join) > 0 {
-			// Only a node with an empty data directory uses it, to ask the
-			// members to add it; a missing token is reported by the server
-			// when it is needed.
-			tok, err := resolveToken(&x.g, x.set, x.env)
-			if err != nil {
-				return err
-			}
-			cfg.JoinToken = tok
-		}
-		cfg.Logger = slog.New(slog.NewTextHandler(x.stderr, &slog.HandlerOptions{Level: level}))
-
 		srv, err := server.Start(ctx, cfg)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -93,13 +92,15 @@ func setupTenantCreate(fs *flag.FlagSet, _ func(string) string) runFunc {
 
 var tenantSetCommand = &command{
 	path:    "tenant set",
-	args:    "NAME [--state S] [--max-bytes N] [--max-keys N] [--ops-per-sec N] [--burst N] [--max-concurrent N] [--label K=V]... [--remove-label K]...",
+	args:    "NAME [--state S] [--max-bytes N] [--max-keys N] [--ops-per-sec N] [--burst N] [--max-concurrent N] [--clear-labels] [--label K=V]... [--remove-label K]...",
 	summary: "change a tenant's state, limits or labels",
 	long: `Only what is given changes. --state is active, read-only (reads allowed,
 writes refused) or locked (everything refused); a change of state takes effect
-at once on every node. A limit of 0 removes that limit. --label sets one label
-and --remove-label removes one; the tenant's other labels are kept (they are
-read and written back whole: a concurrent change of labels may be lost).
+at once on every node. A limit of 0 removes that limit. --label K=V sets one
+label, and --label K= (an empty value) or --remove-label K removes one; the
+tenant's other labels are kept (they are read and written back whole: a
+concurrent change of labels may be lost). --clear-labels removes every label
+first, so that the tenant has exactly the labels given with --label.
 `,
 	minArgs: 1, maxArgs: 1,
 	setup: setupTenantSet,
@@ -109,9 +110,12 @@ func setupTenantSet(fs *flag.FlagSet, _ func(string) string) runFunc {
 	var f tenantConfigFlags
 	var state string
 	var remove stringsFlag
+	var clearLabels bool
 	fs.StringVar(&state, "state", "", "new state `S`: active, read-only or locked")
 	f.register(fs, "no limit")
+	fs.Lookup("label").Usage = "set the label `KEY=VALUE`, or with an empty VALUE remove it; repeatable"
 	fs.Var(&remove, "remove-label", "remove the label `KEY`; repeatable")
+	fs.BoolVar(&clearLabels, "clear-labels", false, "remove every label (then add those of --label)")
 	return func(ctx context.Context, x *cli, args []string) error {
 		u := &client.TenantUpdate{State: state}
 		for _, lf := range []struct {
@@ -132,18 +136,31 @@ func setupTenantSet(fs *flag.FlagSet, _ func(string) string) runFunc {
 		default:
 			return usagef(x.cmd, "--state: %q is not one of active, read-only, locked", state)
 		}
-		changeLabels := len(f.labels) > 0 || len(remove) > 0
+		// --label K= removes K, like --remove-label K.
+		set := map[string]string{}
+		for k, v := range f.labels {
+			if v == "" {
+				remove = append(remove, k)
+			} else {
+				set[k] = v
+			}
+		}
+		changeLabels := clearLabels || len(f.labels) > 0 || len(remove) > 0
 		if state == "" && !changeLabels && !slices.ContainsFunc(limitFlagNames, func(n string) bool { return x.set[n] }) {
 			return usagef(x.cmd, "nothing to change: give --state, a limit or a label")
 		}
 		for _, k := range remove {
-			if _, ok := f.labels[k]; ok {
+			if _, ok := set[k]; ok {
 				return usagef(x.cmd, "label %q is both set and removed", k)
 			}
 		}
 		return x.withDB(ctx, func(ctx context.Context, db *client.DB) error {
-			if changeLabels {
-				// Labels are replaced as a whole: merge with the current ones.
+			switch {
+			case clearLabels:
+				// Labels are replaced as a whole: exactly those given.
+				u.Labels = set
+			case changeLabels:
+				// Merge with the current labels.
 				cur, err := db.TenantInfo(ctx, args[0])
 				if err != nil {
 					return err
@@ -152,17 +169,11 @@ func setupTenantSet(fs *flag.FlagSet, _ func(string) string) runFunc {
 				if labels == nil {
 					labels = map[string]string{}
 				}
-				maps.Copy(labels, f.labels)
+				maps.Copy(labels, set)
 				for _, k := range remove {
 					delete(labels, k)
 				}
-				if len(labels) == 0 {
-					if len(cur.Labels) > 0 {
-						return errors.New("removing every label of a tenant is not supported yet (protocol version 1 cannot send an empty label set)")
-					}
-				} else {
-					u.Labels = labels
-				}
+				u.Labels = labels
 			}
 			t, err := db.UpdateTenant(ctx, args[0], u)
 			if err != nil {

@@ -140,6 +140,12 @@ type Event struct {
 
 // TenantConfig is the mutable configuration of a tenant. Nil pointers mean
 // "unchanged" in an update and "default" in a create.
+//
+// Labels cannot tell "unchanged" from "none" on their own: an empty map is
+// not sent at all. In an update, ReplaceLabels set means that Labels, even
+// absent or empty, replaces all of the tenant's labels (so an empty set
+// clears them); without it, a non-empty Labels replaces them and an absent
+// one leaves them unchanged, as before ReplaceLabels existed.
 type TenantConfig struct {
 	MaxBytes      *uint64           `msgpack:"mb,omitempty"`
 	MaxKeys       *uint64           `msgpack:"mk,omitempty"`
@@ -148,6 +154,22 @@ type TenantConfig struct {
 	MaxConcurrent *uint64           `msgpack:"mc,omitempty"`
 	MaxWatches    *uint64           `msgpack:"mw,omitempty"`
 	Labels        map[string]string `msgpack:"lbl,omitempty"`
+	ReplaceLabels bool              `msgpack:"rl,omitempty"`
+}
+
+// LabelsUpdate returns the labels an update sets, and whether it sets any:
+// a non-nil map (possibly empty) replaces all labels; ok false leaves them
+// unchanged. c may be nil.
+func (c *TenantConfig) LabelsUpdate() (labels map[string]string, ok bool) {
+	switch {
+	case c == nil:
+		return nil, false
+	case c.ReplaceLabels && c.Labels == nil:
+		return map[string]string{}, true
+	case c.ReplaceLabels || c.Labels != nil:
+		return c.Labels, true
+	}
+	return nil, false
 }
 
 // Mutation kinds of a batch.

@@ -23,7 +23,40 @@ func fullRequest() *Request {
 		Name: "beta", State: "read-only", After: "alpha", ReadOnly: true, TTL: 90 * time.Minute,
 		Addr: "10.0.0.1:7000", Addr2: "10.0.0.1:7400", Addr3: "10.0.0.1:8080",
 		Config: &TenantConfig{MaxBytes: u64(1 << 30), MaxKeys: u64(5), OpsPerSec: u64(100), Burst: u64(200),
-			MaxConcurrent: u64(8), MaxWatches: u64(0), Labels: map[string]string{"team": "x", "env": "prod"}},
+			MaxConcurrent: u64(8), MaxWatches: u64(0), Labels: map[string]string{"team": "x", "env": "prod"},
+			ReplaceLabels: true},
+	}
+}
+
+// TestLabelsUpdate checks what an update does to labels once decoded: an
+// empty map does not survive the wire, so clearing labels rests on
+// ReplaceLabels.
+func TestLabelsUpdate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  *TenantConfig
+		want map[string]string // nil: unchanged
+	}{
+		{"no config", nil, nil},
+		{"no labels", &TenantConfig{MaxKeys: u64(1)}, nil},
+		{"replace", &TenantConfig{Labels: map[string]string{"a": "1"}, ReplaceLabels: true}, map[string]string{"a": "1"}},
+		{"replace, without the flag", &TenantConfig{Labels: map[string]string{"a": "1"}}, map[string]string{"a": "1"}},
+		{"clear", &TenantConfig{Labels: map[string]string{}, ReplaceLabels: true}, map[string]string{}},
+		{"empty map without the flag", &TenantConfig{Labels: map[string]string{}}, nil},
+	}
+	for _, tt := range tests {
+		frame, err := AppendRequestFrame(nil, &Request{Op: OpUpdateTenant, Name: "acme", Config: tt.cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Request
+		if err := DecodeRequest(frame[4:], &got); err != nil {
+			t.Fatal(err)
+		}
+		labels, ok := got.Config.LabelsUpdate()
+		if ok != (tt.want != nil) || !reflect.DeepEqual(labels, tt.want) {
+			t.Errorf("%s: LabelsUpdate() = %#v, %v; want %#v", tt.name, labels, ok, tt.want)
+		}
 	}
 }
 
