@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"errors"
 	"maps"
 	"testing"
 
@@ -51,5 +52,11 @@ func TestUpdateTenantLabelsOnServer(t *testing.T) {
 	}
 	if info.Limits.MaxKeys != 9 {
 		t.Errorf("clearing labels changed the limits: %+v", info.Limits)
+	}
+	// A label the server refuses is the caller's mistake, not an internal
+	// error.
+	long := string(make([]byte, 300))
+	if _, err := db.UpdateTenant(ctx, "acme", &client.TenantUpdate{Labels: map[string]string{"k": long}}); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("a 300-byte label value: %v, want ErrInvalidArgument", err)
 	}
 }

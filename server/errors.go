@@ -57,6 +57,8 @@ var errorCodes = []struct {
 	{raft.ErrTxTooOld, wire.CodeTxTooOld},
 	{raft.ErrTxTooLarge, wire.CodeTxTooLarge},
 	{raft.ErrWatchTooOld, wire.CodeWatchTooOld},
+	{raft.ErrBadCommand, wire.CodeInvalidArgument}, // a command's own checks: labels, token IDs, ...
+	{raft.ErrCommandTooLarge, wire.CodeTxTooLarge},
 	{raft.ErrNotLeader, wire.CodeNotLeader},
 	{raft.ErrCommitUnknown, wire.CodeCommitUnknown},
 	{raft.ErrShutdown, wire.CodeUnavailable},
