@@ -328,10 +328,20 @@ func appendMsg(dst []byte, v any) ([]byte, error) {
 }
 
 // AppendRequest appends the encoding of req to dst.
-func AppendRequest(dst []byte, req *Request) ([]byte, error) { return appendMsg(dst, req) }
+func AppendRequest(dst []byte, req *Request) ([]byte, error) {
+	if fastRequest(req) {
+		return appendRequestFast(dst, req), nil
+	}
+	return appendMsg(dst, req)
+}
 
 // AppendResponse appends the encoding of resp to dst.
-func AppendResponse(dst []byte, resp *Response) ([]byte, error) { return appendMsg(dst, resp) }
+func AppendResponse(dst []byte, resp *Response) ([]byte, error) {
+	if fastResponse(resp) {
+		return appendResponseFast(dst, resp), nil
+	}
+	return appendMsg(dst, resp)
+}
 
 // AppendRequestFrame appends a whole frame (header and body) holding req.
 func AppendRequestFrame(dst []byte, req *Request) ([]byte, error) {
