@@ -51,6 +51,14 @@ type Config struct {
 	// OnFatal, if set, is called once, from its own goroutine, after the
 	// node stopped itself because its store failed.
 	OnFatal func(error)
+	// LogFaults is a test hook; production code leaves it nil. When set,
+	// every operation on the raft log and stable store (raft.db) is first
+	// offered to it (and every write once more after it succeeded, see
+	// LogOp.Done), and an error it returns fails that operation as a
+	// failing disk would. Reads served by the log cache are not offered.
+	// It is called from raft's goroutines and must be safe for concurrent
+	// use.
+	LogFaults func(op LogOp) error
 
 	// Tunables. See hashicorp/raft's Config for their meaning.
 	HeartbeatTimeout   time.Duration // default 1s
@@ -229,7 +237,11 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("raft: open log store in %s: %w", cfg.Dir, err)
 	}
 	closers = append(closers, func() { _ = n.bolt.Close() })
-	cache, err := hraft.NewLogCache(logCacheSize, n.bolt)
+	var durable boltStore = n.bolt // raft's log and stable store
+	if cfg.LogFaults != nil {
+		durable = &faultyLogStore{inner: n.bolt, hook: cfg.LogFaults}
+	}
+	cache, err := hraft.NewLogCache(logCacheSize, durable)
 	if err != nil {
 		return nil, fmt.Errorf("raft: log cache: %w", err)
 	}
@@ -248,7 +260,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	closers = append(closers, func() { closeTransport(n.trans) })
 
-	hasState, err := hraft.HasExistingState(n.logs, n.bolt, n.snaps)
+	hasState, err := hraft.HasExistingState(n.logs, durable, n.snaps)
 	if err != nil {
 		return nil, fmt.Errorf("raft: check existing state: %w", err)
 	}
@@ -267,7 +279,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		logger.Info("raft: restoring newest snapshot into the store on start", "reason", reason)
 	}
 
-	n.raft, err = hraft.NewRaft(rc, nodeFSM{FSM: n.fsm, n: n}, n.logs, n.bolt, n.snaps, n.trans)
+	n.raft, err = hraft.NewRaft(rc, nodeFSM{FSM: n.fsm, n: n}, n.logs, durable, n.snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("raft: start: %w", err)
 	}
