@@ -40,6 +40,8 @@ type DB struct {
 	dials  map[string]*dialState // dials in progress, shared by all who wait
 	leader string                // client address of the leader, "" if unknown
 	cur    int                   // endpoint to try while no leader is known
+
+	pace pacers // per-tenant pacing to rate limits (pace.go)
 }
 
 type dialState struct {
@@ -254,6 +256,11 @@ func (db *DB) follow(addr, leader string) {
 // retried after a connection broke with them in flight; any other request
 // then fails with ErrCommitUnknown. A failed answer is returned as *Error.
 func (db *DB) do(ctx context.Context, req *wire.Request, resp *wire.Response, idempotent bool) error {
+	if paced(req.Op) {
+		if err := db.pace.wait(ctx, req.Tenant); err != nil {
+			return err
+		}
+	}
 	var lastErr error
 	retries := 0      // retries that counted towards the backoff
 	followed := false // a redirect was followed
@@ -338,6 +345,9 @@ func (db *DB) do(ctx context.Context, req *wire.Request, resp *wire.Response, id
 		case wire.CodeUnavailable:
 			lastErr = errorOf(resp)
 			db.forget(addr)
+		case wire.CodeRateLimited:
+			db.pace.refused(req.Tenant, resp)
+			return errorOf(resp)
 		default:
 			return errorOf(resp)
 		}

@@ -210,11 +210,11 @@ func (s *Server) admitData(p *principal, req *wire.Request, op int) (*keyspace.T
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	release, retryAfter, err := s.limits.admit(t)
+	release, th, err := s.limits.admit(t)
 	if err != nil {
 		s.usage.record(t.ID, op, outcomeThrottled, 0, 0, 0)
 		resp := s.errorResponse(err)
-		resp.RetryAfter = retryAfter
+		resp.RetryAfter, resp.RateLimit, resp.RateBurst = th.retryAfter, th.rate, th.burst
 		return nil, nil, resp, nil
 	}
 	return t, release, nil, nil

@@ -28,24 +28,36 @@ type tenantLimit struct {
 	inFlight atomic.Int64
 }
 
+// throttle describes a refusal: when to try again, and, for the rate limit,
+// the limit itself (ops per second and burst; zero for the concurrency
+// limit), which the client library paces the tenant's requests to.
+type throttle struct {
+	retryAfter  time.Duration
+	rate, burst uint64
+}
+
 // admit charges one operation to tenant t. It returns a release function to
-// call when the request is done, or ErrRateLimited with a retry-after hint.
-func (l *limiter) admit(t *keyspace.Tenant) (release func(), retryAfter time.Duration, err error) {
+// call when the request is done, or ErrRateLimited and what to tell the
+// client.
+func (l *limiter) admit(t *keyspace.Tenant) (release func(), th throttle, err error) {
 	if t.Limits.OpsPerSec == 0 && t.Limits.MaxConcurrent == 0 {
-		return noRelease, 0, nil
+		return noRelease, throttle{}, nil
 	}
 	tl := l.get(t)
 	if b := tl.bucketFor(t.Limits); b != nil && !b.Allow() {
-		return nil, time.Duration(float64(time.Second) / float64(t.Limits.OpsPerSec)), ErrRateLimited
+		return nil, throttle{
+			retryAfter: time.Duration(float64(time.Second) / float64(t.Limits.OpsPerSec)),
+			rate:       t.Limits.OpsPerSec, burst: effectiveBurst(t.Limits),
+		}, ErrRateLimited
 	}
 	if maxc := tl.maxConc.Load(); maxc > 0 {
 		if tl.inFlight.Add(1) > maxc {
 			tl.inFlight.Add(-1)
-			return nil, time.Millisecond, ErrRateLimited
+			return nil, throttle{retryAfter: time.Millisecond}, ErrRateLimited
 		}
-		return func() { tl.inFlight.Add(-1) }, 0, nil
+		return func() { tl.inFlight.Add(-1) }, throttle{}, nil
 	}
-	return noRelease, 0, nil
+	return noRelease, throttle{}, nil
 }
 
 func noRelease() {}
@@ -68,10 +80,7 @@ func (tl *tenantLimit) bucketFor(lim keyspace.Limits) *rate.Limiter {
 		tl.bucket, tl.ops = nil, 0
 		return nil
 	}
-	burst := lim.Burst
-	if burst == 0 {
-		burst = max(lim.OpsPerSec/10, 1)
-	}
+	burst := effectiveBurst(lim)
 	if tl.bucket == nil {
 		tl.bucket = rate.NewLimiter(rate.Limit(lim.OpsPerSec), int(min(burst, 1<<30)))
 	} else if tl.ops != lim.OpsPerSec || tl.burst != burst {
@@ -80,6 +89,15 @@ func (tl *tenantLimit) bucketFor(lim keyspace.Limits) *rate.Limiter {
 	}
 	tl.ops, tl.burst = lim.OpsPerSec, burst
 	return tl.bucket
+}
+
+// effectiveBurst is the bucket size of a rate limit: as configured, or a
+// tenth of a second's worth.
+func effectiveBurst(lim keyspace.Limits) uint64 {
+	if lim.Burst != 0 {
+		return lim.Burst
+	}
+	return max(lim.OpsPerSec/10, 1)
 }
 
 // forget drops the state of a deleted tenant.

@@ -239,6 +239,8 @@ func appendResponseFast(dst []byte, resp *Response) []byte {
 	dst = m.u64(dst, "dv", resp.DataVersion)
 	dst = m.u64(dst, "ti", resp.TenantID)
 	dst = m.flag(dst, "sw", resp.Swapped)
+	dst = m.u64(dst, "rl", resp.RateLimit)
+	dst = m.u64(dst, "rb", resp.RateBurst)
 	return m.end(dst)
 }
 

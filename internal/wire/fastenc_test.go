@@ -77,6 +77,7 @@ func TestFastEncoderMatchesLibrary(t *testing.T) {
 			ID: num(), Code: Code(r.IntN(40)), Msg: str(), Value: bin(), More: flag(), Leader: str(),
 			RetryAfter: time.Duration(inum()), Version: int(inum()), NodeID: str(), Operator: flag(),
 			Token: str(), TokenID: str(), Next: str(), DataVersion: num(), TenantID: num(), Swapped: flag(),
+			RateLimit: num(), RateBurst: num(),
 		}
 		switch r.IntN(4) {
 		case 0:

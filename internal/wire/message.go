@@ -299,6 +299,11 @@ type Response struct {
 	TenantID    uint64  `msgpack:"ti,omitempty"` // the tenant ID DataVersion belongs to
 	Events      []Event `msgpack:"ev,omitempty"` // watch
 	Swapped     bool    `msgpack:"sw,omitempty"` // compare-and-swap
+
+	// A refusal by the tenant's rate limit carries the limit itself, so
+	// that the client library can pace the tenant's requests to it.
+	RateLimit uint64 `msgpack:"rl,omitempty"` // operations per second
+	RateBurst uint64 `msgpack:"rb,omitempty"`
 }
 
 var encPool = sync.Pool{New: func() any {
