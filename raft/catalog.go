@@ -232,13 +232,16 @@ func (c *catalog) replace(n *catalog) {
 }
 
 // pending is the catalog changes of the batch being applied: a nil entry or
-// a zero ID marks a deletion. The applier reads through it (overlay first,
+// a zero ID marks a deletion. dirty lists the tenants whose usage counters
+// or version state changed: the applier stores those once per batch
+// (flushState), not once per write. The applier reads through it (overlay first,
 // then the catalog), so a command sees what earlier commands of its batch
 // did, as its store reads see their writes.
 type pending struct {
 	tenants map[keyspace.TenantID]*tenantState
 	names   map[string]keyspace.TenantID
 	tokens  map[string]*TokenRecord
+	dirty   []keyspace.TenantID
 }
 
 func (p *pending) empty() bool {
@@ -285,6 +288,44 @@ func (a *applier) stageToken(id string, t *TokenRecord) {
 		a.p.tokens = map[string]*TokenRecord{}
 	}
 	a.p.tokens[id] = t
+}
+
+// dirty records that tenant id's usage or version state changed in this
+// batch.
+func (a *applier) dirty(id keyspace.TenantID) {
+	if n := len(a.p.dirty); n > 0 && a.p.dirty[n-1] == id {
+		return // the common case: writes of one tenant in a row
+	}
+	a.p.dirty = append(a.p.dirty, id)
+}
+
+// flushState stores the usage counters and version state of every tenant
+// whose own changed in this batch, as they are at its end: the store then
+// holds what it would if each write had stored them, with one write per
+// tenant and batch instead of two per write. Nothing in a batch reads them
+// back from the store (the applier reads the catalog), and a tenant deleted
+// later in the batch is skipped, its metadata being gone with it. Must be
+// called once, after the last command of the batch.
+func (a *applier) flushState() error {
+	if len(a.p.dirty) == 0 {
+		return nil
+	}
+	ids := slices.Clone(a.p.dirty)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	for _, id := range ids {
+		e := a.p.tenants[id]
+		if e == nil {
+			continue // deleted in this batch
+		}
+		if err := a.set(keyspace.TenantMetaKey(id, usageName), encodeUsage(e.usage)); err != nil {
+			return err
+		}
+		if err := a.set(keyspace.TenantMetaKey(id, versionName), encodeVersionState(&e.ver)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nameOwner returns the ID the name index maps name to, or 0.

@@ -247,6 +247,12 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 		}
 		out[i] = res
 	}
+	if err := a.flushState(); err != nil {
+		b.Close()
+		f.fail(err)
+		failAll(out, logs, err)
+		return out
+	}
 	f.mu.Lock()
 	commit := f.commit
 	f.mu.Unlock()

@@ -67,10 +67,8 @@ func (a *applier) commitOps(t *keyspace.Tenant, v *store.TenantView, st *version
 	}
 	// Checks are done: write.
 	if next != cur {
-		if err := a.set(keyspace.TenantMetaKey(t.ID, usageName), encodeUsage(next)); err != nil {
-			return err
-		}
 		e.usage = next
+		a.dirty(t.ID) // stored once per batch, by flushState
 	}
 	version := st.Version + 1
 	for i := range ops {
@@ -137,7 +135,8 @@ func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []Op
 		st.Count--
 		st.Bytes -= min(head.Size, st.Bytes)
 	}
-	return a.set(keyspace.TenantMetaKey(id, versionName), encodeVersionState(st))
+	a.dirty(id) // the version state is stored once per batch, by flushState
+	return nil
 }
 
 // heads returns the queue of tenant id's retained entries, reading it from
