@@ -359,6 +359,13 @@ func EncodeCommand(cmd Command) ([]byte, error) {
 	if cmd == nil {
 		return nil, fmt.Errorf("%w: nil command", ErrBadCommand)
 	}
+	if w, ok := cmd.(*TenantWrite); ok && w != nil {
+		size := 64 + len(w.TenantName)
+		for i := range w.Ops {
+			size += 16 + len(w.Ops[i].Key) + len(w.Ops[i].Value) + len(w.Ops[i].End)
+		}
+		return appendTenantWrite(append(make([]byte, 0, size), commandVersion, byte(typeTenantWrite)), w), nil
+	}
 	var buf bytes.Buffer
 	buf.Grow(64)
 	buf.WriteByte(commandVersion)
@@ -378,6 +385,11 @@ func DecodeCommand(b []byte) (Command, error) {
 	}
 	if b[0] != commandVersion {
 		return nil, fmt.Errorf("%w: envelope version %d", ErrUnknownCommand, b[0])
+	}
+	if commandType(b[1]) == typeTenantWrite {
+		if w, ok := decodeTenantWriteFast(b[2:]); ok {
+			return w, nil
+		}
 	}
 	cmd := newCommand(commandType(b[1]))
 	if cmd == nil {
