@@ -10,11 +10,11 @@ import (
 //
 // Tenant data commands (TenantWrite, TxnCommit, CompareAndSwap) do not go to
 // raft one log entry each. They queue for one goroutine, the batcher, which
-// hands raft whatever has queued as a single batch entry, then the next. It
-// adds no wait: a proposal alone goes at once, as an entry of its own. Under
-// load raft's leader loop is busy writing and replicating the previous
-// entries while the next ones queue, so batches grow by themselves with the
-// load. Each log entry costs raft an encoding, a bbolt put, a replication
+// hands raft whatever has queued as a single batch entry, then the next
+// once that one is applied (maxInFlightEntries). It adds no timer: a
+// proposal alone goes at once, as an entry of its own; under load the next
+// proposals queue while an entry is in raft, so batches grow by themselves
+// with the load. Each log entry costs raft an encoding, a bbolt put, a replication
 // record and an apply dispatch on every node; one batch entry of 100 writes
 // pays those once.
 //
@@ -36,6 +36,16 @@ const (
 	maxBatchBytes    = 1 << 20
 	// proposalQueue is how many proposals may wait for the batcher.
 	proposalQueue = 4096
+	// maxInFlightEntries is how many entries of the batcher may be in raft
+	// at once, appended but not yet applied. Every entry costs each node
+	// its own bbolt commit (two fdatasyncs), and hashicorp/raft syncs the
+	// leader's log before it replicates, so entries in flight side by side
+	// mostly queue for the same disks. With one in flight, the load that
+	// arrives meanwhile joins the next entry instead. Measured on 3 nodes
+	// (W, 16 clients): 3,171 writes/s unbounded (2.9 per entry), 3,749
+	// with 2 in flight (5.2), 4,046 with 1 (8.0); 128 clients: 13,447,
+	// 14,423, 15,790.
+	maxInFlightEntries = 1
 )
 
 // batchable reports whether cmd goes through the batcher.
@@ -161,11 +171,24 @@ func (n *Node) runBatcher() {
 	defer n.wg.Done()
 	var batch []*proposal
 	var datas [][]byte
+	var carry *proposal // a proposal too big to join the last batch
 	for {
-		var first *proposal
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-n.proposals:
+			case <-n.closing:
+				n.drainProposals()
+				return
+			}
+		}
+		// Wait for a free slot before filling the batch: what queues
+		// meanwhile joins it.
 		select {
-		case first = <-n.proposals:
+		case n.inflight <- struct{}{}:
 		case <-n.closing:
+			first.done <- proposalOutcome{err: ErrShutdown}
 			n.drainProposals()
 			return
 		}
@@ -176,8 +199,8 @@ func (n *Node) runBatcher() {
 			select {
 			case p := <-n.proposals:
 				if size+len(p.data) > maxBatchBytes {
-					n.send([]*proposal{p}, p.data) // too big to join: alone
-					continue
+					carry = p // too big to join: it starts the next batch
+					break fill
 				}
 				batch = append(batch, p)
 				size += len(p.data)
@@ -204,6 +227,7 @@ func (n *Node) send(ps []*proposal, data []byte) {
 	fut := n.raft.Apply(data, 0)
 	go func() {
 		err := fut.Error()
+		<-n.inflight
 		if err != nil {
 			err = n.mapRaftError(err)
 			for _, p := range ps {

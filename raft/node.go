@@ -172,6 +172,7 @@ type Node struct {
 	leader    leaderState
 	reads     readQueue
 	proposals chan *proposal // to the batcher (batcher.go)
+	inflight  chan struct{}  // batch entries handed to raft and not yet done
 
 	observer *hraft.Observer
 	obsCh    chan hraft.Observation
@@ -206,6 +207,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		obsCh:   make(chan hraft.Observation, 64),
 
 		proposals: make(chan *proposal, proposalQueue),
+		inflight:  make(chan struct{}, maxInFlightEntries),
 	}
 	n.leader.init()
 	n.reads.init()
