@@ -815,7 +815,7 @@ func refusedTxn(t *testing.T, r result, n *nodeProc, msg string) {
 	t.Helper()
 	reason := strings.TrimPrefix(msg, "tenantkv: ")
 	if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, "tenantkv: ") || !strings.Contains(r.stderr, reason) ||
-		strings.Count(r.stderr, "\n") != 1 {
+		strings.Count(r.stderr, "\n") != 1 || strings.Count(r.stderr, "tenantkv: ") != 1 {
 		t.Errorf("txn through %s: %v; want exit 1 and one line giving %q", n.name, r, reason)
 	}
 }

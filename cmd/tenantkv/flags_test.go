@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -412,6 +413,7 @@ func TestErrorLine(t *testing.T) {
 		{errors.New("tenantkv: not found"), "tenantkv: not found"},
 		{errors.New("token file: open x: no such file"), "tenantkv: token file: open x: no such file"},
 		{errors.New("tenantkv: a\nb  c"), "tenantkv: a b c"},
+		{fmt.Errorf("line 1 (get): %w", errors.New("tenantkv: tenant is locked")), "tenantkv: line 1 (get): tenant is locked"},
 	}
 	for _, tt := range tests {
 		if got := errorLine(tt.err); got != tt.want {

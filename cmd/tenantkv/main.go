@@ -263,6 +263,8 @@ func versionString() string {
 func errorLine(err error) string {
 	msg := strings.Join(strings.Fields(err.Error()), " ")
 	msg = strings.TrimPrefix(msg, "tenantkv: ")
+	// A wrapped client error carries the prefix again: one is enough.
+	msg = strings.ReplaceAll(msg, ": tenantkv: ", ": ")
 	return "tenantkv: " + msg
 }
 
