@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -154,12 +155,17 @@ func TestE2ETLS(t *testing.T) {
 
 	// A node that does not trust the members' certificates gives up at
 	// once instead of retrying for ever.
-	ports := freePorts(t, 3)
-	args := []string{binPath, "serve", "--data", t.TempDir(), "--node-id", "t3", "--listen", ports[0], "--raft", ports[1],
-		"--http", ports[2], "--tls-cert", nodeCert, "--tls-key", nodeKey, "--tls-ca", other.file,
-		"--join", n1.addr, "--token-file", tokenFile}
-	n3 := launch(t, "t3", t.TempDir(), childEnv(), shellJoin(args))
-	err := n3.waitReady(t.Context())
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ { // again on other ports if one was taken
+		ports := freePorts(t, 3)
+		args := []string{binPath, "serve", "--data", t.TempDir(), "--node-id", "t3", "--listen", ports[0], "--raft", ports[1],
+			"--http", ports[2], "--tls-cert", nodeCert, "--tls-key", nodeKey, "--tls-ca", other.file,
+			"--join", n1.addr, "--token-file", tokenFile}
+		n3 := launch(t, "t3", t.TempDir(), childEnv(), shellJoin(args))
+		if err = n3.waitReady(t.Context()); !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
 	if err == nil || !strings.Contains(err.Error(), "over TLS") || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("joining with a CA that does not sign the members' certificates: %v", err)
 	}
