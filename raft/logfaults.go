@@ -8,8 +8,10 @@ import (
 
 // Fault injection into the raft log and stable store (raft.db), the node's
 // durable record. Config.LogFaults is a test hook, like store.Options.Faults
-// for Pebble's files: production code leaves it nil and then nothing is
-// wrapped.
+// for Pebble's files: production code leaves it nil and then raft.db is not
+// wrapped for it. When set, its wrapper sits right above raft.db, beneath
+// the fail-stop wrapper (logguard.go), which therefore meets an injected
+// error exactly as it would meet one of bbolt.
 
 // LogOpKind is the kind of an operation on the raft log or stable store.
 type LogOpKind uint8
@@ -89,8 +91,9 @@ type boltStore interface {
 }
 
 // faultyLogStore offers every operation to a LogFaults hook before handing
-// it to the real store (and writes once more after). It is safe for
-// concurrent use if the hook is.
+// it to the real store (and writes once more after). The hook's error is
+// returned as it is, as a disk's would be. It is safe for concurrent use if
+// the hook is.
 type faultyLogStore struct {
 	inner boltStore
 	hook  func(LogOp) error
@@ -105,16 +108,13 @@ var (
 // offers op again once do succeeded.
 func (s *faultyLogStore) run(op LogOp, write bool, do func() error) error {
 	if err := s.hook(op); err != nil {
-		return fmt.Errorf("raft: %s: %w", op, err)
+		return err
 	}
 	if err := do(); err != nil || !write {
 		return err
 	}
 	op.Done = true
-	if err := s.hook(op); err != nil {
-		return fmt.Errorf("raft: %s: %w", op, err)
-	}
-	return nil
+	return s.hook(op)
 }
 
 func (s *faultyLogStore) FirstIndex() (idx uint64, err error) {

@@ -49,15 +49,17 @@ type Config struct {
 	// Logger receives raft's and this package's logs; nil discards them.
 	Logger *slog.Logger
 	// OnFatal, if set, is called once, from its own goroutine, after the
-	// node stopped itself because its store failed.
+	// node stopped itself because its storage failed: the store, while
+	// applying, or any write to the raft log and stable store (raft.db).
+	// It is not called when NewNode fails; NewNode returns the error.
 	OnFatal func(error)
 	// LogFaults is a test hook; production code leaves it nil. When set,
 	// every operation on the raft log and stable store (raft.db) is first
 	// offered to it (and every write once more after it succeeded, see
 	// LogOp.Done), and an error it returns fails that operation as a
-	// failing disk would. Reads served by the log cache are not offered.
-	// It is called from raft's goroutines and must be safe for concurrent
-	// use.
+	// failing disk would: a failed write stops the node, like one of
+	// raft.db itself. Reads served by the log cache are not offered. It is
+	// called from raft's goroutines and must be safe for concurrent use.
 	LogFaults func(op LogOp) error
 
 	// Tunables. See hashicorp/raft's Config for their meaning.
@@ -162,7 +164,7 @@ type Node struct {
 	fsm       *FSM
 	trans     hraft.Transport
 	bolt      *raftboltdb.BoltStore
-	logs      *repairingLogStore // over a cache over bolt; what raft uses
+	logs      *repairingLogStore // over a cache over failStopLogStore over bolt; what raft uses
 	snaps     *snapshotTracker
 
 	// restoredOnStart records whether NewNode had raft restore the newest
@@ -184,6 +186,10 @@ type Node struct {
 	done         chan struct{}
 	fatalOnce    sync.Once
 	fatalErr     atomic.Pointer[error]
+	// started is closed when NewNode returns; startErr, set before, is
+	// its error. A storage failure while NewNode runs waits for it.
+	started  chan struct{}
+	startErr error
 }
 
 // NewNode opens the raft state in cfg.Dir and starts the node. It fails if
@@ -204,6 +210,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		logger:  logger,
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+		started: make(chan struct{}),
 		obsCh:   make(chan hraft.Observation, 64),
 
 		proposals: make(chan *proposal, proposalQueue),
@@ -219,6 +226,8 @@ func NewNode(cfg Config) (_ *Node, err error) {
 				closers[i]()
 			}
 		}
+		n.startErr = err
+		close(n.started)
 	}()
 
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -239,10 +248,13 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("raft: open log store in %s: %w", cfg.Dir, err)
 	}
 	closers = append(closers, func() { _ = n.bolt.Close() })
-	var durable boltStore = n.bolt // raft's log and stable store
+	// raft's log and stable store: raft.db (with the test hook's faults),
+	// stopping the node at any failed write (logguard.go).
+	var disk boltStore = n.bolt
 	if cfg.LogFaults != nil {
-		durable = &faultyLogStore{inner: n.bolt, hook: cfg.LogFaults}
+		disk = &faultyLogStore{inner: n.bolt, hook: cfg.LogFaults}
 	}
+	durable := &failStopLogStore{inner: disk, stop: n.fatal}
 	cache, err := hraft.NewLogCache(logCacheSize, durable)
 	if err != nil {
 		return nil, fmt.Errorf("raft: log cache: %w", err)
@@ -292,8 +304,18 @@ func NewNode(cfg Config) (_ *Node, err error) {
 			Suffrage: hraft.Voter, ID: hraft.ServerID(cfg.ID), Address: n.trans.LocalAddr(),
 		}}}
 		if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, hraft.ErrCantBootstrap) {
+			if ferr := n.Err(); ferr != nil {
+				err = ferr // raft.db's error, not raft's text of it
+			}
 			return nil, fmt.Errorf("raft: bootstrap: %w", err)
 		}
+	}
+
+	// A storage failure while starting (raft's start writes raft.db, and
+	// its goroutines run already) fails NewNode; one from here on stops
+	// the running node.
+	if err := n.Err(); err != nil {
+		return nil, fmt.Errorf("raft: start: %w", err)
 	}
 
 	n.observer = hraft.NewObserver(n.obsCh, false, func(o *hraft.Observation) bool {
@@ -377,13 +399,20 @@ func restoreOnStart(st *store.Store, snaps hraft.SnapshotStore, logs hraft.LogSt
 	return "", nil
 }
 
-// fatal is the FSM's storage-failure callback. It runs on raft's apply
-// goroutine, so it only records the error and shuts down from elsewhere.
+// fatal is the storage-failure callback of the FSM and of raft.db's
+// wrapper (failStopLogStore); it may be called many times. It runs on
+// raft's goroutines, so it only records the first error and shuts down
+// from elsewhere, once NewNode has returned (if NewNode failed, it has
+// cleaned up and returned the error itself).
 func (n *Node) fatal(err error) {
 	n.fatalOnce.Do(func() {
 		n.fatalErr.Store(&err)
 		n.logger.Error("raft: node stopping after storage failure", "error", err)
 		go func() {
+			<-n.started
+			if n.startErr != nil {
+				return
+			}
 			_ = n.Shutdown()
 			if n.cfg.OnFatal != nil {
 				n.cfg.OnFatal(err)

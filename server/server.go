@@ -275,7 +275,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Bootstrap:     bootstrap,
 		Logger:        s.logger,
 		OnFatal: func(err error) {
-			s.logger.Error("node stopped: the store failed; it takes no more writes", "error", err)
+			s.logger.Error("node stopped: its storage (store or raft log) failed; it takes no more writes", "error", err)
 		},
 		HeartbeatTimeout:   cfg.Raft.HeartbeatTimeout,
 		ElectionTimeout:    cfg.Raft.ElectionTimeout,
