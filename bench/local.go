@@ -112,6 +112,7 @@ func (c *LocalCluster) Target() Target {
 	t := Target{Token: c.token, Nodes: len(c.nodes), Description: "local, " + plural(len(c.nodes), "node")}
 	for _, n := range c.nodes {
 		t.Endpoints = append(t.Endpoints, n.addr)
+		t.HTTP = append(t.HTTP, n.httpAddr)
 	}
 	return t
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,12 @@ type Target struct {
 	Description string
 	// Nodes is the number of nodes, if known; zero means unknown.
 	Nodes int
+	// HTTP are the nodes' HTTP addresses, if known (local clusters). Each
+	// run then has every node flush its memtable after the setup and
+	// before the warm-up (POST /debug/flush), so that every point starts
+	// with its data in sstables rather than wherever the previous load
+	// left it.
+	HTTP []string
 }
 
 // RunOptions are the hooks of a run. A nil *RunOptions means none.
@@ -110,6 +117,9 @@ func RunGroups(ctx context.Context, target Target, cfgs []Config, opts *RunOptio
 			return nil, err
 		}
 	}
+	if err := settle(ctx, target.HTTP); err != nil {
+		return nil, err
+	}
 	first := groups[0].cfg
 	if err := measure(ctx, groups, first.Warmup, first.Duration, opts.Progress); err != nil {
 		return nil, err
@@ -119,6 +129,28 @@ func RunGroups(ctx context.Context, target Target, cfgs []Config, opts *RunOptio
 		out[i] = g.result(target)
 	}
 	return out, nil
+}
+
+// settle asks every node to flush its memtable (POST /debug/flush on its
+// HTTP address) and waits for the answers.
+func settle(ctx context.Context, httpAddrs []string) error {
+	hc := &http.Client{Timeout: time.Minute}
+	for _, a := range httpAddrs {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+a+"/debug/flush", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return fmt.Errorf("bench: flush %s: %w", a, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("bench: flush %s: %s", a, resp.Status)
+		}
+	}
+	return nil
 }
 
 // Phases of a run, in order.

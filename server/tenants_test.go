@@ -120,3 +120,17 @@ func TestRateLimitAndMetrics(t *testing.T) {
 	require.Contains(t, text, `tenantkv_tenant_logical_bytes{tenant="fast"}`)
 	require.True(t, strings.Contains(text, "tenantkv_is_leader 1"))
 }
+
+// POST /debug/flush flushes the store's memtable (the bench settles nodes
+// with it); other methods are refused.
+func TestDebugFlush(t *testing.T) {
+	s, _ := startNode(t)
+	resp, err := http.Post("http://"+s.HTTPAddr()+"/debug/flush", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	resp, err = http.Get("http://" + s.HTTPAddr() + "/debug/flush")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+}
