@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 
+	"github.com/tenantkv/tenantkv/internal/msgp"
 	"github.com/tenantkv/tenantkv/keyspace"
 )
 
@@ -21,43 +22,6 @@ import (
 // would, or replicas of different builds could disagree; tests compare the
 // two on random commands and the fuzzer on arbitrary bytes.
 
-func appendStr(dst []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		dst = append(dst, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		dst = append(dst, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		dst = append(dst, 0xda, byte(n>>8), byte(n))
-	default:
-		dst = binary.BigEndian.AppendUint32(append(dst, 0xdb), uint32(n))
-	}
-	return append(dst, s...)
-}
-
-func appendBin(dst []byte, b []byte) []byte {
-	switch n := len(b); {
-	case n <= math.MaxUint8:
-		dst = append(dst, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		dst = append(dst, 0xc5, byte(n>>8), byte(n))
-	default:
-		dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
-	}
-	return append(dst, b...)
-}
-
-func appendArrayLen(dst []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(dst, 0x90|byte(n))
-	case n <= math.MaxUint16:
-		return append(dst, 0xdc, byte(n>>8), byte(n))
-	default:
-		return binary.BigEndian.AppendUint32(append(dst, 0xdd), uint32(n))
-	}
-}
-
 // appendTenantWrite appends the body of a TenantWrite entry.
 func appendTenantWrite(dst []byte, c *TenantWrite) []byte {
 	n := byte(3)
@@ -65,21 +29,21 @@ func appendTenantWrite(dst []byte, c *TenantWrite) []byte {
 		n = 4
 	}
 	dst = append(dst, 0x80|n)
-	dst = appendStr(dst, "id")
+	dst = msgp.AppendStr(dst, "id")
 	dst = binary.BigEndian.AppendUint64(append(dst, 0xcf), uint64(c.TenantID))
-	dst = appendStr(dst, "name")
-	dst = appendStr(dst, c.TenantName)
-	dst = appendStr(dst, "ops")
+	dst = msgp.AppendStr(dst, "name")
+	dst = msgp.AppendStr(dst, c.TenantName)
+	dst = msgp.AppendStr(dst, "ops")
 	if c.Ops == nil {
 		dst = append(dst, 0xc0)
 	} else {
-		dst = appendArrayLen(dst, len(c.Ops))
+		dst = msgp.AppendArrayLen(dst, len(c.Ops))
 		for i := range c.Ops {
 			dst = appendOp(dst, &c.Ops[i])
 		}
 	}
 	if c.At != 0 {
-		dst = appendStr(dst, "at")
+		dst = msgp.AppendStr(dst, "at")
 		dst = binary.BigEndian.AppendUint64(append(dst, 0xd3), uint64(c.At))
 	}
 	return dst
@@ -94,13 +58,13 @@ func appendOp(dst []byte, op *Op) []byte {
 	}
 	dst = append(dst, 0x80|n, 0xa1, 'o', 0xcc, byte(op.Kind))
 	if len(op.Key) > 0 {
-		dst = appendBin(append(dst, 0xa1, 'k'), op.Key)
+		dst = msgp.AppendBin(append(dst, 0xa1, 'k'), op.Key)
 	}
 	if len(op.Value) > 0 {
-		dst = appendBin(append(dst, 0xa1, 'v'), op.Value)
+		dst = msgp.AppendBin(append(dst, 0xa1, 'v'), op.Value)
 	}
 	if len(op.End) > 0 {
-		dst = appendBin(append(dst, 0xa1, 'e'), op.End)
+		dst = msgp.AppendBin(append(dst, 0xa1, 'e'), op.End)
 	}
 	return dst
 }

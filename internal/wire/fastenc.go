@@ -3,6 +3,8 @@ package wire
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/tenantkv/tenantkv/internal/msgp"
 )
 
 // A hand-written encoder for the messages of the data path. The msgpack
@@ -56,38 +58,7 @@ func (m *mapping) end(dst []byte) []byte {
 
 func (m *mapping) key(dst []byte, k string) []byte {
 	m.n++
-	return appendStr(dst, k)
-}
-
-func appendStr(dst []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		dst = append(dst, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		dst = append(dst, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		dst = append(dst, 0xda, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0xdb)
-		dst = binary.BigEndian.AppendUint32(dst, uint32(n))
-	}
-	return append(dst, s...)
-}
-
-func appendBin(dst []byte, b []byte) []byte {
-	if b == nil {
-		return append(dst, 0xc0)
-	}
-	switch n := len(b); {
-	case n <= math.MaxUint8:
-		dst = append(dst, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		dst = append(dst, 0xc5, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0xc6)
-		dst = binary.BigEndian.AppendUint32(dst, uint32(n))
-	}
-	return append(dst, b...)
+	return msgp.AppendStr(dst, k)
 }
 
 func appendU64(dst []byte, v uint64) []byte {
@@ -134,14 +105,14 @@ func (m *mapping) str(dst []byte, k, v string) []byte {
 	if v == "" {
 		return dst
 	}
-	return appendStr(m.key(dst, k), v)
+	return msgp.AppendStr(m.key(dst, k), v)
 }
 
 func (m *mapping) bin(dst []byte, k string, v []byte) []byte {
 	if len(v) == 0 {
 		return dst
 	}
-	return appendBin(m.key(dst, k), v)
+	return msgp.AppendBin(m.key(dst, k), v)
 }
 
 func (m *mapping) u64(dst []byte, k string, v uint64) []byte {
@@ -222,7 +193,7 @@ func appendResponseFast(dst []byte, resp *Response) []byte {
 	dst = m.str(dst, "m", resp.Msg)
 	dst = m.bin(dst, "v", resp.Value)
 	if len(resp.KVs) > 0 {
-		dst = appendArrayLen(m.key(dst, "kv"), len(resp.KVs))
+		dst = msgp.AppendArrayLen(m.key(dst, "kv"), len(resp.KVs))
 		for i := range resp.KVs {
 			dst = appendKV(dst, &resp.KVs[i])
 		}
@@ -246,19 +217,8 @@ func appendResponseFast(dst []byte, resp *Response) []byte {
 
 func appendKV(dst []byte, kv *KV) []byte {
 	dst, m := beginMap(dst)
-	dst = appendBin(m.key(dst, "k"), kv.Key)
-	dst = appendBin(m.key(dst, "v"), kv.Value)
+	dst = msgp.AppendBin(m.key(dst, "k"), kv.Key)
+	dst = msgp.AppendBin(m.key(dst, "v"), kv.Value)
 	dst = m.u64(dst, "dv", kv.Version)
 	return m.end(dst)
-}
-
-func appendArrayLen(dst []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(dst, 0x90|byte(n))
-	case n <= math.MaxUint16:
-		return append(dst, 0xdc, byte(n>>8), byte(n))
-	default:
-		return binary.BigEndian.AppendUint32(append(dst, 0xdd), uint32(n))
-	}
 }
