@@ -358,7 +358,7 @@ func TestE2EClusterTenantUsage(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
 	// Snapshots every 64 entries, checked every 100-200ms.
-	tc := startTrio(t, "--snapshot-threshold", "64", "--snapshot-interval", "100ms")
+	tc := startTrio(t, "--snapshot-threshold", "64", "--snapshot-interval", "100ms", "--trailing-logs", "16")
 	op := tc.cli(t, tc.nodes...)
 	op.ok("tenant", "create", "alpha")
 	op.ok("tenant", "create", "beta", "--max-keys", "1000")
@@ -407,10 +407,9 @@ func TestE2EClusterTenantUsage(t *testing.T) {
 	tc.waitUsage(t, tc.nodes, m.want())
 
 	// Snapshots: stop follower g; the leader and follower f go on and
-	// each take a snapshot past what g has; g comes back and catches up.
-	// (From the log: the leader keeps 10,240 entries after a snapshot, and
-	// serve has no flag to keep fewer, so it sends g no snapshot. Raft's
-	// own tests cover a follower that installs one.)
+	// each take a snapshot past what g has, keeping only 16 log entries
+	// after it (--trailing-logs); g comes back, too far behind for the
+	// log, installs the leader's snapshot and catches up.
 	leader, followers := tc.roles(t)
 	f, g := followers[0], followers[1]
 	g.kill()
@@ -429,8 +428,11 @@ func TestE2EClusterTenantUsage(t *testing.T) {
 	})
 	t.Logf("snapshots past index %d while %s was down: %s at %d, %s at %d",
 		from, g.name, leader.name, newestSnapshot(t, leader.dataDir), f.name, newestSnapshot(t, f.dataDir))
-	tc.restart(t, g)
+	g = tc.restart(t, g)
 	tc.waitUsage(t, tc.nodes, m.want())
+	if line := logLine(g.stderr.String(), "Installed remote snapshot"); line == "" {
+		t.Errorf("%s caught up without installing the leader's snapshot:\n%s", g.name, lastLines(g.stderr.String(), 20))
+	}
 
 	// Restart from a snapshot: f loses its store (kill -9, store
 	// directory removed, raft log and snapshots kept); on start it
@@ -912,4 +914,10 @@ func (m *usageModel) want() map[string]tenantUsage {
 		out[name] = u
 	}
 	return out
+}
+
+// lastLines returns the last n lines of log.
+func lastLines(log string, n int) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }

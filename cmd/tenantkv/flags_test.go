@@ -169,7 +169,7 @@ func serveConfig(t *testing.T, env func(string) string, args ...string) (server.
 func TestServeRaftAndTLSFlags(t *testing.T) {
 	env := envMap("TENANTKV_RAFT_ADVERTISE", "10.0.0.5:7401", "TENANTKV_HEARTBEAT_TIMEOUT", "300ms",
 		"TENANTKV_ELECTION_TIMEOUT", "600ms", "TENANTKV_SNAPSHOT_INTERVAL", "30s", "TENANTKV_SNAPSHOT_THRESHOLD", "100",
-		"TENANTKV_TLS_CERT", "node.pem", "TENANTKV_TLS_KEY", "node.key", "TENANTKV_TLS_CA", "ca.pem")
+		"TENANTKV_TRAILING_LOGS", "64", "TENANTKV_TLS_CERT", "node.pem", "TENANTKV_TLS_KEY", "node.key", "TENANTKV_TLS_CA", "ca.pem")
 	cfg, err := serveConfig(t, env, "--election-timeout", "900ms", "--snapshot-threshold", "50", "--tls-ca", "other-ca.pem")
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestServeRaftAndTLSFlags(t *testing.T) {
 		t.Errorf("raft addresses %q, advertised %q", cfg.RaftAddr, cfg.RaftAdvertiseAddr)
 	}
 	want := server.RaftTuning{HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 900 * time.Millisecond,
-		SnapshotInterval: 30 * time.Second, SnapshotThreshold: 50}
+		SnapshotInterval: 30 * time.Second, SnapshotThreshold: 50, TrailingLogs: 64}
 	if cfg.Raft != want {
 		t.Errorf("raft tuning %+v, want %+v (flags win over the environment)", cfg.Raft, want)
 	}

@@ -98,6 +98,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	dur(&cfg.Raft.ElectionTimeout, "election-timeout", "a candidate waits `D` for votes, at least --heartbeat-timeout; 0: 1s")
 	dur(&cfg.Raft.SnapshotInterval, "snapshot-interval", "check every `D` (randomly up to twice that) whether to snapshot; 0: 2m")
 	count(&cfg.Raft.SnapshotThreshold, "snapshot-threshold", "snapshot when `N` log entries were written since the last one; 0: 8192")
+	count(&cfg.Raft.TrailingLogs, "trailing-logs", "keep the last `N` log entries after a snapshot, for followers that lag; 0: 10240")
 	str(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 }
 
