@@ -257,7 +257,7 @@ func (db *DB) follow(addr, leader string) {
 // then fails with ErrCommitUnknown. A failed answer is returned as *Error.
 func (db *DB) do(ctx context.Context, req *wire.Request, resp *wire.Response, idempotent bool) error {
 	if paced(req.Op) {
-		if err := db.pace.wait(ctx, req.Tenant); err != nil {
+		if err := db.pace.wait(ctx, db.ctx.Done(), req.Tenant); err != nil {
 			return err
 		}
 	}

@@ -48,9 +48,22 @@ func paced(op wire.Op) bool {
 	return false
 }
 
+// maxPaceWait bounds how long a request waits for its pacer. A longer wait
+// (many goroutines queued on one tenant) is refused locally as rate
+// limited, as the node would refuse it, so that a raised limit or a closed
+// DB is not stuck behind reservations made at the old rate.
+const maxPaceWait = time.Second
+
+// paceMargin is the time a paced request must have left before its
+// deadline once released, so that it is not sent only to time out (which
+// for a write would leave its outcome unknown).
+const paceMargin = 50 * time.Millisecond
+
 // wait delays a request of tenant until its pacer lets it go. Without a
-// pacer it returns at once.
-func (ps *pacers) wait(ctx context.Context, tenant string) error {
+// pacer it returns at once. A request that would wait longer than
+// maxPaceWait, or past ctx's deadline less paceMargin, is refused at once
+// with an error matching ErrRateLimited and nothing is sent.
+func (ps *pacers) wait(ctx context.Context, done <-chan struct{}, tenant string) error {
 	v, ok := ps.m.Load(tenant)
 	if !ok {
 		return nil
@@ -63,16 +76,33 @@ func (ps *pacers) wait(ctx context.Context, tenant string) error {
 		ps.m.CompareAndDelete(tenant, p)
 		return nil
 	}
-	if err := p.lim.Wait(ctx); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		// The wait would outlast ctx's deadline: refused as the node
-		// would, without sending.
-		return &Error{Code: Code(wire.CodeRateLimited), Message: "paced to the tenant's rate limit; no room before the deadline",
-			RetryAfter: time.Duration(float64(time.Second) / float64(p.lim.Limit()))}
+	now := time.Now()
+	r := p.lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	if d == 0 {
+		return nil
 	}
-	return nil
+	limit := d > maxPaceWait || !r.OK()
+	if dl, ok := ctx.Deadline(); ok && now.Add(d+paceMargin).After(dl) {
+		limit = true
+	}
+	if limit {
+		r.CancelAt(now)
+		return &Error{Code: Code(wire.CodeRateLimited), Message: "paced to the tenant's rate limit; no room in time",
+			RetryAfter: min(d, maxPaceWait)}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	case <-done:
+		r.Cancel()
+		return ErrClosed
+	}
 }
 
 // refused records a refusal for rate that carried the tenant's limit.
@@ -81,12 +111,13 @@ func (ps *pacers) refused(tenant string, resp *wire.Response) {
 		return // the concurrency limit: nothing to pace to
 	}
 	limit, burst := rate.Limit(resp.RateLimit), int(min(max(resp.RateBurst, 1), 1<<30))
+	now := time.Now()
 	v, ok := ps.m.Load(tenant)
 	if !ok {
 		// The bucket starts empty: the node's bucket just ran dry.
 		lim := rate.NewLimiter(limit, burst)
-		lim.AllowN(time.Now(), burst)
-		v, _ = ps.m.LoadOrStore(tenant, &pacer{lim: lim})
+		lim.AllowN(now, burst)
+		v, _ = ps.m.LoadOrStore(tenant, &pacer{lim: lim, last: now})
 	}
 	p := v.(*pacer)
 	if p.lim.Limit() != limit {
@@ -96,6 +127,8 @@ func (ps *pacers) refused(tenant string, resp *wire.Response) {
 		p.lim.SetBurst(burst)
 	}
 	p.mu.Lock()
-	p.last = time.Now()
+	p.last = now
 	p.mu.Unlock()
+	// A wait may have dropped it as idle in between: put it back.
+	ps.m.Store(tenant, p)
 }

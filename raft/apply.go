@@ -148,6 +148,16 @@ func (a *applier) tenantWrite(c *TenantWrite, res *Result) error {
 	return a.commitOps(t, v, st, c.Ops, c.At, nil, res)
 }
 
+// labelsOf returns a copy of labels, nil when there are none: what a
+// record decoded from the store holds (the field is omitted when empty), so
+// the catalog and a fresh load agree.
+func labelsOf(labels map[string]string) map[string]string {
+	if len(labels) == 0 {
+		return nil
+	}
+	return maps.Clone(labels)
+}
+
 // writable maps a tenant's state to the error a write gets.
 func writable(t *keyspace.Tenant) error {
 	switch {
@@ -178,7 +188,7 @@ func (a *applier) createTenant(c *CreateTenant, res *Result) error {
 	}
 	t := &keyspace.Tenant{
 		ID: id, Name: c.Name, State: keyspace.StateActive,
-		Limits: c.Limits, Labels: maps.Clone(c.Labels), CreatedAt: c.CreatedAt,
+		Limits: c.Limits, Labels: labelsOf(c.Labels), CreatedAt: c.CreatedAt,
 	}
 	rec, err := keyspace.EncodeTenant(t)
 	if err != nil {
@@ -222,7 +232,7 @@ func (a *applier) updateTenant(c *UpdateTenant, res *Result) error {
 		t.Limits = *c.Limits
 	}
 	if c.Labels != nil {
-		t.Labels = maps.Clone(c.Labels)
+		t.Labels = labelsOf(c.Labels)
 	}
 	rec, err := keyspace.EncodeTenant(t)
 	if err != nil {

@@ -65,6 +65,7 @@ type batchResult struct {
 
 // proposal is one command waiting for the batcher.
 type proposal struct {
+	ctx  context.Context // its proposer's: one that ended is not sent
 	data []byte
 	done chan proposalOutcome // buffered: the batcher never blocks on it
 }
@@ -148,7 +149,7 @@ func (a *applier) applyEntry(index uint64, data []byte) (any, error) {
 // proposeBatched queues an encoded command for the batcher and waits for
 // its outcome, ctx or shutdown, with Propose's error contract.
 func (n *Node) proposeBatched(ctx context.Context, data []byte) (*Result, error) {
-	p := &proposal{data: data, done: make(chan proposalOutcome, 1)}
+	p := &proposal{ctx: ctx, data: data, done: make(chan proposalOutcome, 1)}
 	select {
 	case n.proposals <- p:
 	case <-ctx.Done():
@@ -198,6 +199,12 @@ func (n *Node) runBatcher() {
 		for len(batch) < maxBatchCommands && size < maxBatchBytes {
 			select {
 			case p := <-n.proposals:
+				if err := p.ctx.Err(); err != nil {
+					// Its proposer has given up (and reported the commit
+					// unknown): do not append it after all.
+					p.done <- proposalOutcome{err: fmt.Errorf("raft: propose: %w", err)}
+					continue
+				}
 				if size+len(p.data) > maxBatchBytes {
 					carry = p // too big to join: it starts the next batch
 					break fill
@@ -225,8 +232,24 @@ func (n *Node) runBatcher() {
 // batch fills.
 func (n *Node) send(ps []*proposal, data []byte) {
 	fut := n.raft.Apply(data, 0)
+	// raft may never answer a future whose entry it committed but had not
+	// applied when it shut down: the wait for it is not Shutdown's to wait
+	// for, but what answers the proposers is (it may read the store).
+	errc := make(chan error, 1)
+	go func() { errc <- fut.Error() }()
+	n.wg.Add(1)
 	go func() {
-		err := fut.Error()
+		defer n.wg.Done()
+		var err error
+		select {
+		case err = <-errc:
+		case <-n.closing:
+			err := fmt.Errorf("%w: %v", ErrCommitUnknown, ErrShutdown)
+			for _, p := range ps {
+				p.done <- proposalOutcome{err: err}
+			}
+			return
+		}
 		<-n.inflight
 		if err != nil {
 			err = n.mapRaftError(err)

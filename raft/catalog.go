@@ -369,7 +369,7 @@ func (a *applier) tokensOf(id keyspace.TenantID) []string {
 // copyTenant returns a copy of t that the caller owns.
 func copyTenant(t *keyspace.Tenant) *keyspace.Tenant {
 	cp := *t
-	if len(t.Labels) > 0 {
+	if t.Labels != nil {
 		cp.Labels = maps.Clone(t.Labels)
 	}
 	return &cp

@@ -80,7 +80,11 @@ func TestCatalogFollowsTheStore(t *testing.T) {
 			if r.IntN(3) == 0 {
 				s = keyspace.StateReadOnly
 			}
-			return &UpdateTenant{ID: id, State: &s, Labels: map[string]string{"x": n}}
+			labels := map[string]string{"x": n}
+			if r.IntN(3) == 0 {
+				labels = map[string]string{} // clears them
+			}
+			return &UpdateTenant{ID: id, State: &s, Labels: labels}
 		case 3:
 			nn := names[r.IntN(len(names))] + "x"
 			return &UpdateTenant{ID: id, NewName: &nn}

@@ -48,6 +48,10 @@ var (
 	// ErrShutdown is returned by a node that has been shut down, or that
 	// stopped itself after a storage failure.
 	ErrShutdown = errors.New("tenantkv: node is shut down")
+	// ErrRestoring is returned by the read helpers while the node installs
+	// a snapshot: its store is then partly restored and its tenant catalog
+	// not yet reloaded, so it can answer for no tenant. Another node can.
+	ErrRestoring = errors.New("tenantkv: node is restoring a snapshot")
 )
 
 // NotLeaderError is returned (wrapped or not) when this node is not the

@@ -74,6 +74,11 @@ type FSM struct {
 
 	// cat is the in-memory image of tenants and tokens (catalog.go).
 	cat *catalog
+	// restoring is set while the store holds a partial restore (from the
+	// start of Restore until its catalog is loaded, for good if it
+	// fails): the read helpers then answer ErrRestoring instead of
+	// describing a state the store no longer holds.
+	restoring atomic.Bool
 
 	// observer is the function set by OnApplied (txnread.go).
 	observer atomic.Pointer[func([]keyspace.TenantID)]
@@ -116,9 +121,23 @@ func NewFSM(st *store.Store, logger *slog.Logger, onFatal func(error)) (*FSM, er
 		restoreBroken: broken,
 		cat:           cat,
 	}
+	f.restoring.Store(broken)
 	f.commit = func(b *store.Batch, index uint64) error { return b.Commit(index, false) }
 	return f, nil
 }
+
+// checkReadable returns ErrRestoring while a snapshot restore is under way
+// or left the store partial.
+func (f *FSM) checkReadable() error {
+	if f.restoring.Load() {
+		return ErrRestoring
+	}
+	return nil
+}
+
+// Restoring reports whether the node is installing a snapshot (or a restore
+// failed and left the store partial): nothing it holds may be served.
+func (f *FSM) Restoring() bool { return f.restoring.Load() }
 
 // AppliedIndex returns the index of the last entry applied to the store (or
 // skipped because it was applied before a restart).
@@ -307,6 +326,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.restoreBroken = true
 	f.mu.Unlock()
+	f.restoring.Store(true)
 	if err := f.store.Restore(rc); err != nil {
 		return fmt.Errorf("raft: restore snapshot: %w", err)
 	}
@@ -322,6 +342,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.restoreBroken = false
 	f.mu.Unlock()
+	f.restoring.Store(false)
 	f.setApplied(idx)
 	f.notifyAll()
 	f.restores.Add(1)

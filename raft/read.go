@@ -19,6 +19,9 @@ func (f *FSM) LookupTenant(name string) (*keyspace.Tenant, error) {
 	if err := keyspace.ValidateName(name); err != nil {
 		return nil, err
 	}
+	if err := f.checkReadable(); err != nil {
+		return nil, err
+	}
 	e := f.cat.lookup(name)
 	if e == nil {
 		return nil, fmt.Errorf("%w: %q", ErrTenantNotFound, name)
@@ -30,6 +33,9 @@ func (f *FSM) LookupTenant(name string) (*keyspace.Tenant, error) {
 func (f *FSM) TenantByID(id keyspace.TenantID) (*keyspace.Tenant, error) {
 	if err := id.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTenantNotFound, err)
+	}
+	if err := f.checkReadable(); err != nil {
+		return nil, err
 	}
 	e := f.cat.tenant(id)
 	if e == nil {
@@ -92,6 +98,9 @@ func (f *FSM) ListTenants(after string, limit int) ([]*keyspace.Tenant, error) {
 // Token returns the token record with the given ID, or ErrTokenNotFound. It
 // does not check expiry: that is the caller's policy.
 func (f *FSM) Token(id string) (*TokenRecord, error) {
+	if err := f.checkReadable(); err != nil {
+		return nil, err
+	}
 	t := f.cat.token(id)
 	if t == nil {
 		return nil, fmt.Errorf("%w: %q", ErrTokenNotFound, id)
@@ -102,8 +111,10 @@ func (f *FSM) Token(id string) (*TokenRecord, error) {
 }
 
 // HasToken reports whether token id exists (expired or not): the cheap
-// check a server makes on every request of an open connection.
-func (f *FSM) HasToken(id string) bool { return f.cat.token(id) != nil }
+// check a server makes on every request of an open connection. It reports
+// false while the node is restoring a snapshot; check Restoring to tell
+// the two apart.
+func (f *FSM) HasToken(id string) bool { return !f.restoring.Load() && f.cat.token(id) != nil }
 
 // ListTokens returns the tokens bound to tenant id in token ID order, or, for
 // id 0, every token (operator and tenant tokens alike; filter on

@@ -29,6 +29,9 @@ func (f *FSM) TenantVersion(id keyspace.TenantID) (VersionInfo, error) {
 	if err := id.Check(); err != nil {
 		return VersionInfo{}, err
 	}
+	if err := f.checkReadable(); err != nil {
+		return VersionInfo{}, err
+	}
 	e := f.cat.tenant(id)
 	if e == nil {
 		return VersionInfo{}, nil
@@ -50,6 +53,9 @@ func (f *FSM) ValidateReads(id keyspace.TenantID, readVersion uint64, reads []Ke
 		if err := keyspace.CheckRange(reads[i].Start, reads[i].End); err != nil {
 			return 0, fmt.Errorf("read range %d: %w", i, err)
 		}
+	}
+	if err := f.checkReadable(); err != nil {
+		return 0, err
 	}
 	sn := f.store.NewSnapshot()
 	defer sn.Close()
@@ -91,6 +97,9 @@ func (f *FSM) Changes(id keyspace.TenantID, after uint64, r KeyRange, maxBytes i
 		return nil, 0, err
 	}
 	if err := keyspace.CheckRange(r.Start, r.End); err != nil {
+		return nil, 0, err
+	}
+	if err := f.checkReadable(); err != nil {
 		return nil, 0, err
 	}
 	sn := f.store.NewSnapshot()

@@ -55,6 +55,9 @@ func (f *FSM) Usage(id keyspace.TenantID) (Usage, error) {
 	if err := id.Check(); err != nil {
 		return Usage{}, err
 	}
+	if err := f.checkReadable(); err != nil {
+		return Usage{}, err
+	}
 	if e := f.cat.tenant(id); e != nil {
 		return e.usage, nil
 	}

@@ -62,6 +62,7 @@ var errorCodes = []struct {
 	{raft.ErrNotLeader, wire.CodeNotLeader},
 	{raft.ErrCommitUnknown, wire.CodeCommitUnknown},
 	{raft.ErrShutdown, wire.CodeUnavailable},
+	{raft.ErrRestoring, wire.CodeUnavailable},
 	{context.DeadlineExceeded, wire.CodeDeadline},
 	{context.Canceled, wire.CodeDeadline},
 }

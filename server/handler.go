@@ -36,6 +36,10 @@ func (s *Server) authenticate(secret string) (*principal, error) {
 		return nil, ErrPermissionDenied
 	}
 	rec, err := s.node.FSM().Token(id)
+	if errors.Is(err, raft.ErrRestoring) {
+		tokenMatches(secret, nil)
+		return nil, err // not a verdict on the token: another node can judge it
+	}
 	if err != nil && !s.node.IsLeader() {
 		// A follower may not have applied a token the leader just created:
 		// catch up with what is committed, look again, and if it is still
@@ -97,6 +101,9 @@ func (s *Server) stillValid(p *principal) error {
 		return ErrPermissionDenied
 	}
 	if !s.node.FSM().HasToken(p.tokenID) {
+		if s.node.FSM().Restoring() {
+			return raft.ErrRestoring // not a verdict on the token
+		}
 		return ErrPermissionDenied
 	}
 	return nil
@@ -105,6 +112,9 @@ func (s *Server) stillValid(p *principal) error {
 // tenantOfToken returns the tenant a tenant token is bound to.
 func (s *Server) tenantOfToken(p *principal) (*keyspace.Tenant, error) {
 	t, err := s.node.FSM().TenantByID(p.tenantID)
+	if errors.Is(err, raft.ErrRestoring) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, ErrPermissionDenied
 	}
