@@ -446,45 +446,83 @@ func TestFaultWALErrorsLoseNoAcknowledgedWrite(t *testing.T) {
 // fault it injected ("" for none), how it ended (with ", its node still
 // running" if the node survived the run), and its standard error.
 func runFaultChild(t *testing.T, dir string, op store.FileOp, trigger string) (*faultLedger, string, string, string) {
+	injected, survived := "", ""
+	r := runChildProcess(t, "TestFaultChild",
+		[]string{faultChildDir + "=" + dir, faultChildOp + "=" + op.String(), faultChildTrigger + "=" + trigger},
+		func(f []string, line string) {
+			switch f[0] {
+			case "SURVIVED":
+				survived = strings.TrimPrefix(line, "SURVIVED ")
+			case "INJECTED":
+				injected = strings.TrimPrefix(line, "INJECTED ")
+			}
+		})
+	if survived != "" {
+		r.ended += ", its node still running (node error: " + survived + ")"
+	}
+	return r.ledger, injected, r.ended, r.stderr
+}
+
+// childRun is what a child test process reported (runChildProcess).
+type childRun struct {
+	ledger   *faultLedger
+	ended    string // how the process ended
+	exitedOK bool
+	stderr   string
+}
+
+// runChildProcess runs the test named test of this binary as a child
+// process with env added, and reads the lines it prints: FAULTS (faults
+// are on from now), ACK, FAIL and UNKNOWN with the key and value of each
+// write (into the ledger); any other non-empty line goes to other.
+func runChildProcess(t *testing.T, test string, env []string, other func(fields []string, line string)) childRun {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestFaultChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), faultChildDir+"="+dir, faultChildOp+"="+op.String(), faultChildTrigger+"="+trigger)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	l := newFaultLedger()
-	faultsOn, injected, survived := false, "", ""
+	r := childRun{ledger: newFaultLedger()}
+	faultsOn := false
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
 		f := strings.Fields(line)
 		switch {
+		case len(f) == 0:
 		case len(f) == 1 && f[0] == "FAULTS":
 			faultsOn = true
-		case len(f) > 1 && f[0] == "SURVIVED":
-			survived = strings.TrimPrefix(line, "SURVIVED ")
-		case len(f) > 1 && f[0] == "INJECTED":
-			injected = strings.TrimPrefix(line, "INJECTED ")
 		case len(f) == 3 && f[0] == "ACK":
-			l.record(f[1], f[2], nil, faultsOn)
+			r.ledger.record(f[1], f[2], nil, faultsOn)
 		case len(f) == 3 && f[0] == "FAIL":
-			l.record(f[1], f[2], errors.New("definite failure in the child"), faultsOn)
+			r.ledger.record(f[1], f[2], errors.New("definite failure in the child"), faultsOn)
 		case len(f) == 3 && f[0] == "UNKNOWN":
-			l.record(f[1], f[2], ErrCommitUnknown, faultsOn)
+			r.ledger.record(f[1], f[2], ErrCommitUnknown, faultsOn)
+		default:
+			other(f, line)
 		}
 	}
 	err = cmd.Wait()
-	ended := "exited with status 0"
+	r.ended, r.exitedOK = "exited with status 0", err == nil
 	if err != nil {
-		ended = err.Error()
+		r.ended = err.Error()
 	}
-	if survived != "" {
-		ended += ", its node still running (node error: " + survived + ")"
+	r.stderr = stderr.String()
+	return r
+}
+
+// childPrintln is fmt.Println for a child process's goroutines: one line at
+// a time.
+func childPrintln() func(a ...any) {
+	var mu sync.Mutex
+	return func(a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Println(a...)
 	}
-	return l, injected, ended, stderr.String()
 }
 
 // firstLines returns the first n non-blank lines of s, joined.
@@ -508,12 +546,7 @@ func TestFaultChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("only runs as the child of TestFaultWALErrorsLoseNoAcknowledgedWrite")
 	}
-	var out sync.Mutex
-	println := func(a ...any) {
-		out.Lock()
-		defer out.Unlock()
-		fmt.Println(a...)
-	}
+	println := childPrintln()
 	faults := &pebbleFaults{}
 	for op := store.FileCreate; op <= store.FileStat; op++ {
 		if op.String() == os.Getenv(faultChildOp) {

@@ -1,13 +1,11 @@
 package raft
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -703,47 +701,22 @@ type logFaultChildRun struct {
 }
 
 func runLogFaultChild(t *testing.T, dir, name string) logFaultChildRun {
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLogFaultChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), logFaultChildDir+"="+dir, logFaultChildCase+"="+name)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	r := logFaultChildRun{ledger: newFaultLedger()}
-	faultsOn := false
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 1 && f[0] == "FAULTS":
-			faultsOn = true
-		case len(f) == 4 && f[0] == "NODE":
-			r.nodes = append(r.nodes, [3]string{f[1], f[2], f[3]})
-		case len(f) > 1 && f[0] == "INJECTED":
-			r.injected = append(r.injected, strings.TrimPrefix(line, "INJECTED "))
-		case len(f) > 1 && f[0] == "SURVIVED":
-			r.survived, r.nodeErr = true, strings.TrimPrefix(line, "SURVIVED ")
-		case len(f) == 3 && f[0] == "ACK":
-			r.ledger.record(f[1], f[2], nil, faultsOn)
-		case len(f) == 3 && f[0] == "FAIL":
-			r.ledger.record(f[1], f[2], errors.New("definite failure in the child"), faultsOn)
-		case len(f) == 3 && f[0] == "UNKNOWN":
-			r.ledger.record(f[1], f[2], ErrCommitUnknown, faultsOn)
-		}
-	}
-	err = cmd.Wait()
-	r.ended, r.exitedOK = "exited with status 0", err == nil
-	if err != nil {
-		r.ended = err.Error()
-	}
+	var r logFaultChildRun
+	c := runChildProcess(t, "TestLogFaultChild", []string{logFaultChildDir + "=" + dir, logFaultChildCase + "=" + name},
+		func(f []string, line string) {
+			switch {
+			case len(f) == 4 && f[0] == "NODE":
+				r.nodes = append(r.nodes, [3]string{f[1], f[2], f[3]})
+			case len(f) > 1 && f[0] == "INJECTED":
+				r.injected = append(r.injected, strings.TrimPrefix(line, "INJECTED "))
+			case len(f) > 1 && f[0] == "SURVIVED":
+				r.survived, r.nodeErr = true, strings.TrimPrefix(line, "SURVIVED ")
+			}
+		})
+	r.ledger, r.ended, r.exitedOK, r.stderr = c.ledger, c.ended, c.exitedOK, c.stderr
 	if r.survived {
 		r.ended += ", its node error: " + r.nodeErr
 	}
-	r.stderr = stderr.String()
 	return r
 }
 
@@ -758,12 +731,7 @@ func TestLogFaultChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("only runs as the child of TestLogFaultTermWritePanics")
 	}
-	var out sync.Mutex
-	println := func(a ...any) {
-		out.Lock()
-		defer out.Unlock()
-		fmt.Println(a...)
-	}
+	println := childPrintln()
 	name := os.Getenv(logFaultChildCase)
 	match := stableSetFault("CurrentTerm")
 	if name == "leader" {
