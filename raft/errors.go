@@ -52,6 +52,10 @@ var (
 	// a snapshot: its store is then partly restored and its tenant catalog
 	// not yet reloaded, so it can answer for no tenant. Another node can.
 	ErrRestoring = errors.New("tenantkv: node is restoring a snapshot")
+	// ErrPeerNotVerified is returned by CheckPeer when the node at a raft
+	// address does not complete a mutual TLS handshake with a certificate
+	// of the cluster CA for that address.
+	ErrPeerNotVerified = errors.New("tenantkv: peer has no certificate of the cluster CA")
 )
 
 // NotLeaderError is returned (wrapped or not) when this node is not the

@@ -33,6 +33,13 @@ type Config struct {
 	// AdvertiseAddr is the raft address other nodes dial, when it differs
 	// from the bound one (binding 0.0.0.0). Ignored when Transport is set.
 	AdvertiseAddr string
+	// PeerTLS, if set, makes the raft transport mutual TLS (peertls.go):
+	// only peers with a certificate of its CA are accepted and dialled.
+	// Ignored when Transport is set. Without it the transport is plain TCP,
+	// which anyone who can reach RaftAddr can forge raft messages on; the
+	// caller decides where that is acceptable (package server allows it on
+	// loopback addresses only, unless told otherwise).
+	PeerTLS *PeerTLS
 	// Store is the state machine's storage. The Node never closes it.
 	Store *store.Store
 	// Bootstrap makes a node without raft state form a new single-node
@@ -100,6 +107,11 @@ func (c *Config) Validate() error {
 	if c.Transport == nil && c.RaftAddr == "" {
 		return errors.New("raft: config: need RaftAddr or Transport")
 	}
+	if c.PeerTLS != nil {
+		if err := c.PeerTLS.validate(); err != nil {
+			return err
+		}
+	}
 	if c.MaxAppendEntries < 0 || c.MaxAppendEntries > 1024 {
 		return fmt.Errorf("raft: config: MaxAppendEntries %d out of [0, 1024]", c.MaxAppendEntries)
 	}
@@ -166,6 +178,9 @@ type Node struct {
 	bolt      *raftboltdb.BoltStore
 	logs      *repairingLogStore // over a cache over failStopLogStore over bolt; what raft uses
 	snaps     *snapshotTracker
+
+	// peerStream is the transport's TLS stream layer; nil without PeerTLS.
+	peerStream *tlsStreamLayer
 
 	// restoredOnStart records whether NewNode had raft restore the newest
 	// snapshot into the store, and why.
@@ -268,7 +283,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	n.snaps = &snapshotTracker{SnapshotStore: files}
 	n.trans = cfg.Transport
 	if n.trans == nil {
-		if n.trans, err = newTCPTransport(cfg.RaftAddr, cfg.AdvertiseAddr, hlog.Named("transport")); err != nil {
+		if n.trans, n.peerStream, err = newTCPTransport(cfg.RaftAddr, cfg.AdvertiseAddr, cfg.PeerTLS, logger, hlog.Named("transport")); err != nil {
 			return nil, err
 		}
 	}
@@ -333,20 +348,25 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	return n, nil
 }
 
-func newTCPTransport(bind, advertise string, logger hclog.Logger) (hraft.Transport, error) {
+// newTCPTransport listens on bind for raft traffic: over mutual TLS with
+// peer (the stream layer is returned too), else plain TCP.
+func newTCPTransport(bind, advertise string, peer *PeerTLS, slogger *slog.Logger, logger hclog.Logger) (hraft.Transport, *tlsStreamLayer, error) {
 	var adv net.Addr
 	if advertise != "" {
 		a, err := net.ResolveTCPAddr("tcp", advertise)
 		if err != nil {
-			return nil, fmt.Errorf("raft: advertise address %q: %w", advertise, err)
+			return nil, nil, fmt.Errorf("raft: advertise address %q: %w", advertise, err)
 		}
 		adv = a
 	}
+	if peer != nil {
+		return newTLSTransport(bind, adv, peer, slogger, logger)
+	}
 	t, err := hraft.NewTCPTransportWithLogger(bind, adv, tcpMaxPool, tcpTimeout, logger)
 	if err != nil {
-		return nil, fmt.Errorf("raft: listen on %s: %w", bind, err)
+		return nil, nil, fmt.Errorf("raft: listen on %s: %w", bind, err)
 	}
-	return t, nil
+	return t, nil, nil
 }
 
 func closeTransport(t hraft.Transport) {
@@ -504,6 +524,7 @@ func (n *Node) Stats() map[string]string {
 	s["fsm_entries"] = fmt.Sprint(n.fsm.entries.Load())
 	s["leader_ready_term"] = fmt.Sprint(n.leader.readyTerm())
 	s["read_rounds"] = fmt.Sprint(n.reads.rounds.Load())
+	s["peers_refused"] = fmt.Sprint(n.PeersRefused())
 	return s
 }
 

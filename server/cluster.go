@@ -58,6 +58,13 @@ func (s *Server) join(ctx context.Context, req *wire.Request) (*wire.Response, e
 	if req.Name == "" || req.Addr == "" {
 		return nil, fmt.Errorf("%w: join needs a node id and a raft address", ErrBadRequest)
 	}
+	// With peer TLS, only an address served by a holder of a cluster
+	// certificate may join (peers.go).
+	if err := s.node.CheckPeer(ctx, req.Addr); err != nil {
+		s.logger.Warn("join refused: the joining node's raft address presents no certificate of the cluster CA",
+			"joiner", req.Name, "raft", req.Addr, "error", err)
+		return nil, fmt.Errorf("%w: join of %s: %w", ErrPermissionDenied, req.Name, err)
+	}
 	if err := s.node.AddVoter(ctx, req.Name, req.Addr); err != nil {
 		return nil, err
 	}
@@ -144,7 +151,7 @@ func (s *Server) joinCluster(ctx context.Context) error {
 			lastErr = fmt.Errorf("redirected to %s", resp.Leader)
 			continue
 		case resp.Code == wire.CodePermissionDenied:
-			return fmt.Errorf("server: join %s: permission denied (is the token an operator token?)", addr)
+			return fmt.Errorf("server: join %s: permission denied (is the token an operator token? with peer TLS, is this node's certificate from the cluster CA and for its raft address? the member's log says why)", addr)
 		default:
 			lastErr = fmt.Errorf("%s: %s", resp.Code, resp.Msg)
 		}

@@ -26,6 +26,9 @@ var (
 	// ErrCursorNotFound is returned for an export cursor that expired or
 	// never existed.
 	ErrCursorNotFound = errors.New("tenantkv: export cursor not found")
+	// ErrInsecurePeers is returned by Start for a raft address that other
+	// hosts could reach when peer TLS is off and InsecurePeers is not set.
+	ErrInsecurePeers = errors.New("tenantkv: unauthenticated raft on an address other hosts can reach")
 )
 
 // errorCodes is the one table that maps server-side errors to wire codes.

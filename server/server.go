@@ -58,6 +58,21 @@ type Config struct {
 	// certificate when asked for one, so the certificate should allow
 	// client authentication too when the members require it.
 	TLSCertFile, TLSKeyFile, TLSCAFile string
+	// PeerTLSCertFile and PeerTLSKeyFile are this node's certificate and
+	// key for raft traffic, and PeerTLSCAFile the cluster CA: with them
+	// (all three or none) every raft connection, snapshot transfers
+	// included, is mutual TLS, accepted only from a certificate signed by
+	// the cluster CA, and a join is admitted only for a raft address that
+	// presents one (peers.go). The certificate must allow both serverAuth
+	// and clientAuth and name the raft address peers dial (RaftAdvertiseAddr
+	// or RaftAddr: an IP SAN for an IP, a DNS SAN for a host name).
+	PeerTLSCertFile, PeerTLSKeyFile, PeerTLSCAFile string
+	// InsecurePeers allows plain, unauthenticated raft on an address other
+	// hosts can reach. Without peer TLS and without it, Start refuses a
+	// RaftAddr or RaftAdvertiseAddr that is not loopback: anyone who can
+	// reach an unauthenticated raft port can forge log entries, such as an
+	// operator token of their choosing. It contradicts peer TLS.
+	InsecurePeers bool
 	// MaxFrame caps a request frame; 0 means wire.DefaultMaxFrame.
 	MaxFrame int
 	// Raft tunes the replication layer; zero fields mean its defaults.
@@ -110,6 +125,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFrame < 0 {
 		return errors.New("server: negative MaxFrame")
+	}
+	if err := c.validatePeerTLS(); err != nil {
+		return err
 	}
 	return c.Raft.validate()
 }
@@ -216,6 +234,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
+	if err := checkPeerAddrs(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	peers, err := loadPeerTLS(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
@@ -269,6 +294,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Dir:           raftDir,
 		RaftAddr:      cfg.RaftAddr,
 		AdvertiseAddr: cfg.RaftAdvertiseAddr,
+		PeerTLS:       peers,
 		ClientAddr:    s.Addr(),
 		HTTPAddr:      s.HTTPAddr(),
 		Store:         s.store,

@@ -35,7 +35,16 @@ TLS: --tls-cert FILE and --tls-key FILE (TENANTKV_TLS_CERT, TENANTKV_TLS_KEY)
 serve clients over TLS; --tls-ca FILE (TENANTKV_TLS_CA) then requires client
 certificates signed by that CA. A node with TLS dials the --join members over
 TLS too: it trusts --tls-ca (the system's roots without it) and presents its
-own certificate. Raft traffic (--raft) is not encrypted.
+own certificate.
+
+Peer TLS: --peer-tls-cert FILE, --peer-tls-key FILE and --peer-tls-ca FILE
+(TENANTKV_PEER_TLS_CERT, TENANTKV_PEER_TLS_KEY, TENANTKV_PEER_TLS_CA) make
+raft traffic, snapshot transfers included, mutual TLS: a raft connection is
+accepted only from a certificate signed by the cluster CA, and a node joins
+only if its raft address presents one. Without them raft is plain TCP, and a
+node refuses a --raft or --raft-advertise address that is not loopback unless
+--insecure-peers (TENANTKV_INSECURE_PEERS=true) is given: anyone who reaches
+an unauthenticated raft port can forge log entries. See docs/OPERATIONS.md.
 
 Raft timing flags left out (or 0) take raft's defaults: heartbeat and election
 timeouts 1s, snapshots checked every 2m and taken after 8192 new log entries.
@@ -86,6 +95,16 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 		}
 		fs.Uint64Var(p, name, *p, usage)
 	}
+	boolean := func(p *bool, name, usage string) {
+		if v := env(envName(name)); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				f.envErrs[name] = fmt.Errorf("%s: %q is not true or false", envName(name), v)
+			}
+			*p = b
+		}
+		fs.BoolVar(p, name, *p, usage)
+	}
 	cfg := &f.cfg
 	str(&cfg.DataDir, "data", "./data", "`DIR` holding the store, the raft log and the node ID")
 	str(&cfg.NodeID, "node-id", "", "node `ID`; empty: the one saved in the data directory, or a new random one")
@@ -93,6 +112,10 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	str(&cfg.RaftAddr, "raft", "127.0.0.1:7401", "`ADDR` (host:port) peers replicate over")
 	str(&cfg.RaftAdvertiseAddr, "raft-advertise", "", "`ADDR` (host:port) peers are told to dial for raft, when it is not --raft (binding 0.0.0.0, NAT)")
 	str(&cfg.HTTPAddr, "http", "127.0.0.1:7402", "`ADDR` (host:port) of /healthz, /readyz and /metrics; - disables it")
+	str(&cfg.PeerTLSCertFile, "peer-tls-cert", "", "this node's certificate `FILE` for raft traffic: mutual TLS, with --peer-tls-key and --peer-tls-ca")
+	str(&cfg.PeerTLSKeyFile, "peer-tls-key", "", "the key `FILE` of --peer-tls-cert")
+	str(&cfg.PeerTLSCAFile, "peer-tls-ca", "", "the cluster CA `FILE`: raft connections are accepted only from certificates it signed")
+	boolean(&cfg.InsecurePeers, "insecure-peers", "allow plain, unauthenticated raft on an address that is not loopback")
 	str(&f.join, "join", "", "join the cluster of these members: comma-separated client `ADDR`s")
 	dur(&cfg.Raft.HeartbeatTimeout, "heartbeat-timeout", "a follower that hears nothing from the leader for `D` stands for election; 0: 1s")
 	dur(&cfg.Raft.ElectionTimeout, "election-timeout", "a candidate waits `D` for votes, at least --heartbeat-timeout; 0: 1s")

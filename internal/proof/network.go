@@ -19,6 +19,11 @@ const identifyBytes = 512
 // identifyTimeout bounds the wait for those bytes.
 const identifyTimeout = 5 * time.Second
 
+// tlsHandshakeRecord is the first byte of a TLS connection (the record type
+// of its ClientHello). A plain raft connection starts with an RPC type, a
+// small number, so the two cannot be confused.
+const tlsHandshakeRecord = 0x16
+
 // dialTimeout bounds a proxy's dial of the node behind it.
 const dialTimeout = 2 * time.Second
 
@@ -35,7 +40,9 @@ const dialTimeout = 2 * time.Second
 // the request as a msgpack map whose keys are in name order, so the first is
 // the RPC header's Addr, the sender's advertised address, which is A's
 // proxy. A connection whose sender is not recognised is forwarded untouched
-// and counted in Unidentified; tests check that none was.
+// and counted in Unidentified; tests check that none was. A TLS connection
+// (peer TLS) is forwarded at once, unidentified: the sender cannot be read
+// from an encrypted stream, so cuts and delays by link do not apply to it.
 //
 // A Network is safe for concurrent use.
 type Network struct {
@@ -354,6 +361,12 @@ func (p *Proxy) serve(c net.Conn) {
 	for !complete && len(head) < identifyBytes {
 		n, err := c.Read(head[len(head):identifyBytes])
 		head = head[:len(head)+n]
+		if len(head) > 0 && head[0] == tlsHandshakeRecord {
+			// Peer TLS: the sender cannot be read from the encrypted
+			// stream (and waiting for more of it would stall the
+			// handshake), so the connection is forwarded unidentified.
+			break
+		}
 		from, complete = p.net.identify(head)
 		if err != nil {
 			if len(head) == 0 {
