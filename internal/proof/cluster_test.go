@@ -71,6 +71,8 @@ type cluster struct {
 	tuning server.RaftTuning
 	logger *slog.Logger // nil discards the nodes' logs
 	admin  *client.DB   // operator client on every endpoint
+	// configure, if set, adjusts each node's configuration (peer TLS).
+	configure func(nd *testNode, cfg *server.Config)
 }
 
 // newCluster starts n nodes: the first bootstraps, the others join it. The
@@ -83,7 +85,14 @@ func newCluster(t testing.TB, n int) *cluster {
 // newClusterTuned is newCluster with the given raft timing.
 func newClusterTuned(t testing.TB, n int, tuning server.RaftTuning) *cluster {
 	t.Helper()
-	c := &cluster{t: t, net: NewNetwork(), tuning: tuning, logger: testLogger}
+	return newClusterWith(t, n, &cluster{tuning: tuning, logger: testLogger})
+}
+
+// newClusterWith is newCluster with the tuning, logger and configure hook
+// of proto.
+func newClusterWith(t testing.TB, n int, proto *cluster) *cluster {
+	t.Helper()
+	c := &cluster{t: t, net: NewNetwork(), tuning: proto.tuning, logger: proto.logger, configure: proto.configure}
 	t.Cleanup(c.close)
 	var suffix [3]byte
 	_, _ = rand.Read(suffix[:])
@@ -157,6 +166,9 @@ func (c *cluster) config(nd *testNode) server.Config {
 	if nd.idx > 0 {
 		cfg.Join = []string{c.nodes[0].listen}
 		cfg.JoinToken = c.token
+	}
+	if c.configure != nil {
+		c.configure(nd, &cfg)
 	}
 	return cfg
 }
