@@ -107,9 +107,18 @@ var _ hraft.StreamLayer = (*tlsStreamLayer)(nil)
 // newTLSTransport listens on bind and returns a NetworkTransport over
 // mutual TLS, advertising advertise (or the bound address when nil).
 func newTLSTransport(bind string, advertise net.Addr, p *PeerTLS, slogger *slog.Logger, logger hclog.Logger) (*hraft.NetworkTransport, *tlsStreamLayer, error) {
+	s, err := newTLSStreamLayer(bind, advertise, p, slogger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return hraft.NewNetworkTransportWithLogger(s, tcpMaxPool, tcpTimeout, logger), s, nil
+}
+
+// newTLSStreamLayer listens on bind and starts accepting.
+func newTLSStreamLayer(bind string, advertise net.Addr, p *PeerTLS, slogger *slog.Logger) (*tlsStreamLayer, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
-		return nil, nil, fmt.Errorf("raft: listen on %s: %w", bind, err)
+		return nil, fmt.Errorf("raft: listen on %s: %w", bind, err)
 	}
 	s := &tlsStreamLayer{
 		ln:        ln,
@@ -127,11 +136,11 @@ func newTLSTransport(bind string, advertise net.Addr, p *PeerTLS, slogger *slog.
 	if a, ok := s.Addr().(*net.TCPAddr); !ok || a.IP == nil || a.IP.IsUnspecified() {
 		s.cancel()
 		ln.Close()
-		return nil, nil, fmt.Errorf("raft: listen on %s: the address %s cannot be advertised to peers; set an advertise address", bind, s.Addr())
+		return nil, fmt.Errorf("raft: listen on %s: the address %s cannot be advertised to peers; set an advertise address", bind, s.Addr())
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
-	return hraft.NewNetworkTransportWithLogger(s, tcpMaxPool, tcpTimeout, logger), s, nil
+	return s, nil
 }
 
 // acceptLoop accepts TCP connections and starts a handshake for each, or

@@ -1,0 +1,250 @@
+package raft
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+)
+
+// peerCA is a certificate authority made at test time.
+type peerCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newPeerCA(t *testing.T) *peerCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &peerCA{cert: cert, key: key, pool: pool}
+}
+
+// peer returns the PeerTLS of a node with a certificate of ca for ips.
+func (ca *peerCA) peer(t *testing.T, ips ...net.IP) *PeerTLS {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	require.NoError(t, err)
+	return &PeerTLS{Certificate: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, CAs: ca.pool}
+}
+
+var loopback = net.IPv4(127, 0, 0, 1)
+
+// syncBuffer is a bytes.Buffer for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newTestStreamLayer(t *testing.T, p *PeerTLS, logs io.Writer) *tlsStreamLayer {
+	t.Helper()
+	s, err := newTLSStreamLayer("127.0.0.1:0", nil, p, slog.New(slog.NewTextHandler(logs, nil)))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// acceptOne returns the next accepted connection, or fails after d.
+func acceptOne(t *testing.T, s *tlsStreamLayer, d time.Duration) net.Conn {
+	t.Helper()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, err := s.Accept()
+		if err == nil {
+			ch <- c
+		}
+	}()
+	select {
+	case c := <-ch:
+		return c
+	case <-time.After(d):
+		t.Fatalf("no connection accepted within %v", d)
+		return nil
+	}
+}
+
+// A peer of the cluster CA gets through, both ways; plain TCP, no
+// certificate, a certificate of another CA are refused at the handshake
+// and logged with the remote address.
+func TestPeerTLSAcceptsOnlyTheClusterCA(t *testing.T) {
+	ca, other := newPeerCA(t), newPeerCA(t)
+	logs := &syncBuffer{}
+	s := newTestStreamLayer(t, ca.peer(t, loopback), logs)
+	addr := s.Addr().String()
+	client := newTestStreamLayer(t, ca.peer(t, loopback), io.Discard)
+
+	c, err := client.Dial(hraft.ServerAddress("127.0.0.1:"+portOf(addr)), 5*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	got := acceptOne(t, s, 10*time.Second)
+	defer got.Close()
+	_, err = c.Write([]byte("x"))
+	require.NoError(t, err)
+	b := make([]byte, 1)
+	_, err = io.ReadFull(got, b)
+	require.NoError(t, err)
+
+	refused := []struct {
+		name string
+		dial func() (net.Conn, error)
+	}{
+		{"plain", func() (net.Conn, error) { return net.Dial("tcp", addr) }},
+		{"no certificate", func() (net.Conn, error) {
+			return tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1"})
+		}},
+		{"another CA", func() (net.Conn, error) {
+			p := other.peer(t, loopback)
+			cfg := p.clientConfig()
+			cfg.InsecureSkipVerify = true
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &p.Certificate, nil }
+			return tls.Dial("tcp", addr, cfg)
+		}},
+	}
+	for i, r := range refused {
+		c, err := r.dial()
+		if err == nil {
+			_, _ = c.Write([]byte("\x00 forged raft RPC, not TLS"))
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = c.Read(make([]byte, 1))
+			var ne net.Error
+			require.False(t, errors.As(err, &ne) && ne.Timeout(), "%s: neither answered nor closed", r.name)
+			require.Error(t, err, r.name)
+			local := c.LocalAddr().String()
+			c.Close()
+			require.Eventually(t, func() bool { return strings.Contains(logs.String(), "remote="+local) }, 10*time.Second, 10*time.Millisecond,
+				"%s: refusal of %s not logged:\n%s", r.name, local, logs.String())
+		}
+		require.Eventually(t, func() bool { return s.refusals.total.Load() == uint64(i+1) }, 10*time.Second, 10*time.Millisecond, r.name)
+	}
+	require.Contains(t, logs.String(), "level=WARN")
+
+	// The dialler verifies the server too: a server of another CA, or one
+	// whose certificate does not name the address dialled, is refused.
+	rogue := newTestStreamLayer(t, other.peer(t, loopback), io.Discard)
+	_, err = client.Dial(hraft.ServerAddress("127.0.0.1:"+portOf(rogue.Addr().String())), 5*time.Second)
+	require.Error(t, err)
+	misnamed := newTestStreamLayer(t, ca.peer(t, net.IPv4(10, 9, 8, 7)), io.Discard)
+	_, err = client.Dial(hraft.ServerAddress("127.0.0.1:"+portOf(misnamed.Addr().String())), 5*time.Second)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "127.0.0.1")
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// Connections that never complete their handshake do not keep a peer from
+// being accepted, and beyond maxPeerHandshakes they are closed at once.
+func TestPeerTLSSlowHandshakesDoNotBlockAccept(t *testing.T) {
+	ca := newPeerCA(t)
+	s := newTestStreamLayer(t, ca.peer(t, loopback), io.Discard)
+	addr := s.Addr().String()
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range maxPeerHandshakes {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		idle = append(idle, c) // sends nothing: a handshake that never ends
+	}
+	require.Eventually(t, func() bool { return len(s.slots) == maxPeerHandshakes }, 10*time.Second, 5*time.Millisecond)
+	// One more is closed at once, and counted.
+	extra, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(peerHandshakeTimeout / 2))
+	_, err = extra.Read(make([]byte, 1))
+	var ne net.Error
+	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the connection over the bound was not closed at once")
+	require.Equal(t, uint64(1), s.refusals.total.Load())
+
+	// The idle ones time out; a real peer then gets in while new idle
+	// connections keep arriving.
+	require.Eventually(t, func() bool { return s.refusals.total.Load() >= 1+maxPeerHandshakes }, 3*peerHandshakeTimeout, 10*time.Millisecond)
+	for range 8 {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		idle = append(idle, c)
+	}
+	client := newTestStreamLayer(t, ca.peer(t, loopback), io.Discard)
+	start := time.Now()
+	c, err := client.Dial(hraft.ServerAddress(addr), 5*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	acceptOne(t, s, 5*time.Second).Close()
+	require.Less(t, time.Since(start), peerHandshakeTimeout, "a peer waited behind idle handshakes")
+}
+
+// A flood of refused connections is counted in full but logged at a
+// bounded rate.
+func TestPeerTLSRefusalLogIsRateLimited(t *testing.T) {
+	logs := &syncBuffer{}
+	r := newRefusalLog(slog.New(slog.NewTextHandler(logs, nil)))
+	start := time.Now()
+	addr := &net.TCPAddr{IP: loopback, Port: 1}
+	for range 1000 {
+		r.refuse(addr, "tls: first record does not look like a TLS handshake")
+	}
+	elapsed := time.Since(start)
+	lines := strings.Count(logs.String(), "refused a peer connection")
+	require.Equal(t, uint64(1000), r.total.Load())
+	require.LessOrEqual(t, lines, refusalLogBurst+int(elapsed/refusalLogEvery)+1)
+	require.GreaterOrEqual(t, lines, 1)
+	// The next line that gets through says how many were left out.
+	r.limit.SetBurst(1)
+	r.limit.SetLimit(1e9)
+	r.refuse(addr, "again")
+	require.Contains(t, logs.String(), "suppressed_since_last=")
+}
