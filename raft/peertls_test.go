@@ -2,16 +2,10 @@ package raft
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -20,48 +14,26 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkv/tenantkv/internal/testpki"
 )
 
 // peerCA is a certificate authority made at test time.
-type peerCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
+type peerCA struct{ *testpki.CA }
 
 func newPeerCA(t *testing.T) *peerCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testpki.NewCA("test CA")
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &peerCA{cert: cert, key: key, pool: pool}
+	return &peerCA{ca}
 }
 
 // peer returns the PeerTLS of a node with a certificate of ca for ips.
 func (ca *peerCA) peer(t *testing.T, ips ...net.IP) *PeerTLS {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := ca.Issue("node", testpki.Leaf{IPs: ips})
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "node"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	return &PeerTLS{Certificate: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, CAs: ca.pool}
+	return &PeerTLS{Certificate: cert, CAs: ca.Pool()}
 }
 
 var loopback = net.IPv4(127, 0, 0, 1)
@@ -138,7 +110,7 @@ func TestPeerTLSAcceptsOnlyTheClusterCA(t *testing.T) {
 	}{
 		{"plain", func() (net.Conn, error) { return net.Dial("tcp", addr) }},
 		{"no certificate", func() (net.Conn, error) {
-			return tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1"})
+			return tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
 		}},
 		{"another CA", func() (net.Conn, error) {
 			p := other.peer(t, loopback)

@@ -1,23 +1,15 @@
 package server_test
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tenantkv/tenantkv/internal/testpki"
 	"github.com/tenantkv/tenantkv/server"
 )
 
@@ -76,58 +68,25 @@ func TestConfigValidatePeerTLS(t *testing.T) {
 // clientAuth usage) fails Start with an error naming the files.
 func TestStartRefusesPeerCertificateOfAnotherCA(t *testing.T) {
 	dir := t.TempDir()
-	caFile, _, _ := writeTestCA(t, dir, "ca")
-	_, otherCert, otherKey := writeTestCA(t, dir, "other")
-	certFile, keyFile := writeTestLeaf(t, dir, otherCert, otherKey, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth})
-	_, err := server.Start(t.Context(), server.Config{
+	ca, err := testpki.NewCA("ca")
+	require.NoError(t, err)
+	other, err := testpki.NewCA("other")
+	require.NoError(t, err)
+	good, err := ca.WriteFiles(dir, "good", testpki.Leaf{})
+	require.NoError(t, err)
+	foreign, err := other.WriteFiles(dir, "foreign", testpki.Leaf{})
+	require.NoError(t, err)
+	_, err = server.Start(t.Context(), server.Config{
 		DataDir: filepath.Join(dir, "data"), ListenAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", HTTPAddr: "-",
-		PeerTLSCertFile: certFile, PeerTLSKeyFile: keyFile, PeerTLSCAFile: caFile,
+		PeerTLSCertFile: foreign.Cert, PeerTLSKeyFile: foreign.Key, PeerTLSCAFile: good.CA,
 	})
 	require.ErrorContains(t, err, "does not verify against the cluster CA")
 
-	_, caCert, caKey := writeTestCA(t, dir, "ca2")
-	certFile, keyFile = writeTestLeaf(t, dir, caCert, caKey, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth})
-	_, err = server.Start(context.Background(), server.Config{
+	serverOnly, err := ca.WriteFiles(dir, "server-only", testpki.Leaf{Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	require.NoError(t, err)
+	_, err = server.Start(t.Context(), server.Config{
 		DataDir: filepath.Join(dir, "data2"), ListenAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", HTTPAddr: "-",
-		PeerTLSCertFile: certFile, PeerTLSKeyFile: keyFile, PeerTLSCAFile: filepath.Join(dir, "ca2.pem"),
+		PeerTLSCertFile: serverOnly.Cert, PeerTLSKeyFile: serverOnly.Key, PeerTLSCAFile: serverOnly.CA,
 	})
 	require.ErrorContains(t, err, "clientAuth")
-}
-
-func writeTestCA(t *testing.T, dir, name string) (file string, cert *x509.Certificate, key *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err = x509.ParseCertificate(der)
-	require.NoError(t, err)
-	file = filepath.Join(dir, name+".pem")
-	require.NoError(t, os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	return file, cert, key
-}
-
-func writeTestLeaf(t *testing.T, dir string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, usages []x509.ExtKeyUsage) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "node"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usages,
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	base := filepath.Join(dir, ca.Subject.CommonName+"-node")
-	require.NoError(t, os.WriteFile(base+".crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(base+".key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
-	return base + ".crt", base + ".key"
 }

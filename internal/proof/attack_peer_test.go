@@ -15,22 +15,15 @@ package proof
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,6 +32,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/tenantkv/tenantkv/client"
+	"github.com/tenantkv/tenantkv/internal/testpki"
 	"github.com/tenantkv/tenantkv/raft"
 	"github.com/tenantkv/tenantkv/server"
 )
@@ -277,19 +271,36 @@ func TestAttackForgedRaftRPCAcceptedWithoutPeerTLS(t *testing.T) {
 
 // peerPKI is a cluster CA and its node certificates, made at test time.
 type peerPKI struct {
+	t   testing.TB
 	dir string
-	ca  *testCA
+	ca  *testpki.CA
 }
 
 func newPeerPKI(t testing.TB) *peerPKI {
-	dir := t.TempDir()
-	return &peerPKI{dir: dir, ca: newTestCA(t, dir, "tenantkv cluster CA")}
+	return &peerPKI{t: t, dir: t.TempDir(), ca: newCA(t, "tenantkv cluster CA")}
+}
+
+func newCA(t testing.TB, name string) *testpki.CA {
+	t.Helper()
+	ca, err := testpki.NewCA(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
 }
 
 // configure gives every node a certificate of the cluster CA.
 func (p *peerPKI) configure(nd *testNode, cfg *server.Config) {
-	cfg.PeerTLSCertFile, cfg.PeerTLSKeyFile = p.ca.issueFiles(nd.id)
-	cfg.PeerTLSCAFile = p.ca.file
+	setPeerTLS(p.t, cfg, p.ca, p.dir, nd.id)
+}
+
+// setPeerTLS gives cfg a certificate of ca for 127.0.0.1, written to dir.
+func setPeerTLS(t testing.TB, cfg *server.Config, ca *testpki.CA, dir, name string) {
+	f, err := ca.WriteFiles(dir, name, testpki.Leaf{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.PeerTLSCertFile, cfg.PeerTLSKeyFile, cfg.PeerTLSCAFile = f.Cert, f.Key, f.CA
 }
 
 // TestAttackForgedRaftRPCRefusedWithPeerTLS sends the forged AppendEntries
@@ -329,10 +340,11 @@ func TestAttackForgedRaftRPCRefusedWithPeerTLS(t *testing.T) {
 		before[nd.id] = st.Term
 	}
 
-	other := newTestCA(t, pki.dir, "another CA")
-	otherCert := other.issue("rogue")
-	self := newTestCA(t, pki.dir, "self-signed")
-	selfSigned := tls.Certificate{Certificate: [][]byte{self.cert.Raw}, PrivateKey: self.key}
+	otherCert, err := newCA(t, "another CA").Issue("rogue", testpki.Leaf{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	selfSigned := newCA(t, "self-signed").SelfSigned()
 	attackers := []struct {
 		name string
 		dial func(addr string) (net.Conn, error)
@@ -518,7 +530,7 @@ func TestPeerTLSCluster(t *testing.T) {
 	t.Logf("%s joined over peer TLS and installed the leader's snapshot", n4.id)
 
 	// A node whose certificate comes from another CA cannot join.
-	other := newTestCA(t, pki.dir, "another CA")
+	other := newCA(t, "another CA")
 	rogue := &testNode{idx: len(c.nodes), id: n4.id[:len(n4.id)-2] + "rogue", dir: filepath.Join(t.TempDir(), "rogue")}
 	ports, err := freePorts(2)
 	if err != nil {
@@ -526,8 +538,7 @@ func TestPeerTLSCluster(t *testing.T) {
 	}
 	rogue.listen, rogue.raft = ports[0], ports[1]
 	cfg := c.config(rogue)
-	cfg.PeerTLSCertFile, cfg.PeerTLSKeyFile = other.issueFiles(rogue.id)
-	cfg.PeerTLSCAFile = other.file
+	setPeerTLS(t, &cfg, other, t.TempDir(), rogue.id)
 	jctx, jcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer jcancel()
 	srv, err := server.Start(jctx, cfg)
@@ -573,111 +584,4 @@ func (c *cluster) addNode(ctx context.Context, name string) *testNode {
 		c.t.Fatalf("start %s: %v", nd.id, err)
 	}
 	return nd
-}
-
-// testCA is a certificate authority made at test time.
-type testCA struct {
-	t    testing.TB
-	dir  string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	file string // the CA certificate, PEM
-}
-
-func newTestCA(t testing.TB, dir, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{t: t, dir: dir, cert: cert, key: key, file: filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".pem")}
-	writePEM(t, ca.file, "CERTIFICATE", der)
-	return ca
-}
-
-// issue returns a node certificate for 127.0.0.1, ::1 and localhost, for
-// both server and client authentication.
-func (ca *testCA) issue(name string) tls.Certificate {
-	ca.t.Helper()
-	certPEM, keyPEM := ca.issuePEM(name)
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	return cert
-}
-
-// issueFiles is issue, written to files.
-func (ca *testCA) issueFiles(name string) (certFile, keyFile string) {
-	ca.t.Helper()
-	certPEM, keyPEM := ca.issuePEM(name)
-	base := filepath.Join(ca.dir, name+"-of-"+strings.TrimSuffix(filepath.Base(ca.file), ".pem"))
-	certFile, keyFile = base+".crt", base+".key"
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		ca.t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		ca.t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
-func (ca *testCA) issuePEM(name string) (certPEM, keyPEM []byte) {
-	t := ca.t
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-func serial(t testing.TB) *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
