@@ -64,6 +64,10 @@ type Config struct {
 	Raft RaftTuning
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// LogFaults is a test hook handed to raft.Config.LogFaults (every
+	// operation on the raft log is offered to it first); production code
+	// leaves it nil.
+	LogFaults func(op raft.LogOp) error
 }
 
 // RaftTuning exposes the raft timing knobs. Zero fields mean the defaults
@@ -283,6 +287,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		SnapshotInterval:   cfg.Raft.SnapshotInterval,
 		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
 		TrailingLogs:       cfg.Raft.TrailingLogs,
+		LogFaults:          cfg.LogFaults,
 	})
 	if err != nil {
 		return nil, err
