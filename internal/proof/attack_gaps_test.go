@@ -509,9 +509,23 @@ func (n *gapNode) stop(limit time.Duration) time.Duration {
 	}
 }
 
+// db opens a client of the node, once it has a leader again (right after a
+// restart it has none for a moment).
 func (n *gapNode) db(t *testing.T, token string) *client.DB {
 	t.Helper()
-	db, err := client.Open(t.Context(), []string{n.listen}, &client.Options{Token: token, DialTimeout: time.Second})
+	ctx, cancel := context.WithTimeout(t.Context(), recoverTimeout)
+	defer cancel()
+	var db *client.DB
+	err := poll(ctx, func() error {
+		var err error
+		db, err = client.Open(ctx, []string{n.listen}, &client.Options{Token: token, DialTimeout: time.Second})
+		if err == nil {
+			if err = db.Ping(ctx); err != nil {
+				db.Close()
+			}
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
