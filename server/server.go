@@ -229,8 +229,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("server: data dir: %w", err)
+	if err := makePrivate(cfg.DataDir); err != nil { // datadir.go
+		return nil, err
 	}
 	id, err := loadNodeID(cfg.DataDir, cfg.NodeID)
 	if err != nil {
