@@ -165,7 +165,8 @@ func startNode(ctx context.Context, binary, dir, id string, extra []string) (*lo
 		}
 		data := filepath.Join(dir, id)
 		args := append([]string{"serve", "--data", data, "--node-id", id, "--listen", ports[0],
-			"--raft", ports[1], "--http", ports[2], "--log-level", "warn"}, extra...)
+			"--raft", ports[1], "--http", ports[2], "--log-level", "warn",
+			"--debug"}, extra...) // settle flushes every node: POST /debug/flush
 		n := &localNode{id: id, addr: ports[0], httpAddr: ports[2], exited: make(chan struct{}),
 			logPath: filepath.Join(dir, id+".log")}
 		if n.log, err = os.Create(n.logPath); err != nil {

@@ -146,6 +146,9 @@ func settle(ctx context.Context, httpAddrs []string) error {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("bench: flush %s: %s: the node serves POST /debug/flush only with serve --debug", a, resp.Status)
+		}
 		if resp.StatusCode != http.StatusNoContent {
 			return fmt.Errorf("bench: flush %s: %s", a, resp.Status)
 		}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tenantkv/tenantkv/internal/wire"
-	"github.com/tenantkv/tenantkv/raft"
 )
 
 const (
@@ -132,21 +131,18 @@ func (c *conn) hello(fr *wire.FrameReader) bool {
 			Msg: "server speaks protocol version 1", Version: wire.ProtocolVersion})
 		return false
 	}
+	// Before authentication nothing but helloRefusal's fixed answers
+	// (hello.go): the same for every bad token on every node. A hello
+	// marked Stale is one a follower forwarded: judged here, never passed on.
 	ctx, cancel := context.WithTimeout(c.srv.ctx, helloTimeout)
 	err = c.srv.caughtUp(ctx)
-	cancel()
 	var p *principal
 	if err == nil {
-		p, err = c.srv.authenticate(req.Token)
+		p, err = c.srv.authenticate(ctx, req.Token, req.Stale)
 	}
+	cancel()
 	if err != nil {
-		resp := &wire.Response{ID: req.ID, Code: wire.CodePermissionDenied, Msg: "invalid token"}
-		if errors.Is(err, raft.ErrNotLeader) || !errors.Is(err, ErrPermissionDenied) {
-			// Not a verdict on the token: this node cannot judge it now.
-			resp = c.srv.errorResponse(err)
-			resp.ID = req.ID
-		}
-		c.writeDirect(resp)
+		c.writeDirect(c.helloRefusal(req.ID, err))
 		return false
 	}
 	c.p = p

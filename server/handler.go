@@ -27,35 +27,25 @@ type principal struct {
 	expires  time.Time
 }
 
-// authenticate checks a token against the replicated token records. Every
-// failure looks the same to the caller.
-func (s *Server) authenticate(secret string) (*principal, error) {
+// verifyToken judges a token on this node's state alone. Every bad token
+// (malformed, unknown ID, wrong secret, expired) is ErrPermissionDenied,
+// at the same cost; raft.ErrRestoring means this node cannot judge any
+// token now.
+func (s *Server) verifyToken(secret string) (*principal, error) {
+	if s.node.FSM().Restoring() {
+		tokenMatches(secret, nil)
+		return nil, raft.ErrRestoring
+	}
 	id, err := tokenID(secret)
-	if err != nil {
-		tokenMatches(secret, nil)
-		return nil, ErrPermissionDenied
-	}
-	rec, err := s.node.FSM().Token(id)
-	if errors.Is(err, raft.ErrRestoring) {
-		tokenMatches(secret, nil)
-		return nil, err // not a verdict on the token: another node can judge it
-	}
-	if err != nil && !s.node.IsLeader() {
-		// A follower may not have applied a token the leader just created:
-		// catch up with what is committed, look again, and if it is still
-		// unknown here send the client to the leader, which decides.
-		ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
-		if s.node.CatchUp(ctx) == nil {
-			rec, err = s.node.FSM().Token(id)
-		}
-		cancel()
-		if err != nil {
-			tokenMatches(secret, nil)
-			return nil, raft.ErrNotLeader
-		}
+	var rec *raft.TokenRecord
+	if err == nil {
+		rec, err = s.node.FSM().Token(id)
 	}
 	if err != nil {
 		tokenMatches(secret, nil)
+		if errors.Is(err, raft.ErrRestoring) {
+			return nil, err
+		}
 		return nil, ErrPermissionDenied
 	}
 	if !tokenMatches(secret, rec.Hash) {
@@ -66,6 +56,54 @@ func (s *Server) authenticate(secret string) (*principal, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// authenticate checks a token against the replicated token records. Every
+// bad token gets the same verdict, ErrPermissionDenied, on every node: the
+// leader judges from its state; a follower that refuses a token from its
+// own state (it may not have applied a token the leader just created)
+// catches up, and if it still refuses it asks the leader, for every bad
+// token alike, so that its answer and its cost tell nothing about which
+// token IDs exist. With localOnly (a hello forwarded by a follower) a node
+// that is not the leader does not judge a token it refuses: it answers
+// errNotReady. Any other error says that this node cannot judge now, the
+// same for every token.
+func (s *Server) authenticate(ctx context.Context, secret string, localOnly bool) (*principal, error) {
+	p, err := s.verifyToken(secret)
+	if err == nil || !errors.Is(err, ErrPermissionDenied) || s.node.IsLeader() {
+		return p, err
+	}
+	if localOnly {
+		return nil, errNotReady
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_ = s.node.CatchUp(cctx)
+	cancel()
+	if p, err = s.verifyToken(secret); err == nil || !errors.Is(err, ErrPermissionDenied) {
+		return p, err
+	}
+	valid, err := s.askLeader(ctx, secret) // hello.go
+	if err != nil {
+		s.logger.Debug("hello: the leader could not judge a token this node refuses", "error", err)
+		return nil, errNotReady
+	}
+	if !valid {
+		return nil, ErrPermissionDenied
+	}
+	// The leader accepts it: it reaches this node with the next entries.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, errValidElsewhere
+		case <-tick.C:
+		}
+		_ = s.node.CatchUp(ctx)
+		if p, err = s.verifyToken(secret); err == nil || !errors.Is(err, ErrPermissionDenied) {
+			return p, err
+		}
+	}
 }
 
 // caughtUp returns nil once this node's state holds everything that was
@@ -284,7 +322,11 @@ func (s *Server) read(ctx context.Context, p *principal, req *wire.Request, t *k
 		if err := s.node.ReadBarrier(ctx); err != nil {
 			return nil, 0, err
 		}
-		// Resolve again: the barrier may have applied a state change.
+		// Check and resolve again: the barrier may have applied a
+		// revocation or a state change.
+		if err := s.stillValid(p); err != nil {
+			return nil, 0, err
+		}
 		var err error
 		if t, err = s.resolveTenant(p, req.Tenant); err != nil {
 			return nil, 0, err

@@ -25,6 +25,21 @@ func (s *Server) serveHTTP() {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", s.metricsHandler())
+	if s.cfg.Debug {
+		s.serveDebug(mux)
+	}
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.httpSrv.Serve(s.httpLn)
+	}()
+}
+
+// serveDebug adds the /debug endpoints, which need no token: only a node
+// started with Config.Debug (serve --debug) serves them; without it they
+// are not found.
+func (s *Server) serveDebug(mux *http.ServeMux) {
 	// Flushing the memtable changes no data, only where it sits; the bench
 	// suite settles every node this way before each measured point.
 	mux.HandleFunc("POST /debug/flush", func(w http.ResponseWriter, r *http.Request) {
@@ -38,10 +53,4 @@ func (s *Server) serveHTTP() {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = s.httpSrv.Serve(s.httpLn)
-	}()
 }

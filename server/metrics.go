@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -10,8 +11,31 @@ import (
 )
 
 // metricsHandler serves the node's metrics in the Prometheus text format.
+// The per-tenant series name every tenant with its traffic and usage, so
+// they are served only with Config.MetricsTenantLabels or to a scrape that
+// carries an operator token (Authorization: Bearer TOKEN); anyone else gets
+// the node's own series alone, whatever token it sends.
 func (s *Server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
+	node := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
+	all := promhttp.HandlerFor(prometheus.Gatherers{s.registry, s.tenantRegistry}, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.MetricsTenantLabels || s.isOperatorBearer(r) {
+			all.ServeHTTP(w, r)
+			return
+		}
+		node.ServeHTTP(w, r)
+	})
+}
+
+// isOperatorBearer reports whether r carries a valid operator token,
+// judged on this node's state alone.
+func (s *Server) isOperatorBearer(r *http.Request) bool {
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	p, err := s.verifyToken(strings.TrimSpace(secret))
+	return err == nil && p.operator
 }
 
 // exactUsage returns the FSM's exact usage of tenant id.

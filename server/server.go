@@ -46,6 +46,14 @@ type Config struct {
 	// HTTPAddr serves /healthz, /readyz and /metrics. Default
 	// 127.0.0.1:7402; "-" disables it.
 	HTTPAddr string
+	// Debug serves /debug/pprof/* and POST /debug/flush on HTTPAddr too,
+	// without authentication (serve --debug). Off, they are not found.
+	Debug bool
+	// MetricsTenantLabels makes /metrics serve the per-tenant series (each
+	// tenant's name, requests, bytes and usage) to every scrape (serve
+	// --metrics-tenant-labels). Off, only a scrape with an operator token
+	// (Authorization: Bearer TOKEN) gets them.
+	MetricsTenantLabels bool
 	// Join lists client addresses of existing members. A node with an empty
 	// data directory and no Join bootstraps a new single-node cluster.
 	Join []string
@@ -79,6 +87,10 @@ type Config struct {
 	Raft RaftTuning
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// LogFaults is a test hook handed to raft.Config.LogFaults (every
+	// operation on the raft log is offered to it first); production code
+	// leaves it nil.
+	LogFaults func(op raft.LogOp) error
 }
 
 // RaftTuning exposes the raft timing knobs. Zero fields mean the defaults
@@ -197,21 +209,22 @@ func (c *Config) setDefaults() {
 // Server is a running node: the store, the raft node, the client listener
 // and the HTTP endpoints.
 type Server struct {
-	cfg      Config
-	logger   *slog.Logger
-	store    *store.Store
-	node     *raft.Node
-	ln       net.Listener
-	httpLn   net.Listener
-	httpSrv  *http.Server
-	maxFrame int
-	peerTLS  *tls.Config // dialling other members (joining); nil without TLS
-	limits   limiter
-	exports  exports
-	caught   atomic.Bool // caughtUp succeeded once since start
-	usage    *usageTracker
-	registry *prometheus.Registry
-	watches  watchHub // watch.go
+	cfg            Config
+	logger         *slog.Logger
+	store          *store.Store
+	node           *raft.Node
+	ln             net.Listener
+	httpLn         net.Listener
+	httpSrv        *http.Server
+	maxFrame       int
+	peerTLS        *tls.Config // dialling other members (joining); nil without TLS
+	limits         limiter
+	exports        exports
+	caught         atomic.Bool // caughtUp succeeded once since start
+	usage          *usageTracker
+	registry       *prometheus.Registry // node-level series, served to every scrape
+	tenantRegistry *prometheus.Registry // per-tenant series (metrics.go)
+	watches        watchHub             // watch.go
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -241,8 +254,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("server: data dir: %w", err)
+	if err := makePrivate(cfg.DataDir); err != nil { // datadir.go
+		return nil, err
 	}
 	id, err := loadNodeID(cfg.DataDir, cfg.NodeID)
 	if err != nil {
@@ -309,14 +322,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		SnapshotInterval:   cfg.Raft.SnapshotInterval,
 		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
 		TrailingLogs:       cfg.Raft.TrailingLogs,
+		LogFaults:          cfg.LogFaults,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.usage = newUsageTracker(s.tenantName, s.exactUsage)
 	s.registry = prometheus.NewRegistry()
-	s.registry.MustRegister(s.usage, collectors.NewGoCollector(),
+	s.registry.MustRegister(collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), nodeCollector{s})
+	s.tenantRegistry = prometheus.NewRegistry()
+	s.tenantRegistry.MustRegister(s.usage)
 	s.wg.Add(2)
 	go s.acceptLoop()
 	go s.sweepExports()

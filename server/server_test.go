@@ -28,16 +28,26 @@ var fastRaft = server.RaftTuning{
 // loopback ports chosen by the kernel.
 func startNode(t *testing.T) (*server.Server, string) {
 	t.Helper()
+	return startNodeWith(t, nil)
+}
+
+// startNodeWith is startNode with the configuration changed by mod.
+func startNodeWith(t *testing.T, mod func(*server.Config)) (*server.Server, string) {
+	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	s, err := server.Start(ctx, server.Config{
+	cfg := server.Config{
 		DataDir:    dir,
 		ListenAddr: "127.0.0.1:0",
 		RaftAddr:   "127.0.0.1:0",
 		HTTPAddr:   "127.0.0.1:0",
 		Raft:       fastRaft,
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := server.Start(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	tok, err := os.ReadFile(filepath.Join(dir, server.OperatorTokenFile))

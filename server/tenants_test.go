@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/server"
 )
 
 func u64(v uint64) *uint64 { return &v }
@@ -109,7 +110,11 @@ func TestRateLimitAndMetrics(t *testing.T) {
 	info := c.call(&wire.Request{Op: wire.OpGetTenant, Name: "slow"}).Tenant
 	require.Positive(t, info.Usage.Throttled)
 
-	resp, err := http.Get("http://" + s.HTTPAddr() + "/metrics")
+	// The per-tenant series go to an operator's scrape only.
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.HTTPAddr()+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+op)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -122,10 +127,16 @@ func TestRateLimitAndMetrics(t *testing.T) {
 }
 
 // POST /debug/flush flushes the store's memtable (the bench settles nodes
-// with it); other methods are refused.
+// with it); other methods are refused, and a node without Debug serves no
+// /debug at all.
 func TestDebugFlush(t *testing.T) {
-	s, _ := startNode(t)
-	resp, err := http.Post("http://"+s.HTTPAddr()+"/debug/flush", "", nil)
+	plain, _ := startNode(t)
+	resp, err := http.Post("http://"+plain.HTTPAddr()+"/debug/flush", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	s, _ := startNodeWith(t, func(c *server.Config) { c.Debug = true })
+	resp, err = http.Post("http://"+s.HTTPAddr()+"/debug/flush", "", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNoContent, resp.StatusCode)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -118,6 +119,18 @@ func watchLimit(t *keyspace.Tenant) uint64 {
 }
 
 // handleWatch serves one long poll of a watch.
+//
+// A poll is a request like any other: it costs one operation against the
+// tenant's rate limit when it arrives (so a watch that resumes after a
+// delivered batch pays again, as etcd's limits count every watch request),
+// holds one slot of the tenant's concurrency limit while it waits, and is
+// refused with the same rate-limited answer (and RetryAfter) as a get.
+//
+// It ends with ErrPermissionDenied as soon as its token is revoked or
+// expires or its tenant is deleted, and with ErrTenantLocked when the
+// tenant is locked: within leaderCheck while it waits, and before any
+// change applied after the revocation is delivered (raft.FSM.ChangesAs
+// judges the token in the snapshot the changes are read from).
 func (s *Server) handleWatch(ctx context.Context, p *principal, req *wire.Request) *wire.Response {
 	resp, err := s.watch(ctx, p, req)
 	if err != nil {
@@ -141,10 +154,11 @@ func (s *Server) watch(ctx context.Context, p *principal, req *wire.Request) (*w
 	if !s.node.IsLeader() {
 		return nil, raft.ErrNotLeader
 	}
-	t, err := s.resolveTenant(p, req.Tenant)
-	if err != nil {
-		return nil, err
+	t, releaseSlot, throttled, err := s.admitData(p, req, opScan)
+	if err != nil || throttled != nil {
+		return throttled, err
 	}
+	defer releaseSlot()
 	s.watches.start(s.node.FSM())
 	release, ok := s.watches.acquire(t.ID, watchLimit(t))
 	if !ok {
@@ -164,6 +178,9 @@ func (s *Server) watch(ctx context.Context, p *principal, req *wire.Request) (*w
 	for {
 		// Subscribe before reading, so no change slips in between.
 		changed := s.watches.changed(t.ID)
+		if err := s.stillValid(p); err != nil {
+			return nil, err
+		}
 		cur, err := s.resolveTenant(p, req.Tenant)
 		if err != nil {
 			return nil, err
@@ -181,9 +198,15 @@ func (s *Server) watch(ctx context.Context, p *principal, req *wire.Request) (*w
 		if after > vi.Version {
 			return nil, versionAhead(s, t, after, vi.Version)
 		}
-		changes, upTo, err := s.node.FSM().Changes(t.ID, after, r, maxWatchBytes)
+		changes, upTo, err := s.node.FSM().ChangesAs(p.tokenID, t.ID, after, r, maxWatchBytes)
+		if errors.Is(err, raft.ErrTokenNotFound) {
+			return nil, ErrPermissionDenied // revoked before these changes
+		}
 		if err != nil {
 			return nil, err
+		}
+		if err := s.stillValid(p); err != nil {
+			return nil, err // expired meanwhile
 		}
 		if len(changes) > 0 {
 			resp := &wire.Response{DataVersion: upTo, TenantID: uint64(t.ID), Events: make([]wire.Event, len(changes))}
@@ -204,6 +227,13 @@ func (s *Server) watch(ctx context.Context, p *principal, req *wire.Request) (*w
 			case <-tick.C:
 				if !s.node.IsLeader() {
 					return nil, raft.ErrNotLeader
+				}
+				// A revocation, an expiry or a lock wakes nobody: look.
+				if err := s.stillValid(p); err != nil {
+					return nil, err
+				}
+				if cur, err := s.resolveTenant(p, req.Tenant); err != nil || cur.ID != t.ID || !cur.State.AllowsReads() {
+					break waiting // the loop's checks say why
 				}
 			case <-deadline.C:
 				return &wire.Response{DataVersion: after, TenantID: uint64(t.ID)}, nil

@@ -472,6 +472,8 @@ type trio struct {
 func startTrio(t *testing.T, extra ...string) *trio {
 	t.Helper()
 	dir := t.TempDir()
+	// waitUsage reads the per-tenant series of /metrics.
+	extra = append([]string{"--metrics-tenant-labels"}, extra...)
 	n1 := startNode(t, filepath.Join(dir, "n1"), "n1", extra...)
 	tc := &trio{tokenFile: filepath.Join(n1.dataDir, "operator.token")}
 	tc.nodes = append(tc.nodes, n1)

@@ -64,6 +64,8 @@ func envName(flagName string) string {
 type serveFlags struct {
 	cfg            server.Config
 	join, logLevel string
+	// shutdownTimeout bounds a graceful stop (--shutdown-timeout).
+	shutdownTimeout time.Duration
 	// envErrs are environment variables that do not parse, by flag name;
 	// one is an error unless its flag is given on the command line.
 	envErrs map[string]error
@@ -123,7 +125,15 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	count(&cfg.Raft.SnapshotThreshold, "snapshot-threshold", "snapshot when `N` log entries were written since the last one; 0: 8192")
 	count(&cfg.Raft.TrailingLogs, "trailing-logs", "keep the last `N` log entries after a snapshot, for followers that lag; 0: 10240")
 	str(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	boolean(&cfg.Debug, "debug", "serve /debug/pprof/* and POST /debug/flush on --http, without authentication")
+	boolean(&cfg.MetricsTenantLabels, "metrics-tenant-labels", "serve the per-tenant series of /metrics (tenant names, traffic, usage) to every scrape, not only to one with an operator token")
+	f.shutdownTimeout = defaultShutdownTimeout
+	dur(&f.shutdownTimeout, "shutdown-timeout", "on SIGTERM or SIGINT, stop gracefully for at most `D`, then exit anyway (the raft log replays on restart)")
 }
+
+// defaultShutdownTimeout bounds a graceful stop when --shutdown-timeout is
+// not given.
+const defaultShutdownTimeout = 10 * time.Second
 
 // config returns the node's configuration from the flags and x's global
 // flags, or a usage error.
@@ -133,6 +143,9 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 		if !x.set[name] {
 			return cfg, usagef(x.cmd, "%v", f.envErrs[name])
 		}
+	}
+	if f.shutdownTimeout <= 0 {
+		return cfg, usagef(x.cmd, "--shutdown-timeout: %v is not a positive duration", f.shutdownTimeout)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
@@ -162,8 +175,15 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 		cfg.JoinToken = tok
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(x.stderr, &slog.HandlerOptions{Level: level}))
+	for _, hook := range serveTestHooks {
+		hook(&cfg)
+	}
 	return cfg, nil
 }
+
+// serveTestHooks adjust a node's configuration in test builds only (the
+// tenantkvfaults build tag, faults_hooks.go); a release binary has none.
+var serveTestHooks []func(*server.Config)
 
 func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 	var f serveFlags
@@ -173,6 +193,9 @@ func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 		if err != nil {
 			return err
 		}
+		// Files the node creates are its user's alone (0600, directories
+		// 0700); server.Start makes what already exists so.
+		restrictUmask()
 		srv, err := server.Start(ctx, cfg)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -185,18 +208,37 @@ func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 			operatorTokenNote(cfg.DataDir))
 		select {
 		case <-ctx.Done():
-			cfg.Logger.Info("shutting down", "cause", context.Cause(ctx))
+			cfg.Logger.Info("shutting down", "cause", context.Cause(ctx), "timeout", f.shutdownTimeout)
 		case <-srv.Done():
 			// The store failed: stop rather than serve from a node that
 			// can no longer apply the log.
-			srv.Close()
+			_ = closeWithin(srv, f.shutdownTimeout, cfg.Logger)
 			return fmt.Errorf("node stopped: %w", srv.Err())
 		}
-		if err := srv.Close(); err != nil {
+		if err := closeWithin(srv, f.shutdownTimeout, cfg.Logger); err != nil {
 			return fmt.Errorf("shutdown: %w", err)
 		}
 		cfg.Logger.Info("stopped")
 		return nil
+	}
+}
+
+// closeWithin closes srv, or gives up after d: an apply or a disk write
+// that hangs (a huge write, a dying disk) would otherwise hold the process
+// for as long. Exiting then is safe: every acknowledged write is in the
+// raft log, which the node replays on restart, and Pebble and the raft log
+// are crash-safe, so an exit mid-apply is no worse than a SIGKILL.
+func closeWithin(srv *server.Server, d time.Duration, logger *slog.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- srv.Close() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		logger.Error("shutdown did not finish in time; exiting anyway (the raft log replays on restart)", "timeout", d)
+		return fmt.Errorf("not finished after %v (--shutdown-timeout): exited with work in flight, which the raft log replays on restart", d)
 	}
 }
 
