@@ -37,6 +37,13 @@ certificates signed by that CA. A node with TLS dials the --join members over
 TLS too: it trusts --tls-ca (the system's roots without it) and presents its
 own certificate. Raft traffic (--raft) is not encrypted.
 
+Memory and connections: --memory-budget bounds the bytes of requests and
+answers in flight on the node, --max-conn-memory those of one connection;
+--max-connections and --max-connections-per-tenant cap connections (a
+tenant's max_connections limit overrides the latter), and --idle-timeout
+closes authenticated connections that send nothing. docs/OPERATIONS.md
+explains them.
+
 Raft timing flags left out (or 0) take raft's defaults: heartbeat and election
 timeouts 1s, snapshots checked every 2m and taken after 8192 new log entries.
 `,
@@ -86,6 +93,22 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 		}
 		fs.Uint64Var(p, name, *p, usage)
 	}
+	size := func(p *int64, name, usage string) {
+		if v := env(envName(name)); v != "" {
+			n, err := parseSize(v)
+			if err != nil {
+				f.envErrs[name] = fmt.Errorf("%s: %v", envName(name), err)
+			}
+			*p = n
+		}
+		fs.Func(name, usage, func(v string) error {
+			n, err := parseSize(v)
+			if err == nil {
+				*p = n
+			}
+			return err
+		})
+	}
 	cfg := &f.cfg
 	str(&cfg.DataDir, "data", "./data", "`DIR` holding the store, the raft log and the node ID")
 	str(&cfg.NodeID, "node-id", "", "node `ID`; empty: the one saved in the data directory, or a new random one")
@@ -99,7 +122,34 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	dur(&cfg.Raft.SnapshotInterval, "snapshot-interval", "check every `D` (randomly up to twice that) whether to snapshot; 0: 2m")
 	count(&cfg.Raft.SnapshotThreshold, "snapshot-threshold", "snapshot when `N` log entries were written since the last one; 0: 8192")
 	count(&cfg.Raft.TrailingLogs, "trailing-logs", "keep the last `N` log entries after a snapshot, for followers that lag; 0: 10240")
+	size(&cfg.MemoryBudget, "memory-budget", "bytes of requests and answers in flight on the node, all connections together (such as 512MiB or 2GiB); when spent, clients are not read until answers drain; 0: 1GiB")
+	size(&cfg.MaxConnMemory, "max-conn-memory", "the same for one connection: a client that does not read its answers stops being read at `SIZE`, and a request that would take more to decode is refused; 0: 64MiB")
+	dur(&cfg.WriteTimeout, "write-timeout", "close a connection whose answers could not be written for `D` (a client that stopped reading); 0: 30s")
+	count(&cfg.MaxConnections, "max-connections", "accept at most `N` client connections (operators get 64 more); 0: the file descriptor limit less a reserve for the store and peers, at most 10000")
+	count(&cfg.MaxConnectionsPerTenant, "max-connections-per-tenant", "accept at most `N` connections of one tenant; a tenant's max_connections limit overrides it; 0: a quarter of --max-connections")
+	dur(&cfg.IdleTimeout, "idle-timeout", "close an authenticated connection that sent nothing for `D` (the client library pings within it); 0: 5m")
 	str(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+}
+
+// parseSize parses a byte count: digits, optionally followed by KiB, MiB or
+// GiB (or K, M, G, also powers of 1024).
+func parseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size such as 1073741824, 512MiB or 2GiB", v)
+	}
+	return n * mult, nil
 }
 
 // config returns the node's configuration from the flags and x's global

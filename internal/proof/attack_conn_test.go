@@ -187,7 +187,7 @@ func memoryScale() int64 {
 
 const (
 	attackBudget  = 128 << 20 // the node's memory budget in these tests
-	attackConnMem = 16 << 20  // one connection's share
+	attackConnMem = 40 << 20  // one connection's share (at least twice the largest frame)
 )
 
 // TestAttackConnUnreadScans: a tenant pipelines 600 scans of 4 MB answers
@@ -346,6 +346,38 @@ func TestAttackConnTinyMutations(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Frames of 2 MiB of the same mutations fit a connection's memory:
+	// they are decoded (and refused by the handler), four at once.
+	small := make([]string, 4)
+	for i := range small {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rc, _, err := loginRaw(ctx, n.listen, attackTok)
+			if err != nil {
+				small[i] = err.Error()
+				return
+			}
+			defer rc.Close()
+			resp, _, err := rc.send(tinyMutationsFrame(uint64(i+10), 2<<20))
+			if err != nil {
+				small[i] = err.Error()
+				return
+			}
+			small[i] = fmt.Sprintf("%s: %s", resp.Code, resp.Msg)
+		}()
+	}
+	wg.Wait()
+	t.Logf("4 frames of 2 MiB of 4-byte mutations: answers %q", small)
+	// Let the victim show it is served.
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_ = poll(pctx, func() error {
+		if g.ops.Load() < 20 {
+			return errors.New("victim still warming")
+		}
+		return nil
+	})
 	top := peak.finish()
 	g.finish(t)
 	growth := top - base
@@ -477,7 +509,23 @@ func TestAttackConnIdleTimeout(t *testing.T) {
 
 var _ = net.Dial
 
-// attackConnPhase2 is filled in once tenants have a connection limit.
+// attackConnPhase2 lifts the attacker's tenant cap with its
+// max_connections limit, so that it fills the node: new tenant
+// connections are then refused, but the operator still gets in (its
+// reserve), and the node still has descriptors.
 func attackConnPhase2(t *testing.T, n *attackNode, admin *client.DB, attackTok string, open *[]*rawConn,
 	flood func(int) (int, string, error), served func(string, string)) {
+	t.Helper()
+	lots := uint64(100_000)
+	if _, err := admin.UpdateTenant(t.Context(), "attacker", &client.TenantUpdate{MaxConnections: &lots}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(*open)
+	refused, refusal, other := flood(1000)
+	t.Logf("max_connections %d for the attacker: %d more accepted (%d in all), %d refused (%q), then %v",
+		lots, len(*open)-before, len(*open), refused, refusal, other)
+	if refused == 0 || !strings.Contains(refusal, "too many connections") {
+		t.Errorf("the node took %d connections of one tenant and refused none past its cap (last error %v)", len(*open), other)
+	}
+	served("operator", n.token)
 }
