@@ -19,17 +19,21 @@ type TenantConfig struct {
 	Burst         uint64 // requests above OpsPerSec allowed in a burst
 	MaxConcurrent uint64 // requests in flight at once
 	MaxWatches    uint64 // watches open at once
-	Labels        map[string]string
+	// MaxConnections caps the tenant's connections on each node; zero
+	// means the node's default (serve --max-connections-per-tenant).
+	MaxConnections uint64
+	Labels         map[string]string
 }
 
 // Limits are a tenant's limits; zero means unlimited.
 type Limits struct {
-	MaxBytes      uint64
-	MaxKeys       uint64
-	OpsPerSec     uint64
-	Burst         uint64
-	MaxConcurrent uint64
-	MaxWatches    uint64
+	MaxBytes       uint64
+	MaxKeys        uint64
+	OpsPerSec      uint64
+	Burst          uint64
+	MaxConcurrent  uint64
+	MaxWatches     uint64
+	MaxConnections uint64 // connections on each node; zero: the node's default
 }
 
 // Usage is what a tenant stores and has done.
@@ -114,6 +118,9 @@ type TenantUpdate struct {
 	Burst         *uint64 // requests above OpsPerSec allowed in a burst
 	MaxConcurrent *uint64 // requests in flight at once
 	MaxWatches    *uint64 // watches open at once
+	// MaxConnections caps the tenant's connections on each node; zero
+	// means the node's default.
+	MaxConnections *uint64
 
 	// Labels, when not nil, replace all of the tenant's labels; a non-nil
 	// empty map removes every label. To change one label and keep the
@@ -151,10 +158,10 @@ func (db *DB) UpdateTenant(ctx context.Context, name string, u *TenantUpdate) (*
 		}
 		req.State = u.State
 		if u.MaxBytes != nil || u.MaxKeys != nil || u.OpsPerSec != nil || u.Burst != nil ||
-			u.MaxConcurrent != nil || u.MaxWatches != nil || u.Labels != nil {
+			u.MaxConcurrent != nil || u.MaxWatches != nil || u.MaxConnections != nil || u.Labels != nil {
 			req.Config = &wire.TenantConfig{
 				MaxBytes: u.MaxBytes, MaxKeys: u.MaxKeys, OpsPerSec: u.OpsPerSec, Burst: u.Burst,
-				MaxConcurrent: u.MaxConcurrent, MaxWatches: u.MaxWatches,
+				MaxConcurrent: u.MaxConcurrent, MaxWatches: u.MaxWatches, MaxConnections: u.MaxConnections,
 				Labels: maps.Clone(u.Labels), ReplaceLabels: u.Labels != nil,
 			}
 		}
@@ -328,13 +335,14 @@ func (cfg *TenantConfig) wire() *wire.TenantConfig {
 		return &v
 	}
 	return &wire.TenantConfig{
-		MaxBytes:      opt(cfg.MaxBytes),
-		MaxKeys:       opt(cfg.MaxKeys),
-		OpsPerSec:     opt(cfg.OpsPerSec),
-		Burst:         opt(cfg.Burst),
-		MaxConcurrent: opt(cfg.MaxConcurrent),
-		MaxWatches:    opt(cfg.MaxWatches),
-		Labels:        maps.Clone(cfg.Labels),
+		MaxBytes:       opt(cfg.MaxBytes),
+		MaxKeys:        opt(cfg.MaxKeys),
+		OpsPerSec:      opt(cfg.OpsPerSec),
+		Burst:          opt(cfg.Burst),
+		MaxConcurrent:  opt(cfg.MaxConcurrent),
+		MaxWatches:     opt(cfg.MaxWatches),
+		MaxConnections: opt(cfg.MaxConnections),
+		Labels:         maps.Clone(cfg.Labels),
 	}
 }
 

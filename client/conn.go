@@ -34,6 +34,10 @@ type conn struct {
 	nodeID   string // from the hello
 	operator bool
 	tenant   string
+	// keepAlive is how often the writer pings a connection it has written
+	// nothing to, a third of the idle timeout the node announced in its
+	// hello; zero (a node without one) means never.
+	keepAlive time.Duration
 
 	nextID atomic.Uint64
 	broken atomic.Bool   // set by fail; read without the lock on every request
@@ -169,6 +173,9 @@ func hello(ctx context.Context, nc net.Conn, addr string, o *Options) (*conn, er
 	if resp.Tenant != nil {
 		c.tenant = resp.Tenant.Name
 	}
+	if resp.IdleTimeout > 0 {
+		c.keepAlive = max(resp.IdleTimeout/3, 10*time.Millisecond)
+	}
 	c.nextID.Store(1) // the hello used 1
 	return c, nil
 }
@@ -261,14 +268,37 @@ func (e *sentCtxError) Unwrap() error { return e.err }
 
 // writeLoop writes whatever is queued, all of it in one write, until the
 // connection fails.
+//
+// On a connection it has written nothing to for keepAlive, it writes a
+// ping, so that the node does not close it as idle. The ping has an ID no
+// call waits for: the reader drops its answer.
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
+	var tick <-chan time.Time
+	if c.keepAlive > 0 {
+		t := time.NewTicker(c.keepAlive)
+		defer t.Stop()
+		tick = t.C
+	}
+	wrote := false // since the last tick
 	for {
 		select {
 		case <-c.wake:
 		case <-c.done:
 			return
+		case <-tick:
+			if wrote {
+				wrote = false
+				continue
+			}
+			ping, _ := wire.AppendRequestFrame(nil, &wire.Request{ID: c.nextID.Add(1), Op: wire.OpPing})
+			if _, err := c.nc.Write(ping); err != nil {
+				c.fail(err)
+				return
+			}
+			continue
 		}
+		wrote = true
 		c.mu.Lock()
 		if c.err != nil {
 			c.mu.Unlock()

@@ -72,6 +72,10 @@ var (
 	// the tenant's retained write history; read again, then watch from the
 	// version read.
 	ErrWatchTooOld = errors.New("tenantkv: watch version too old")
+	// ErrTooManyConnections: the node, or the tenant on that node, has as
+	// many connections as it allows (serve --max-connections,
+	// --max-connections-per-tenant, the tenant's MaxConnections).
+	ErrTooManyConnections = errors.New("tenantkv: too many connections")
 	// ErrInternal: the server failed; the message says no more.
 	ErrInternal = errors.New("tenantkv: internal error")
 	// ErrBadRequest: the server could not make sense of a request (a
@@ -101,35 +105,36 @@ func (c Code) String() string { return wire.Code(c).String() }
 // of the protocol has an entry; a code from a newer server that is missing
 // here matches no sentinel.
 var codeErrors = map[wire.Code]error{
-	wire.CodeInternal:         ErrInternal,
-	wire.CodeBadRequest:       ErrBadRequest,
-	wire.CodeUnknownOp:        ErrBadRequest,
-	wire.CodeUnauthenticated:  ErrPermissionDenied,
-	wire.CodePermissionDenied: ErrPermissionDenied,
-	wire.CodeNotFound:         ErrNotFound,
-	wire.CodeTenantNotFound:   ErrTenantNotFound,
-	wire.CodeTenantExists:     ErrTenantExists,
-	wire.CodeInvalidKey:       ErrInvalidKey,
-	wire.CodeKeyTooLarge:      ErrKeyTooLarge,
-	wire.CodeValueTooLarge:    ErrValueTooLarge,
-	wire.CodeInvalidRange:     ErrInvalidRange,
-	wire.CodeNotLeader:        ErrNotLeader,
-	wire.CodeCommitUnknown:    ErrCommitUnknown,
-	wire.CodeUnavailable:      ErrUnavailable,
-	wire.CodeFrameTooLarge:    ErrBadRequest,
-	wire.CodeVersionMismatch:  ErrBadRequest,
-	wire.CodeTenantReadOnly:   ErrTenantReadOnly,
-	wire.CodeTenantLocked:     ErrTenantLocked,
-	wire.CodeQuotaExceeded:    ErrQuotaExceeded,
-	wire.CodeRateLimited:      ErrRateLimited,
-	wire.CodeInvalidName:      ErrInvalidName,
-	wire.CodeTokenNotFound:    ErrTokenNotFound,
-	wire.CodeDeadline:         context.DeadlineExceeded,
-	wire.CodeConflict:         ErrConflict,
-	wire.CodeTxTooOld:         ErrTxTooOld,
-	wire.CodeTxTooLarge:       ErrTxTooLarge,
-	wire.CodeInvalidArgument:  ErrInvalidArgument,
-	wire.CodeWatchTooOld:      ErrWatchTooOld,
+	wire.CodeInternal:           ErrInternal,
+	wire.CodeBadRequest:         ErrBadRequest,
+	wire.CodeUnknownOp:          ErrBadRequest,
+	wire.CodeUnauthenticated:    ErrPermissionDenied,
+	wire.CodePermissionDenied:   ErrPermissionDenied,
+	wire.CodeNotFound:           ErrNotFound,
+	wire.CodeTenantNotFound:     ErrTenantNotFound,
+	wire.CodeTenantExists:       ErrTenantExists,
+	wire.CodeInvalidKey:         ErrInvalidKey,
+	wire.CodeKeyTooLarge:        ErrKeyTooLarge,
+	wire.CodeValueTooLarge:      ErrValueTooLarge,
+	wire.CodeInvalidRange:       ErrInvalidRange,
+	wire.CodeNotLeader:          ErrNotLeader,
+	wire.CodeCommitUnknown:      ErrCommitUnknown,
+	wire.CodeUnavailable:        ErrUnavailable,
+	wire.CodeFrameTooLarge:      ErrBadRequest,
+	wire.CodeVersionMismatch:    ErrBadRequest,
+	wire.CodeTenantReadOnly:     ErrTenantReadOnly,
+	wire.CodeTenantLocked:       ErrTenantLocked,
+	wire.CodeQuotaExceeded:      ErrQuotaExceeded,
+	wire.CodeRateLimited:        ErrRateLimited,
+	wire.CodeInvalidName:        ErrInvalidName,
+	wire.CodeTokenNotFound:      ErrTokenNotFound,
+	wire.CodeDeadline:           context.DeadlineExceeded,
+	wire.CodeConflict:           ErrConflict,
+	wire.CodeTxTooOld:           ErrTxTooOld,
+	wire.CodeTxTooLarge:         ErrTxTooLarge,
+	wire.CodeInvalidArgument:    ErrInvalidArgument,
+	wire.CodeWatchTooOld:        ErrWatchTooOld,
+	wire.CodeTooManyConnections: ErrTooManyConnections,
 }
 
 // Error is an error answered by a server. errors.Is(err, ErrNotFound) and

@@ -188,7 +188,7 @@ func (db *DB) ImportTenant(ctx context.Context, name string, r io.Reader, progre
 		_, err := db.CreateTenant(ctx, name, &TenantConfig{
 			MaxBytes: h.Limits.MaxBytes, MaxKeys: h.Limits.MaxKeys, OpsPerSec: h.Limits.OpsPerSec,
 			Burst: h.Limits.Burst, MaxConcurrent: h.Limits.MaxConcurrent, MaxWatches: h.Limits.MaxWatches,
-			Labels: h.Labels,
+			MaxConnections: h.Limits.MaxConnections, Labels: h.Labels,
 		})
 		if err != nil {
 			if errors.Is(err, ErrCommitUnknown) {

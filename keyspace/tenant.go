@@ -60,6 +60,9 @@ type Limits struct {
 	Burst         uint64 `msgpack:"burst,omitempty"`
 	MaxConcurrent uint64 `msgpack:"mc,omitempty"`
 	MaxWatches    uint64 `msgpack:"mw,omitempty"`
+	// MaxConnections caps the tenant's authenticated client connections on each
+	// node; zero means the node's default (--max-connections-per-tenant).
+	MaxConnections uint64 `msgpack:"mcn,omitempty"`
 }
 
 // Tenant is the replicated record of one tenant, stored in the system keyspace

@@ -88,6 +88,7 @@ func limitsFrom(base keyspace.Limits, cfg *wire.TenantConfig) keyspace.Limits {
 	set(&base.Burst, cfg.Burst)
 	set(&base.MaxConcurrent, cfg.MaxConcurrent)
 	set(&base.MaxWatches, cfg.MaxWatches)
+	set(&base.MaxConnections, cfg.MaxConnections)
 	return base
 }
 
@@ -197,6 +198,7 @@ func (s *Server) tenantInfo(t *keyspace.Tenant) *wire.TenantInfo {
 		Limits: wire.Limits{
 			MaxBytes: t.Limits.MaxBytes, MaxKeys: t.Limits.MaxKeys, OpsPerSec: t.Limits.OpsPerSec,
 			Burst: t.Limits.Burst, MaxConcurrent: t.Limits.MaxConcurrent, MaxWatches: t.Limits.MaxWatches,
+			MaxConnections: t.Limits.MaxConnections,
 		},
 	}
 	if n, err := s.store.EstimateTenantDiskUsage(t.ID); err == nil {

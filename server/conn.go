@@ -3,32 +3,64 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/keyspace"
 )
 
 const (
 	// maxInFlight bounds the requests one connection may have outstanding;
 	// the reader stops reading until one finishes, which pushes back on the
-	// client through TCP.
+	// client through TCP. The bytes they may hold are bounded apart
+	// (Config.MaxConnMemory).
 	maxInFlight = 256
 	// helloTimeout bounds how long a connection may take to authenticate.
 	helloTimeout = 10 * time.Second
 	// frameBodyTimeout bounds how long a frame's body may take to arrive
 	// once its header has.
 	frameBodyTimeout = 30 * time.Second
-	// writeTimeout bounds one write to a client that stopped reading.
-	writeTimeout = 30 * time.Second
 )
+
+// What a request reserves for its answer before it runs, by operation: a
+// scan or export page holds up to maxScanBytes of keys and values plus a
+// last pair and their encoding; a watch maxWatchBytes likewise. An answer
+// that turns out larger is charged as it is.
+const (
+	pageAnswerReserve  = maxScanBytes + 256<<10
+	watchAnswerReserve = maxWatchBytes + 256<<10
+	smallAnswerReserve = 16 << 10
+)
+
+func answerReserve(op wire.Op) int64 {
+	switch op {
+	case wire.OpScan, wire.OpExportTenant:
+		return pageAnswerReserve
+	case wire.OpWatch:
+		return watchAnswerReserve
+	case wire.OpGet:
+		return keyspace.MaxValueSize + smallAnswerReserve
+	}
+	return smallAnswerReserve
+}
 
 // conn is one client connection. Its reader goroutine decodes frames and
 // starts one goroutine per request (at most maxInFlight at once); its writer
 // goroutine coalesces finished responses into as few writes as possible.
+//
+// Memory: every byte a request holds (its frame, what decoding it
+// allocates, its answer, reserved before it runs and adjusted once it is
+// encoded, until it is written) is charged to the connection's budget
+// (Config.MaxConnMemory) and to the node's (Config.MemoryBudget), taken by
+// the reader before it reads further. A client that does not read its
+// answers therefore stops being read, and the writer closes it once a
+// write has been stuck for Config.WriteTimeout.
 type conn struct {
 	srv    *Server
 	nc     net.Conn
@@ -41,9 +73,43 @@ type conn struct {
 	sem        chan struct{}
 	wg         sync.WaitGroup
 	failOnce   sync.Once
+	mem        *byteBudget     // this connection's bytes
+	ctx        context.Context // ends when the connection fails
+	cancel     context.CancelFunc
+	inFlight   atomic.Int64
+	release    func() // uncounts the authenticated connection (connlimits.go)
+}
+
+// charge takes n bytes from the connection's budget and the node's,
+// waiting for both; it returns what to release.
+func (c *conn) charge(n int64) (int64, error) {
+	got, err := c.mem.acquire(c.ctx, n)
+	if err != nil {
+		return 0, err
+	}
+	// The node's share is the same amount: a request larger than the
+	// connection's budget was refused before.
+	if _, err := c.srv.mem.acquire(c.ctx, got); err != nil {
+		c.mem.release(got)
+		return 0, err
+	}
+	return got, nil
+}
+
+// uncharge gives n bytes back to both budgets.
+func (c *conn) uncharge(n int64) {
+	c.mem.release(n)
+	c.srv.mem.release(n)
+}
+
+// forceCharge takes n bytes from both budgets without waiting.
+func (c *conn) forceCharge(n int64) {
+	c.mem.force(n)
+	c.srv.mem.force(n)
 }
 
 func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+	defer s.releaseConn()
 	c := &conn{
 		srv:        s,
 		nc:         nc,
@@ -52,7 +118,11 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		sem:        make(chan struct{}, maxInFlight),
+		mem:        newByteBudget(s.cfg.MaxConnMemory),
+		release:    func() {},
 	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	defer c.cancel()
 	s.track(nc, true)
 	defer s.track(nc, false)
 	// The hello is bounded by helloTimeout as a whole; frames after it get
@@ -62,45 +132,93 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		nc.Close()
 		return
 	}
+	defer c.release()
 	fr.SetBodyTimeout(frameBodyTimeout)
+	fr.SetIdleTimeout(s.cfg.IdleTimeout)
+	// The frame body is charged once its header has arrived, before it is
+	// read: a spent budget leaves it in TCP.
+	var frameCharge int64
+	fr.SetAdmit(func(n int) error {
+		var err error
+		frameCharge, err = c.charge(int64(n))
+		return err
+	})
 	go c.writeLoop()
-	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		// Let the requests already started answer, then flush and close.
 		c.wg.Wait()
 		close(c.out)
 		<-c.writerDone
-		cancel()
 		nc.Close()
 	}()
 	for {
+		frameCharge = 0
 		body, err := fr.Read(s.maxFrame)
+		if err != nil {
+			c.uncharge(frameCharge) // taken for a body that did not arrive
+		}
+		if errors.Is(err, wire.ErrIdle) {
+			if c.inFlight.Load() > 0 || c.mem.inUse() > 0 {
+				continue // waiting on its own requests: not idle
+			}
+			s.connLimits.closedIdle.Add(1)
+			c.logger.Debug("closing idle connection", "idle_timeout", s.cfg.IdleTimeout)
+			return
+		}
 		if err != nil {
 			if errors.Is(err, wire.ErrFrameTooLarge) {
 				c.logger.Warn("closing connection", "error", err)
-				c.send(&wire.Response{Code: wire.CodeFrameTooLarge, Msg: err.Error()})
-			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.send(&wire.Response{Code: wire.CodeFrameTooLarge, Msg: err.Error()}, 0)
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, context.Canceled) {
 				c.logger.Debug("connection read", "error", err)
 			}
 			return
 		}
-		req := new(wire.Request)
-		if err := wire.DecodeRequest(body, req); err != nil {
-			// The frame boundary is intact, so the connection can go on.
-			c.send(&wire.Response{ID: req.ID, Code: wire.CodeBadRequest, Msg: "malformed request: " + err.Error()})
+		// What decoding will allocate, charged before it does; a request
+		// that would take more than the connection's whole budget is
+		// refused undecoded (the frame boundary is intact).
+		cost, id := wire.DecodeCost(body)
+		if int64(cost)+int64(len(body)) > s.cfg.MaxConnMemory {
+			c.uncharge(frameCharge)
+			s.connLimits.refusedDecode.Add(1)
+			c.send(&wire.Response{ID: id, Code: wire.CodeTxTooLarge, Msg: fmt.Sprintf(
+				"request too large: decoding it would take %d bytes, more than a connection may hold (%d)", cost, s.cfg.MaxConnMemory)}, 0)
 			continue
+		}
+		decodeCharge, err := c.charge(int64(cost))
+		if err != nil {
+			c.uncharge(frameCharge)
+			return
+		}
+		req := new(wire.Request)
+		err = wire.DecodeRequest(body, req)
+		c.uncharge(frameCharge) // the frame buffer is reused from here on
+		if err != nil {
+			c.uncharge(decodeCharge)
+			// The frame boundary is intact, so the connection can go on.
+			c.send(&wire.Response{ID: req.ID, Code: wire.CodeBadRequest, Msg: "malformed request: " + err.Error()}, 0)
+			continue
+		}
+		answer, err := c.charge(answerReserve(req.Op))
+		if err != nil {
+			c.uncharge(decodeCharge)
+			return
 		}
 		select {
 		case c.sem <- struct{}{}:
 		case <-c.done:
+			c.uncharge(decodeCharge + answer)
 			return
 		}
 		c.wg.Add(1)
+		c.inFlight.Add(1)
 		go func() {
-			defer func() { <-c.sem; c.wg.Done() }()
-			resp := c.srv.handle(ctx, c.p, req)
+			defer func() { <-c.sem; c.inFlight.Add(-1); c.wg.Done() }()
+			resp := c.srv.handle(c.ctx, c.p, req)
 			resp.ID = req.ID
-			c.send(resp)
+			req = nil
+			c.uncharge(decodeCharge)
+			c.send(resp, answer)
 		}()
 	}
 }
@@ -146,7 +264,15 @@ func (c *conn) hello(fr *wire.FrameReader) bool {
 		return false
 	}
 	c.p = p
-	resp := &wire.Response{ID: req.ID, Version: wire.ProtocolVersion, NodeID: c.srv.cfg.NodeID, Operator: p.operator}
+	release, refusal := c.srv.admitPrincipal(p)
+	if refusal != nil {
+		refusal.ID = req.ID
+		c.writeDirect(refusal)
+		return false
+	}
+	c.release = release
+	resp := &wire.Response{ID: req.ID, Version: wire.ProtocolVersion, NodeID: c.srv.cfg.NodeID, Operator: p.operator,
+		IdleTimeout: c.srv.cfg.IdleTimeout}
 	if !p.operator {
 		if t, err := c.srv.tenantOfToken(p); err == nil {
 			resp.Tenant = &wire.TenantInfo{ID: uint64(t.ID), Name: t.Name, State: t.State.String()}
@@ -160,20 +286,29 @@ func (c *conn) writeDirect(resp *wire.Response) bool {
 	if err != nil {
 		return false
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	_, err = c.nc.Write(buf)
 	return err == nil
 }
 
-// send queues a response; it drops it if the connection is closing.
-func (c *conn) send(resp *wire.Response) {
+// send queues a response, whose request reserved reserved bytes for it:
+// the reservation becomes the encoded frame's size (taken without waiting
+// when it is larger), released once the writer wrote it. It drops the
+// response if the connection is closing.
+func (c *conn) send(resp *wire.Response, reserved int64) {
 	buf, err := wire.AppendResponseFrame(nil, resp)
 	if err != nil {
 		buf, _ = wire.AppendResponseFrame(nil, &wire.Response{ID: resp.ID, Code: wire.CodeInternal, Msg: "encode response"})
 	}
+	if n := int64(len(buf)); n > reserved {
+		c.forceCharge(n - reserved)
+	} else {
+		c.uncharge(reserved - n)
+	}
 	select {
 	case c.out <- buf:
 	case <-c.done:
+		c.uncharge(int64(len(buf)))
 	}
 }
 
@@ -194,10 +329,18 @@ func (c *conn) writeLoop() {
 				break drain
 			}
 		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := c.nc.Write(batch); err != nil {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		_, err := c.nc.Write(batch)
+		c.uncharge(int64(len(batch)))
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.srv.connLimits.closedSlow.Add(1)
+				c.logger.Info("closing a connection that does not read its answers", "write_timeout", c.srv.cfg.WriteTimeout)
+			}
 			c.fail()
-			for range c.out {
+			for f := range c.out {
+				c.uncharge(int64(len(f)))
 			}
 			return
 		}
@@ -207,11 +350,12 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// fail marks the connection broken: senders stop queueing and the reader
-// is woken by the close.
+// fail marks the connection broken: senders stop queueing, waits for
+// memory end, and the reader is woken by the close.
 func (c *conn) fail() {
 	c.failOnce.Do(func() {
 		close(c.done)
+		c.cancel()
 		c.nc.Close()
 	})
 }

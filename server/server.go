@@ -83,6 +83,38 @@ type Config struct {
 	InsecurePeers bool
 	// MaxFrame caps a request frame; 0 means wire.DefaultMaxFrame.
 	MaxFrame int
+	// MemoryBudget caps the bytes of requests and answers in flight on the
+	// node, across all client connections: frame bodies being read and
+	// decoded, what running requests reserve for their answers (a scan its
+	// 4 MiB page), and answers queued or being written. When it is spent,
+	// connections are not read until answers drain, which pushes back on
+	// the clients through TCP. 0 means DefaultMemoryBudget.
+	MemoryBudget int64
+	// MaxConnMemory caps the same bytes for one connection: a client that
+	// does not read its answers stops being read once it is reached, and a
+	// request that would take more than this to decode is refused. 0 means
+	// DefaultMaxConnMemory, or 4×MaxFrame if that is larger. It must be at
+	// least 2×MaxFrame and at most MemoryBudget.
+	MaxConnMemory int64
+	// WriteTimeout closes a connection whose answers could not be written
+	// for this long: a client that stopped reading. 0 means 30s.
+	WriteTimeout time.Duration
+	// MaxConnections caps the client connections of the node, before and
+	// after authentication. Operator connections may exceed it by
+	// OperatorConnReserve, so that an operator can always get in. 0 means
+	// the file descriptor limit (RLIMIT_NOFILE) less a reserve for the
+	// store, raft and peers (a quarter of it, between 128 and 4096), at
+	// most DefaultMaxConnections.
+	MaxConnections uint64
+	// MaxConnectionsPerTenant caps the authenticated connections of one
+	// tenant on the node; a tenant's max_connections limit overrides it.
+	// Operator connections are not counted. 0 means a quarter of
+	// MaxConnections.
+	MaxConnectionsPerTenant uint64
+	// IdleTimeout closes an authenticated connection that sent nothing for
+	// this long and has no request in flight. The hello answer tells the
+	// client, whose library pings well within it. 0 means 5m.
+	IdleTimeout time.Duration
 	// Raft tunes the replication layer; zero fields mean its defaults.
 	Raft RaftTuning
 	// Logger receives structured logs; nil discards them.
@@ -139,6 +171,9 @@ func (c *Config) Validate() error {
 		return errors.New("server: negative MaxFrame")
 	}
 	if err := c.validatePeerTLS(); err != nil {
+		return err
+	}
+	if err := c.validateConnLimits(); err != nil {
 		return err
 	}
 	return c.Raft.validate()
@@ -201,6 +236,7 @@ func (c *Config) setDefaults() {
 	if c.MaxFrame == 0 {
 		c.MaxFrame = wire.DefaultMaxFrame
 	}
+	c.setConnDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -225,6 +261,8 @@ type Server struct {
 	registry       *prometheus.Registry // node-level series, served to every scrape
 	tenantRegistry *prometheus.Registry // per-tenant series (metrics.go)
 	watches        watchHub             // watch.go
+	mem            *byteBudget          // MemoryBudget, shared by every connection
+	connLimits     connLimits           // connlimits.go
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -263,6 +301,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cfg.NodeID = id
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("node", id), maxFrame: cfg.MaxFrame, conns: map[net.Conn]struct{}{}}
+	s.mem = newByteBudget(cfg.MemoryBudget)
+	s.connLimits.byTenant = map[keyspace.TenantID]int{}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -330,7 +370,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.usage = newUsageTracker(s.tenantName, s.exactUsage)
 	s.registry = prometheus.NewRegistry()
 	s.registry.MustRegister(collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), nodeCollector{s})
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), nodeCollector{s}, connCollector{s})
 	s.tenantRegistry = prometheus.NewRegistry()
 	s.tenantRegistry.MustRegister(s.usage)
 	s.wg.Add(2)
@@ -494,6 +534,9 @@ func (s *Server) acceptLoop() {
 	defer s.wg.Done()
 	for {
 		nc, err := s.ln.Accept()
+		if err == nil && !s.admitConn(nc) {
+			continue // refused: over MaxConnections and the operators' reserve
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return

@@ -139,12 +139,13 @@ func newKVJSON(key, value []byte) kvJSON {
 }
 
 type limitsJSON struct {
-	MaxBytes      uint64 `json:"max_bytes"`
-	MaxKeys       uint64 `json:"max_keys"`
-	OpsPerSec     uint64 `json:"ops_per_sec"`
-	Burst         uint64 `json:"burst"`
-	MaxConcurrent uint64 `json:"max_concurrent"`
-	MaxWatches    uint64 `json:"max_watches"`
+	MaxBytes       uint64 `json:"max_bytes"`
+	MaxKeys        uint64 `json:"max_keys"`
+	OpsPerSec      uint64 `json:"ops_per_sec"`
+	Burst          uint64 `json:"burst"`
+	MaxConcurrent  uint64 `json:"max_concurrent"`
+	MaxWatches     uint64 `json:"max_watches"`
+	MaxConnections uint64 `json:"max_connections"`
 }
 
 type usageJSON struct {
@@ -309,6 +310,7 @@ func formatLimits(l client.Limits) string {
 	}{
 		{"max_bytes", l.MaxBytes}, {"max_keys", l.MaxKeys}, {"ops_per_sec", l.OpsPerSec},
 		{"burst", l.Burst}, {"max_concurrent", l.MaxConcurrent}, {"max_watches", l.MaxWatches},
+		{"max_connections", l.MaxConnections},
 	} {
 		if f.v != 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", f.name, f.v))

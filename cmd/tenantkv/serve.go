@@ -46,6 +46,13 @@ node refuses a --raft or --raft-advertise address that is not loopback unless
 --insecure-peers (TENANTKV_INSECURE_PEERS=true) is given: anyone who reaches
 an unauthenticated raft port can forge log entries. See docs/OPERATIONS.md.
 
+Memory and connections: --memory-budget bounds the bytes of requests and
+answers in flight on the node, --max-conn-memory those of one connection;
+--max-connections and --max-connections-per-tenant cap connections (a
+tenant's max_connections limit overrides the latter), and --idle-timeout
+closes authenticated connections that send nothing. docs/OPERATIONS.md
+explains them.
+
 Raft timing flags left out (or 0) take raft's defaults: heartbeat and election
 timeouts 1s, snapshots checked every 2m and taken after 8192 new log entries.
 `,
@@ -107,6 +114,22 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 		}
 		fs.BoolVar(p, name, *p, usage)
 	}
+	size := func(p *int64, name, usage string) {
+		if v := env(envName(name)); v != "" {
+			n, err := parseSize(v)
+			if err != nil {
+				f.envErrs[name] = fmt.Errorf("%s: %v", envName(name), err)
+			}
+			*p = n
+		}
+		fs.Func(name, usage, func(v string) error {
+			n, err := parseSize(v)
+			if err == nil {
+				*p = n
+			}
+			return err
+		})
+	}
 	cfg := &f.cfg
 	str(&cfg.DataDir, "data", "./data", "`DIR` holding the store, the raft log and the node ID")
 	str(&cfg.NodeID, "node-id", "", "node `ID`; empty: the one saved in the data directory, or a new random one")
@@ -124,6 +147,12 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	dur(&cfg.Raft.SnapshotInterval, "snapshot-interval", "check every `D` (randomly up to twice that) whether to snapshot; 0: 2m")
 	count(&cfg.Raft.SnapshotThreshold, "snapshot-threshold", "snapshot when `N` log entries were written since the last one; 0: 8192")
 	count(&cfg.Raft.TrailingLogs, "trailing-logs", "keep the last `N` log entries after a snapshot, for followers that lag; 0: 10240")
+	size(&cfg.MemoryBudget, "memory-budget", "bytes of requests and answers in flight on the node, all connections together (such as 512MiB or 2GiB); when spent, clients are not read until answers drain; 0: 1GiB")
+	size(&cfg.MaxConnMemory, "max-conn-memory", "the same for one connection: a client that does not read its answers stops being read at `SIZE`, and a request that would take more to decode is refused; 0: 64MiB")
+	dur(&cfg.WriteTimeout, "write-timeout", "close a connection whose answers could not be written for `D` (a client that stopped reading); 0: 30s")
+	count(&cfg.MaxConnections, "max-connections", "accept at most `N` client connections (operators get 64 more); 0: the file descriptor limit less a reserve for the store and peers, at most 10000")
+	count(&cfg.MaxConnectionsPerTenant, "max-connections-per-tenant", "accept at most `N` connections of one tenant; a tenant's max_connections limit overrides it; 0: a quarter of --max-connections")
+	dur(&cfg.IdleTimeout, "idle-timeout", "close an authenticated connection that sent nothing for `D` (the client library pings within it); 0: 5m")
 	str(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	boolean(&cfg.Debug, "debug", "serve /debug/pprof/* and POST /debug/flush on --http, without authentication")
 	boolean(&cfg.MetricsTenantLabels, "metrics-tenant-labels", "serve the per-tenant series of /metrics (tenant names, traffic, usage) to every scrape, not only to one with an operator token")
@@ -134,6 +163,27 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 // defaultShutdownTimeout bounds a graceful stop when --shutdown-timeout is
 // not given.
 const defaultShutdownTimeout = 10 * time.Second
+
+// parseSize parses a byte count: digits, optionally followed by KiB, MiB or
+// GiB (or K, M, G, also powers of 1024).
+func parseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size such as 1073741824, 512MiB or 2GiB", v)
+	}
+	return n * mult, nil
+}
 
 // config returns the node's configuration from the flags and x's global
 // flags, or a usage error.

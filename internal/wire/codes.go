@@ -39,6 +39,9 @@ const (
 	CodeTxTooLarge       Code = 27
 	CodeInvalidArgument  Code = 28
 	CodeWatchTooOld      Code = 29
+	// CodeTooManyConnections: the node, or the tenant on this node, has
+	// as many connections as it allows; the connection is closed.
+	CodeTooManyConnections Code = 30
 )
 
 var codeNames = map[Code]string{
@@ -56,7 +59,7 @@ var codeNames = map[Code]string{
 	CodeTokenNotFound: "token not found", CodeDeadline: "deadline exceeded",
 	CodeConflict: "transaction conflict", CodeTxTooOld: "transaction too old",
 	CodeTxTooLarge: "transaction too large", CodeInvalidArgument: "invalid argument",
-	CodeWatchTooOld: "watch version too old",
+	CodeWatchTooOld: "watch version too old", CodeTooManyConnections: "too many connections",
 }
 
 func (c Code) String() string {

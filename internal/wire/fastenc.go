@@ -204,6 +204,7 @@ func appendResponseFast(dst []byte, resp *Response) []byte {
 	dst = m.int(dst, "ver", resp.Version)
 	dst = m.str(dst, "nid", resp.NodeID)
 	dst = m.flag(dst, "op", resp.Operator)
+	dst = m.i64(dst, "it", int64(resp.IdleTimeout))
 	dst = m.str(dst, "tok", resp.Token)
 	dst = m.str(dst, "tid", resp.TokenID)
 	dst = m.str(dst, "nx", resp.Next)

@@ -76,7 +76,7 @@ func TestFastEncoderMatchesLibrary(t *testing.T) {
 		}
 		resp := &Response{
 			ID: num(), Code: Code(r.IntN(40)), Msg: str(), Value: bin(), More: flag(), Leader: str(),
-			RetryAfter: time.Duration(inum()), Version: int(inum()), NodeID: str(), Operator: flag(),
+			RetryAfter: time.Duration(inum()), Version: int(inum()), NodeID: str(), Operator: flag(), IdleTimeout: time.Duration(inum()),
 			Token: str(), TokenID: str(), Next: str(), DataVersion: num(), TenantID: num(), Swapped: flag(),
 			RateLimit: num(), RateBurst: num(),
 		}
@@ -111,8 +111,8 @@ func TestFastEncoderKnowsEveryField(t *testing.T) {
 	if n := reflect.TypeOf(Request{}).NumField(); n != 30 {
 		t.Errorf("Request has %d fields; appendRequestFast writes 27 and leaves Muts, Config and Reads to the library: update it", n)
 	}
-	if n := reflect.TypeOf(Response{}).NumField(); n != 24 {
-		t.Errorf("Response has %d fields; appendResponseFast writes 19 and leaves Tenant, Tenants, Tokens, Cluster and Events to the library: update it", n)
+	if n := reflect.TypeOf(Response{}).NumField(); n != 25 {
+		t.Errorf("Response has %d fields; appendResponseFast writes 20 and leaves Tenant, Tenants, Tokens, Cluster and Events to the library: update it", n)
 	}
 }
 

@@ -24,6 +24,10 @@ const (
 // than the reader's maximum. The connection cannot be resynchronised after it.
 var ErrFrameTooLarge = errors.New("tenantkv: frame too large")
 
+// ErrIdle is returned by Read when no byte of a new frame arrived within
+// the idle timeout. Nothing was consumed: Read may be called again.
+var ErrIdle = errors.New("tenantkv: connection idle")
+
 // FrameReader reads frames from a stream, reusing one buffer.
 type FrameReader struct {
 	r   *bufio.Reader
@@ -33,6 +37,14 @@ type FrameReader struct {
 	// hold a partly read frame open.
 	conn        deadliner
 	bodyTimeout time.Duration
+	// admit, when set, is called with a frame's body size once its header
+	// has arrived and before any of the body is read or allocated; an
+	// error ends Read. The server charges the body to its memory budget
+	// there, so that a budget spent holds the body back in TCP.
+	admit func(n int) error
+	// idleTimeout, when set, bounds the wait for the first byte of a
+	// frame (Read returns ErrIdle).
+	idleTimeout time.Duration
 }
 
 type deadliner interface{ SetReadDeadline(time.Time) error }
@@ -53,6 +65,15 @@ func NewConnFrameReader(c net.Conn, bodyTimeout time.Duration) *FrameReader {
 // NewConnFrameReader; zero turns it off.
 func (fr *FrameReader) SetBodyTimeout(d time.Duration) { fr.bodyTimeout = d }
 
+// SetAdmit sets the function Read calls with each body size before it
+// reads the body (nil: none).
+func (fr *FrameReader) SetAdmit(f func(n int) error) { fr.admit = f }
+
+// SetIdleTimeout makes Read of a reader made by NewConnFrameReader return
+// ErrIdle when no byte of the next frame arrives within d; zero turns it
+// off. The header and body then share the body timeout.
+func (fr *FrameReader) SetIdleTimeout(d time.Duration) { fr.idleTimeout = d }
+
 // growStep is how much body buffer is allocated ahead of the bytes that
 // actually arrived: a header announcing a large frame costs nothing until
 // the sender delivers.
@@ -63,12 +84,37 @@ const growStep = 64 << 10
 // returns io.EOF; a stream cut inside a frame returns io.ErrUnexpectedEOF.
 func (fr *FrameReader) Read(limit int) ([]byte, error) {
 	var hdr [HeaderLen]byte
+	idle := fr.conn != nil && fr.idleTimeout > 0
+	if idle && fr.r.Buffered() == 0 {
+		_ = fr.conn.SetReadDeadline(time.Now().Add(fr.idleTimeout))
+		if _, err := fr.r.Peek(1); err != nil {
+			_ = fr.conn.SetReadDeadline(time.Time{})
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil, ErrIdle
+			}
+			return nil, err
+		}
+		if fr.bodyTimeout > 0 {
+			_ = fr.conn.SetReadDeadline(time.Now().Add(fr.bodyTimeout))
+		} else {
+			_ = fr.conn.SetReadDeadline(time.Time{})
+		}
+	}
 	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := int(binary.BigEndian.Uint32(hdr[:]))
 	if uint64(n) > uint64(limit) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, limit)
+	}
+	if idle && n == 0 {
+		_ = fr.conn.SetReadDeadline(time.Time{})
+	}
+	if fr.admit != nil {
+		if err := fr.admit(n); err != nil {
+			return nil, err
+		}
 	}
 	if fr.conn != nil && fr.bodyTimeout > 0 && n > 0 {
 		_ = fr.conn.SetReadDeadline(time.Now().Add(fr.bodyTimeout))
@@ -94,8 +140,9 @@ func (fr *FrameReader) Read(limit int) ([]byte, error) {
 			return nil, err
 		}
 	}
-	// Do not keep a huge buffer alive after one large frame.
-	if cap(body) > 1<<20 && n < 1<<20 {
+	// Do not keep a large buffer alive after a large frame: an idle
+	// connection would hold it for as long as it stays open.
+	if cap(body) > 1<<20 {
 		fr.buf = nil
 	} else {
 		fr.buf = body

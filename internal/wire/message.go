@@ -147,14 +147,15 @@ type Event struct {
 // clears them); without it, a non-empty Labels replaces them and an absent
 // one leaves them unchanged, as before ReplaceLabels existed.
 type TenantConfig struct {
-	MaxBytes      *uint64           `msgpack:"mb,omitempty"`
-	MaxKeys       *uint64           `msgpack:"mk,omitempty"`
-	OpsPerSec     *uint64           `msgpack:"ops,omitempty"`
-	Burst         *uint64           `msgpack:"burst,omitempty"`
-	MaxConcurrent *uint64           `msgpack:"mc,omitempty"`
-	MaxWatches    *uint64           `msgpack:"mw,omitempty"`
-	Labels        map[string]string `msgpack:"lbl,omitempty"`
-	ReplaceLabels bool              `msgpack:"rl,omitempty"`
+	MaxBytes       *uint64           `msgpack:"mb,omitempty"`
+	MaxKeys        *uint64           `msgpack:"mk,omitempty"`
+	OpsPerSec      *uint64           `msgpack:"ops,omitempty"`
+	Burst          *uint64           `msgpack:"burst,omitempty"`
+	MaxConcurrent  *uint64           `msgpack:"mc,omitempty"`
+	MaxWatches     *uint64           `msgpack:"mw,omitempty"`
+	MaxConnections *uint64           `msgpack:"mcn,omitempty"`
+	Labels         map[string]string `msgpack:"lbl,omitempty"`
+	ReplaceLabels  bool              `msgpack:"rl,omitempty"`
 }
 
 // LabelsUpdate returns the labels an update sets, and whether it sets any:
@@ -215,12 +216,13 @@ type TenantInfo struct {
 
 // Limits are a tenant's limits; zero means unlimited.
 type Limits struct {
-	MaxBytes      uint64 `msgpack:"mb,omitempty"`
-	MaxKeys       uint64 `msgpack:"mk,omitempty"`
-	OpsPerSec     uint64 `msgpack:"ops,omitempty"`
-	Burst         uint64 `msgpack:"burst,omitempty"`
-	MaxConcurrent uint64 `msgpack:"mc,omitempty"`
-	MaxWatches    uint64 `msgpack:"mw,omitempty"`
+	MaxBytes       uint64 `msgpack:"mb,omitempty"`
+	MaxKeys        uint64 `msgpack:"mk,omitempty"`
+	OpsPerSec      uint64 `msgpack:"ops,omitempty"`
+	Burst          uint64 `msgpack:"burst,omitempty"`
+	MaxConcurrent  uint64 `msgpack:"mc,omitempty"`
+	MaxWatches     uint64 `msgpack:"mw,omitempty"`
+	MaxConnections uint64 `msgpack:"mcn,omitempty"`
 }
 
 // Usage is what a tenant uses and has done.
@@ -283,6 +285,10 @@ type Response struct {
 	Version  int    `msgpack:"ver,omitempty"`
 	NodeID   string `msgpack:"nid,omitempty"`
 	Operator bool   `msgpack:"op,omitempty"`
+	// IdleTimeout is how long the node keeps an authenticated connection
+	// that sends nothing; the client pings well within it. Zero: no
+	// timeout, or a node that predates it.
+	IdleTimeout time.Duration `msgpack:"it,omitempty"`
 
 	// Administration.
 	Tenant  *TenantInfo    `msgpack:"t,omitempty"`
@@ -368,10 +374,11 @@ func AppendResponseFrame(dst []byte, resp *Response) ([]byte, error) {
 	return dst, FinishFrame(dst, start)
 }
 
-// DecodeRequest decodes a request body. The decoded byte slices do not alias b.
+// DecodeRequest decodes a request body. The decoded byte slices do not alias
+// b. It allocates about DecodeCost(b) bytes (decode.go).
 func DecodeRequest(b []byte, req *Request) error {
 	*req = Request{}
-	if err := unmarshal(b, req); err != nil {
+	if err := unmarshalRequest(b, req); err != nil {
 		return fmt.Errorf("wire: decode request: %w", err)
 	}
 	return nil
