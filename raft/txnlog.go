@@ -60,8 +60,12 @@ const (
 	HistoryMaxEntries = 100_000
 	// HistoryMaxBytes caps the record bytes kept per tenant.
 	HistoryMaxBytes = 64 << 20
+	// HistoryMaxIndexBytes caps the memory of a tenant's conflict index,
+	// as recordCost counts it: the history is pruned to stay within it.
+	HistoryMaxIndexBytes = 16 << 20
 
-	prunePerWrite  = 8
+	prunePerWrite    = 8
+	prunePerWriteMax = 1024
 	logChunkTarget = 256 << 10
 
 	versionName = "ver"
