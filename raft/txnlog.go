@@ -66,7 +66,7 @@ const (
 
 	prunePerWrite    = 8
 	prunePerWriteMax = 1024
-	logChunkTarget = 256 << 10
+	logChunkTarget   = 256 << 10
 
 	versionName = "ver"
 	logPrefix   = "log/"
