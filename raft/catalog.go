@@ -41,6 +41,10 @@ type catalog struct {
 	// expiry orders the tenants with prunable history by the age of their
 	// oldest entry (historymem.go). Only the apply goroutine uses it.
 	expiry *expiryQueue
+	// sweeps lists tenants whose conflict index holds many dead
+	// boundaries, to sweep a little on every write (sweepHistories). Only
+	// the apply goroutine uses it; it is local, not replicated state.
+	sweeps []keyspace.TenantID
 }
 
 // tenantState is what the catalog holds per tenant.
@@ -243,7 +247,7 @@ func (c *catalog) merge(p *pending) {
 func (c *catalog) replace(n *catalog) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.tenants, c.names, c.tokens, c.byTenant, c.expiry = n.tenants, n.names, n.tokens, n.byTenant, n.expiry
+	c.tenants, c.names, c.tokens, c.byTenant, c.expiry, c.sweeps = n.tenants, n.names, n.tokens, n.byTenant, n.expiry, nil
 }
 
 // pending is the catalog changes of the batch being applied: a nil entry or

@@ -45,6 +45,10 @@ type history struct {
 	txnQ []txnRef
 	tOff int
 	idx  conflictIndex
+	// records counts the retained entries' records; sweepQueued is set
+	// while the tenant waits in the catalog's sweep queue.
+	records     uint64
+	sweepQueued bool
 }
 
 // headInfo is what the applier keeps of a retained entry (its version is
@@ -104,6 +108,7 @@ func (h *history) write(version uint64, kind OpKind, key, end []byte) {
 	c := recordCost(key, end)
 	hd.cost += c
 	hd.records++
+	h.records++
 	h.cost += c
 	start := bytes.Clone(key)
 	var stop []byte
@@ -133,6 +138,7 @@ func (h *history) pop() headInfo {
 	h.first++
 	h.floor = h.first - 1
 	h.cost -= min(hd.cost, h.cost)
+	h.records -= min(uint64(hd.records), h.records)
 	for h.tOff < len(h.txnQ) && h.txnQ[h.tOff].version < h.first {
 		r := h.txnQ[h.tOff]
 		h.txnQ[h.tOff] = txnRef{}
@@ -153,6 +159,15 @@ func (h *history) pop() headInfo {
 	h.idx.sweep(h.floor, 2*int(hd.records)+2)
 	return hd
 }
+
+// excess reports whether the index holds many more boundaries than the
+// retained records make (at most two each): dead ones left for the sweep.
+// The caller holds mu.
+func (h *history) excess() bool { return uint64(h.idx.nodes) > 4*h.records+64 }
+
+// sweepSteps is how many boundaries of a tenant in the sweep queue a write
+// examines (sweepHistories).
+const sweepSteps = 1024
 
 // txnAfter returns the version of the first retained entry after version
 // rv that carries txnID, or 0. The caller holds mu.

@@ -171,6 +171,10 @@ func (a *applier) pruneOldest(id keyspace.TenantID, st *versionState, h *history
 		}
 	}
 	h.pop()
+	if !h.sweepQueued && h.excess() {
+		h.sweepQueued = true
+		a.cat.sweeps = append(a.cat.sweeps, id)
+	}
 	st.First++
 	st.Count--
 	st.Bytes -= min(head.size, st.Bytes)
@@ -216,7 +220,40 @@ func (a *applier) expireHistories(at int64) error {
 	if q.Len() > 4*len(a.cat.tenants)+4096 {
 		a.rebuildExpiry()
 	}
+	a.sweepHistories()
 	return nil
+}
+
+// sweepHistories removes up to sweepSteps dead boundaries from the conflict
+// index of the first tenant in the sweep queue: one whose history was
+// pruned faster than its own writes swept it (a tenant that went idle, its
+// history expired by the writes of others). Sweeping changes no answer, so
+// it needs no agreement between replicas: the queue is local.
+func (a *applier) sweepHistories() {
+	c := a.cat
+	for len(c.sweeps) > 0 {
+		id := c.sweeps[0]
+		e := a.entry(id)
+		if e == nil || e.hist == nil {
+			c.sweeps = c.sweeps[1:] // gone
+			continue
+		}
+		h := e.hist
+		h.mu.Lock()
+		h.idx.sweep(h.floor, sweepSteps)
+		done := !h.excess()
+		if done {
+			h.sweepQueued = false
+		}
+		h.mu.Unlock()
+		if done {
+			c.sweeps = c.sweeps[1:]
+			if len(c.sweeps) == 0 {
+				c.sweeps = nil
+			}
+		}
+		return
+	}
 }
 
 // rebuildExpiry replaces the expiry queue by one without stale items.
