@@ -152,6 +152,13 @@ func (x *conflictIndex) first(k []byte) *inode {
 // end is the end of the tenant. The index takes ownership of start and
 // end. Versions must not go down.
 func (x *conflictIndex) assign(start, end []byte, ver uint64) {
+	if end != nil && len(end) == len(start)+1 && end[len(start)] == 0 && bytes.HasPrefix(end, start) {
+		// A point write of a key written before: both its boundaries are
+		// there, and only the version of the first changes.
+		if n := x.first(end); n != nil && bytes.Equal(n.key, end) && setVersion(x.root, start, ver) {
+			return
+		}
+	}
 	var atEnd uint64
 	if end != nil {
 		atEnd = x.at(end)
@@ -169,6 +176,27 @@ func (x *conflictIndex) assign(start, end []byte, ver uint64) {
 		mid = join(mid, x.newNode(end, atEnd))
 	}
 	x.root = join(join(lo, mid), hi)
+}
+
+// setVersion sets the version of the node at key k in t, if there is one,
+// and reports whether there was.
+func setVersion(t *inode, k []byte, ver uint64) bool {
+	if t == nil {
+		return false
+	}
+	var ok bool
+	switch c := bytes.Compare(k, t.key); {
+	case c < 0:
+		ok = setVersion(t.left, k, ver)
+	case c > 0:
+		ok = setVersion(t.right, k, ver)
+	default:
+		t.ver, ok = ver, true
+	}
+	if ok {
+		t.fix()
+	}
+	return ok
 }
 
 func leftmost(t *inode) *inode {

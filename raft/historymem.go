@@ -119,9 +119,12 @@ func (h *history) write(version uint64, kind OpKind, key, end []byte) {
 		stop = bytes.Clone(end)
 	} // an empty end: to the end of the tenant
 	h.idx.assign(start, stop, version)
-	// Sweep a little for every record added: the index then holds few
-	// boundaries beyond those of the retained entries.
-	h.idx.sweep(h.floor, 4)
+	// Sweep a little for every record added while dead boundaries make up
+	// a good part of the index: it then holds few beyond the retained
+	// entries' (at most two per record).
+	if h.excess() {
+		h.idx.sweep(h.floor, 4)
+	}
 }
 
 // pop forgets the oldest entry. The caller holds mu.
@@ -156,14 +159,16 @@ func (h *history) pop() headInfo {
 		h.tOff = 0
 	}
 	// The pruned entry's boundaries are dead now: sweep about as many.
-	h.idx.sweep(h.floor, 2*int(hd.records)+2)
+	if h.excess() {
+		h.idx.sweep(h.floor, 2*int(hd.records)+2)
+	}
 	return hd
 }
 
 // excess reports whether the index holds many more boundaries than the
 // retained records make (at most two each): dead ones left for the sweep.
 // The caller holds mu.
-func (h *history) excess() bool { return uint64(h.idx.nodes) > 4*h.records+64 }
+func (h *history) excess() bool { return uint64(h.idx.nodes) > 3*h.records+64 }
 
 // sweepSteps is how many boundaries of a tenant in the sweep queue a write
 // examines (sweepHistories).
