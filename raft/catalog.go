@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"container/heap"
 	"fmt"
 	"maps"
 	"slices"
@@ -37,6 +38,13 @@ type catalog struct {
 	// byTenant indexes token IDs by the tenant they are bound to, for the
 	// purge of a deleted tenant's tokens.
 	byTenant map[keyspace.TenantID]map[string]struct{}
+	// expiry orders the tenants with prunable history by the age of their
+	// oldest entry (historymem.go). Only the apply goroutine uses it.
+	expiry *expiryQueue
+	// sweeps lists tenants whose conflict index holds many dead
+	// boundaries, to sweep a little on every write (sweepHistories). Only
+	// the apply goroutine uses it; it is local, not replicated state.
+	sweeps []keyspace.TenantID
 }
 
 // tenantState is what the catalog holds per tenant.
@@ -44,13 +52,14 @@ type tenantState struct {
 	rec   *keyspace.Tenant
 	usage Usage
 	ver   versionState
-	// heads describes the tenant's retained history entries, for the
-	// pruning at apply time; nil until the applier first needs it. Unlike
-	// the rest of the entry it is shared between copies and changed in
-	// place, by the apply goroutine only (no reader looks at it): a batch
-	// that fails stops the FSM, so it never runs ahead of the store for
-	// anyone to see.
-	heads *headQueue
+	// hist is the image of the tenant's retained write history
+	// (historymem.go): entry heads for pruning, transaction IDs and the
+	// conflict index; nil for a tenant never written. Unlike the rest of
+	// the entry it is shared between copies and changed in place, by the
+	// apply goroutine only, under its own lock (ValidateReads reads it): a
+	// batch that fails stops the FSM, so it never runs ahead of the store
+	// for anyone but a conservative check to see.
+	hist *history
 }
 
 func newCatalog() *catalog {
@@ -59,6 +68,7 @@ func newCatalog() *catalog {
 		names:    map[string]keyspace.TenantID{},
 		tokens:   map[string]*TokenRecord{},
 		byTenant: map[keyspace.TenantID]map[string]struct{}{},
+		expiry:   &expiryQueue{},
 	}
 }
 
@@ -97,12 +107,21 @@ func loadCatalog(st *store.Store) (*catalog, error) {
 			return fmt.Errorf("tenant %d version state: %w", t.ID, err)
 		}
 		e.ver = *vs
+		if vs.Count > 0 {
+			if e.hist, err = loadHistory(sys, t.ID, vs); err != nil {
+				return err
+			}
+		}
+		if vs.Count >= 2 {
+			c.expiry.items = append(c.expiry.items, expiryItem{at: e.hist.front().at, id: t.ID})
+		}
 		c.tenants[t.ID] = e
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	heap.Init(c.expiry)
 	start, end = keyspace.TenantNameSpan()
 	prefix := len(keyspace.TenantNameKey(""))
 	err = scan("tenant names", start, end, func(k, v []byte) error {
@@ -228,7 +247,7 @@ func (c *catalog) merge(p *pending) {
 func (c *catalog) replace(n *catalog) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.tenants, c.names, c.tokens, c.byTenant = n.tenants, n.names, n.tokens, n.byTenant
+	c.tenants, c.names, c.tokens, c.byTenant, c.expiry, c.sweeps = n.tenants, n.names, n.tokens, n.byTenant, n.expiry, nil
 }
 
 // pending is the catalog changes of the batch being applied: a nil entry or

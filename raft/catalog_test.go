@@ -29,17 +29,7 @@ func requireCatalogMatchesStore(t *testing.T, h *fsmHarness) {
 		require.Equal(t, *want.rec, *e.rec, "tenant %d record", id)
 		require.Equal(t, want.usage, e.usage, "tenant %d usage", id)
 		require.Equal(t, want.ver, e.ver, "tenant %d version state", id)
-		if e.heads != nil {
-			heads := []entryHead{}
-			err := scanHistory(h.store.System(), id, e.ver.First-1, e.ver.Version, func(_ uint64, head *entryHead, _ []byte) (bool, error) {
-				if head != nil {
-					heads = append(heads, entryHead{Version: head.Version, Chunks: head.Chunks, At: head.At, Size: head.Size})
-				}
-				return true, nil
-			})
-			require.NoError(t, err)
-			require.Equal(t, heads, append([]entryHead{}, e.heads.q[e.heads.head:]...), "tenant %d history heads", id)
-		}
+		requireSameHistory(t, want.hist, e.hist, id)
 	}
 	require.Equal(t, fresh.names, got.names, "name index")
 	require.Equal(t, fresh.tokens, got.tokens, "tokens")
@@ -159,4 +149,27 @@ func TestCatalogDeleteTenantDropsTokens(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, id, tn.ID)
 	requireCatalogMatchesStore(t, h)
+}
+
+// requireSameHistory checks a tenant's history image against one loaded
+// from the store: the same heads, transaction IDs, index cost and conflict
+// answers (the index compared as its canonical step function).
+func requireSameHistory(t *testing.T, want, got *history, id keyspace.TenantID) {
+	t.Helper()
+	if want == nil || got == nil {
+		require.True(t, want == nil || want.count() == 0, "tenant %d: history image missing", id)
+		require.True(t, got == nil || got.count() == 0, "tenant %d: history image where the store has none", id)
+		return
+	}
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	require.Equal(t, want.first, got.first, "tenant %d history first", id)
+	require.Equal(t, want.floor, got.floor, "tenant %d history floor", id)
+	require.Equal(t, want.heads[want.off:], got.heads[got.off:], "tenant %d history heads", id)
+	require.Equal(t, want.cost, got.cost, "tenant %d index cost", id)
+	require.Equal(t, len(want.txns), len(got.txns), "tenant %d transaction IDs", id)
+	for k, vs := range want.txns {
+		require.Equal(t, vs, got.txns[k], "tenant %d transaction %x", id, k)
+	}
+	require.Equal(t, want.idx.boundaries(want.floor), got.idx.boundaries(got.floor), "tenant %d conflict index", id)
 }

@@ -13,7 +13,7 @@ import (
 // BenchmarkFSMApply measures the apply cost per command, in batches of 64
 // as raft hands them over, on an on-disk store: a one-key TenantWrite (data,
 // version, history entry, pruning), and a TxnCommit that reads 2 keys at a
-// read version 32 writes back (so the conflict check scans 32 entries) and
+// read version 32 writes back (the conflict check looks back over 32 entries) and
 // writes 2.
 //
 //	go test -run XXX -bench BenchmarkFSMApply ./raft

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"bytes"
+	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -96,9 +97,18 @@ func (a *applier) commitOps(t *keyspace.Tenant, v *store.TenantView, st *version
 }
 
 // appendHistory raises st.Version, stores the entry of ops at the new
-// version, prunes old entries and stores st.
+// version, prunes the tenant's old entries, prunes a bounded number of
+// other tenants' expired entries (expireHistories) and stores st.
+//
+// The tenant's own entries go oldest first while the oldest is more than
+// HistoryWindow older than the newest timestamp seen or the history is over
+// HistoryMaxEntries: at most prunePerWrite per write, so the work is
+// amortised. While it is over HistoryMaxBytes or HistoryMaxIndexBytes,
+// pruning goes on, up to prunePerWriteMax entries: one large write then
+// makes room for itself at once, in work bounded by its own size. The
+// newest entry always stays.
 func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []Op, at int64, txnID []byte) error {
-	heads, err := a.heads(id, st)
+	h, err := a.history(id, st)
 	if err != nil {
 		return err
 	}
@@ -109,120 +119,199 @@ func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []Op
 			return err
 		}
 	}
-	heads.push(entryHead{Version: st.Version, Chunks: uint64(len(chunks)), At: at, Size: size})
+	h.mu.Lock()
+	err = h.begin(st.Version, at, size, len(chunks), txnID)
+	if err == nil {
+		for i := range ops {
+			h.write(st.Version, ops[i].Kind, ops[i].Key, ops[i].End)
+		}
+	}
+	h.mu.Unlock()
+	if err != nil {
+		return fatal("tenant %d: %w", id, err)
+	}
 	st.Count++
 	st.Bytes += size
 	st.LastAt = max(st.LastAt, at)
-	for range prunePerWrite {
-		if st.First >= st.Version {
-			break // the newest entry always stays
-		}
-		head := heads.front()
-		if head.Version != st.First {
-			return fatal("tenant %d: %v: oldest entry %d, version state says %d", id, errCorruptLog, head.Version, st.First)
-		}
-		old := head.At < st.LastAt-HistoryWindow
-		if !old && st.Count <= HistoryMaxEntries && st.Bytes <= HistoryMaxBytes {
+	if st.Count == 2 { // the oldest entry may go from now on
+		a.cat.expiry.push(h.front().at, id)
+	}
+	pruned := 0
+	for pruned < prunePerWriteMax && st.First < st.Version {
+		head := h.front()
+		overSize := st.Bytes > HistoryMaxBytes || h.cost > HistoryMaxIndexBytes
+		old := head.at < st.LastAt-HistoryWindow
+		if !overSize && (pruned >= prunePerWrite || (!old && st.Count <= HistoryMaxEntries)) {
 			break
 		}
-		for i := range head.Chunks {
-			if err := a.del(logKey(id, st.First, uint32(i))); err != nil {
-				return err
-			}
+		if err := a.pruneOldest(id, st, h); err != nil {
+			return err
 		}
-		heads.pop()
-		st.First++
-		st.Count--
-		st.Bytes -= min(head.Size, st.Bytes)
+		pruned++
+	}
+	if pruned > 0 && st.Count >= 2 {
+		a.cat.expiry.push(h.front().at, id)
 	}
 	a.dirty(id) // the version state is stored once per batch, by flushState
+	return a.expireHistories(at)
+}
+
+// pruneOldest deletes tenant id's oldest history entry from the store and
+// from its image h, and updates st.
+func (a *applier) pruneOldest(id keyspace.TenantID, st *versionState, h *history) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.first != st.First || h.count() != int(st.Count) {
+		return fatal("tenant %d: %v: the history image starts at %d with %d entries, the version state at %d with %d", id, errCorruptLog, h.first, h.count(), st.First, st.Count)
+	}
+	head := h.front()
+	for i := range head.chunks {
+		if err := a.del(logKey(id, st.First, i)); err != nil {
+			return err
+		}
+	}
+	h.pop()
+	if !h.sweepQueued && h.excess() {
+		h.sweepQueued = true
+		a.cat.sweeps = append(a.cat.sweeps, id)
+	}
+	st.First++
+	st.Count--
+	st.Bytes -= min(head.size, st.Bytes)
 	return nil
 }
 
-// heads returns the queue of tenant id's retained entries, reading it from
-// the history the first time (after a start or a restore). st is the
-// tenant's version state before the write being applied.
-func (a *applier) heads(id keyspace.TenantID, st *versionState) (*headQueue, error) {
-	e := a.mutable(id)
-	if e.heads != nil {
-		return e.heads, nil
+// expireHistories prunes, on behalf of a write proposed at `at`, up to
+// prunePerWrite entries of any tenant's history that are more than
+// HistoryWindow older than `at`, oldest first (by timestamp, then tenant
+// ID), keeping each tenant's newest entry. So a tenant that wrote a lot and
+// then stopped loses its expired history as the others write, not only
+// when it writes again. The order and the amount depend only on the
+// replicated state and the command, so every replica prunes alike.
+func (a *applier) expireHistories(at int64) error {
+	if at <= 0 {
+		return nil
 	}
-	q := &headQueue{}
-	err := scanHistory(a.sys, id, st.First-1, st.Version, func(_ uint64, head *entryHead, _ []byte) (bool, error) {
-		if head != nil {
-			q.push(entryHead{Version: head.Version, Chunks: head.Chunks, At: head.At, Size: head.Size})
+	q := a.cat.expiry
+	cutoff := at - HistoryWindow
+	budget := prunePerWrite
+	for budget > 0 && q.Len() > 0 && q.items[0].at < cutoff {
+		it := heap.Pop(q).(expiryItem)
+		for q.Len() > 0 && q.items[0] == it {
+			heap.Pop(q) // a duplicate
 		}
-		return true, nil
-	})
-	if err != nil {
-		return nil, fatal("tenant %d: load history heads: %w", id, err)
-	}
-	e.heads = q
-	return q, nil
-}
-
-// headQueue is a FIFO of entry heads, oldest first.
-type headQueue struct {
-	q    []entryHead
-	head int
-}
-
-func (h *headQueue) push(e entryHead) { h.q = append(h.q, e) }
-
-// front returns the oldest head; the queue must not be empty.
-func (h *headQueue) front() entryHead { return h.q[h.head] }
-
-func (h *headQueue) pop() {
-	h.q[h.head] = entryHead{}
-	h.head++
-	if h.head >= 64 && h.head*2 >= len(h.q) { // reclaim the consumed front
-		n := copy(h.q, h.q[h.head:])
-		h.q = h.q[:n]
-		h.head = 0
-	}
-}
-
-// checkHistory checks the entries after readVersion against the read
-// ranges of a transaction. It returns the version of an entry carrying
-// txnID (the same transaction, committed by an earlier attempt), or
-// ErrConflict for the first entry that writes into a read range, whichever
-// comes first; 0 and nil when neither exists. Storage errors are fatal.
-func checkHistory(sys *store.SystemView, id keyspace.TenantID, st *versionState, readVersion uint64, reads []KeyRange, txnID []byte) (uint64, error) {
-	if readVersion > st.Version {
-		return 0, fmt.Errorf("%w: read version %d is ahead of the tenant's version %d", ErrConflict, readVersion, st.Version)
-	}
-	if readVersion < st.minReadVersion() {
-		return 0, fmt.Errorf("%w: read version %d, oldest checkable %d", ErrTxTooOld, readVersion, st.minReadVersion())
-	}
-	if readVersion == st.Version || (len(reads) == 0 && len(txnID) == 0) {
-		return 0, nil
-	}
-	var dup, conflict uint64
-	var conflictKey []byte
-	err := scanHistory(sys, id, readVersion, st.Version, func(version uint64, head *entryHead, body []byte) (bool, error) {
-		if head != nil && len(txnID) > 0 && bytes.Equal(head.TxnID, txnID) {
-			dup = version
-			return false, nil
+		e := a.entry(it.id)
+		if e == nil || e.ver.Count < 2 || e.hist == nil || e.hist.front().at != it.at {
+			continue // stale
 		}
-		if len(reads) == 0 {
-			return true, nil
-		}
-		err := eachRecord(body, func(r *logRecord) bool {
-			if intersects(reads, r) {
-				conflict, conflictKey = version, bytes.Clone(r.Key)
-				return false
+		st := a.versionState(it.id)
+		h := e.hist
+		for budget > 0 && st.Count >= 2 && h.front().at < cutoff {
+			if err := a.pruneOldest(it.id, st, h); err != nil {
+				return err
 			}
-			return true
-		})
-		return conflict == 0, err
-	})
+			budget--
+		}
+		a.dirty(it.id)
+		if st.Count >= 2 {
+			q.push(h.front().at, it.id)
+		}
+	}
+	if q.Len() > 4*len(a.cat.tenants)+4096 {
+		a.rebuildExpiry()
+	}
+	a.sweepHistories()
+	return nil
+}
+
+// sweepHistories removes up to sweepSteps dead boundaries from the conflict
+// index of the first tenant in the sweep queue: one whose history was
+// pruned faster than its own writes swept it (a tenant that went idle, its
+// history expired by the writes of others). Sweeping changes no answer, so
+// it needs no agreement between replicas: the queue is local.
+func (a *applier) sweepHistories() {
+	c := a.cat
+	for len(c.sweeps) > 0 {
+		id := c.sweeps[0]
+		e := a.entry(id)
+		if e == nil || e.hist == nil {
+			c.sweeps = c.sweeps[1:] // gone
+			continue
+		}
+		h := e.hist
+		h.mu.Lock()
+		h.idx.sweep(h.floor, sweepSteps)
+		done := !h.excess()
+		if done {
+			h.sweepQueued = false
+		}
+		h.mu.Unlock()
+		if done {
+			c.sweeps = c.sweeps[1:]
+			if len(c.sweeps) == 0 {
+				c.sweeps = nil
+			}
+		}
+		return
+	}
+}
+
+// rebuildExpiry replaces the expiry queue by one without stale items.
+func (a *applier) rebuildExpiry() {
+	q := a.cat.expiry
+	q.items = q.items[:0]
+	add := func(id keyspace.TenantID, e *tenantState) {
+		if e != nil && e.ver.Count >= 2 && e.hist != nil {
+			q.items = append(q.items, expiryItem{at: e.hist.front().at, id: id})
+		}
+	}
+	for id, e := range a.cat.tenants {
+		if _, ok := a.p.tenants[id]; !ok {
+			add(id, e)
+		}
+	}
+	for id, e := range a.p.tenants {
+		add(id, e)
+	}
+	heap.Init(q)
+}
+
+// history returns the image of tenant id's retained history, making an
+// empty one for a tenant never written, or loading it from the store if
+// the tenant has none (a tenant loaded with the catalog has one). st is
+// the tenant's version state before the write being applied.
+func (a *applier) history(id keyspace.TenantID, st *versionState) (*history, error) {
+	e := a.mutable(id)
+	if e.hist != nil {
+		return e.hist, nil
+	}
+	if st.Count == 0 {
+		e.hist = newHistory(st.First)
+		return e.hist, nil
+	}
+	h, err := loadHistory(a.sys, id, st)
 	if err != nil {
-		return 0, err
+		return nil, fatal("%w", err)
 	}
-	if conflict != 0 {
-		return 0, fmt.Errorf("%w: a write at version %d (key %q) changed what the transaction read at version %d", ErrConflict, conflict, conflictKey, readVersion)
-	}
-	return dup, nil
+	e.hist = h
+	return h, nil
+}
+
+// checkHistory checks a transaction that read the ranges reads (normalized)
+// at readVersion against the writes after it, in the image h of the
+// tenant's history (nil for a tenant never written). It returns the version
+// of a retained entry after readVersion that carries txnID (the same
+// transaction, committed by an earlier attempt), or ErrConflict if a write
+// after readVersion touched a read range, in that order of precedence; 0
+// and nil when neither holds. ErrTxTooOld means readVersion is below the
+// oldest checkable version. The cost is O(log n) per read range, n the
+// size of the conflict index, whatever the history after readVersion.
+//
+// That a retained commit of the same ID wins over a conflict is sound for
+// a retry: the earlier attempt passed the same check when it committed, so
+// no write between readVersion and it touched the read ranges.
+func checkHistory(h *history, st *versionState, readVersion uint64, reads []KeyRange, txnID []byte) (uint64, error) {
+	return h.check(st, readVersion, reads, txnID)
 }
 
 func (a *applier) txnCommit(c *TxnCommit, res *Result) error {
@@ -232,7 +321,13 @@ func (a *applier) txnCommit(c *TxnCommit, res *Result) error {
 	}
 	st := a.versionState(c.TenantID)
 	reads := normalizeRanges(c.Reads)
-	dup, err := checkHistory(a.sys, c.TenantID, st, c.ReadVersion, reads, c.TxnID)
+	var h *history
+	if st.Count > 0 {
+		if h, err = a.history(c.TenantID, st); err != nil {
+			return err
+		}
+	}
+	dup, err := checkHistory(h, st, c.ReadVersion, reads, c.TxnID)
 	if errors.Is(err, errCorruptLog) {
 		return fatal("tenant %d: %w", c.TenantID, err)
 	}

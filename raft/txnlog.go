@@ -22,10 +22,17 @@ import (
 // the same batch as the data: the version, the proposer's timestamp, the
 // transaction ID (if any) and the write set (point sets with their values,
 // point deletes, delete-range bounds). The history is what the conflict
-// check of TxnCommit and the watches read. It is replicated state: it lives
+// check of TxnCommit and the watches go by. It is replicated state: it lives
 // in the system keyspace, is covered by snapshots and checksums, and so
 // every replica, one that restarted or one rebuilt from a snapshot alike,
 // makes the same decisions.
+//
+// Watches read the stored history. The conflict check does not: it asks
+// the tenant's in-memory image of its retained history (historymem.go,
+// with the conflict index of conflictindex.go), which is built from the
+// stored history when the FSM opens and after a restore, and changed with
+// it by the applier, so that a check costs O(log n) per read range instead
+// of a scan of everything written since the read version.
 //
 // Layout, under the tenant's metadata keys (keyspace.TenantMetaKey):
 //
@@ -45,13 +52,24 @@ import (
 //
 // # Retention
 //
-// Entries are pruned oldest first, at apply time, deterministically: an
-// entry goes when its timestamp is more than HistoryWindow older than the
-// newest timestamp seen, or when the tenant holds more than
-// HistoryMaxEntries entries or HistoryMaxBytes bytes of records. At most
-// prunePerWrite entries go per write, so the work is amortised; the newest
-// entry always stays. The versions in the history are contiguous, from
-// versionState.First to versionState.Version. A read version R can be
+// Entries are pruned oldest first, at apply time, deterministically, and
+// the newest entry always stays (appendHistory, expireHistories):
+//
+//   - by age, at most prunePerWrite per write: an entry goes when its
+//     timestamp is more than HistoryWindow older than the newest timestamp
+//     the tenant has seen; and on every write, of any tenant, up to
+//     prunePerWrite entries of any tenants go that are more than
+//     HistoryWindow older than that write's timestamp, oldest first (then
+//     by tenant ID), so that a tenant gone quiet loses its expired history
+//     too;
+//   - by size: at most prunePerWrite per write while the tenant holds more
+//     than HistoryMaxEntries entries, up to prunePerWriteMax while it holds
+//     more than HistoryMaxBytes bytes of records or HistoryMaxIndexBytes of
+//     conflict index.
+//
+// Both depend only on the commands and the replicated state, never on how
+// raft batched the entries. The versions in the history are contiguous,
+// from versionState.First to versionState.Version. A read version R can be
 // checked when every entry after it is still there: R >= First-1.
 const (
 	// HistoryWindow is how long, in proposer time, the history keeps a write.
@@ -60,9 +78,13 @@ const (
 	HistoryMaxEntries = 100_000
 	// HistoryMaxBytes caps the record bytes kept per tenant.
 	HistoryMaxBytes = 64 << 20
+	// HistoryMaxIndexBytes caps the memory of a tenant's conflict index,
+	// as recordCost counts it: the history is pruned to stay within it.
+	HistoryMaxIndexBytes = 16 << 20
 
-	prunePerWrite  = 8
-	logChunkTarget = 256 << 10
+	prunePerWrite    = 8
+	prunePerWriteMax = 1024
+	logChunkTarget   = 256 << 10
 
 	versionName = "ver"
 	logPrefix   = "log/"
