@@ -11,7 +11,8 @@ import (
 type Member struct {
 	ID       string
 	RaftAddr string
-	// Suffrage is "Voter", "Nonvoter" or "Staging".
+	// Suffrage is "Voter", or "Nonvoter" for a node that joined and is
+	// catching up (the leader promotes it once it has).
 	Suffrage string
 	IsLeader bool
 	// ClientAddr and HTTPAddr come from the replicated member metadata
@@ -20,12 +21,14 @@ type Member struct {
 	HTTPAddr   string
 }
 
-// AddVoter adds node id, reachable for raft at raftAddr, as a voter. Only the
-// leader can; others return a *NotLeaderError. Adding a node that is already
-// a voter at the same address succeeds without a configuration change; a
-// known ID with a new address is updated. The new node catches up from the
-// log or a snapshot on its own. Joining "through any member" is the server's
-// job: it forwards the request to the leader.
+// AddVoter adds node id, reachable for raft at raftAddr, as a voter at
+// once. Only the leader can; others return a *NotLeaderError. Adding a node
+// that is already a voter at the same address succeeds without a
+// configuration change; a known ID with a new address is updated. The new
+// node catches up from the log or a snapshot on its own, and counts in the
+// quorum while it does: a node that joins a cluster holding data must be
+// added with AddNonvoter instead, which the leader promotes once it caught
+// up.
 func (n *Node) AddVoter(ctx context.Context, id, raftAddr string) error {
 	if id == "" || raftAddr == "" {
 		return fmt.Errorf("%w: add voter needs an id and an address", ErrBadCommand)
@@ -36,6 +39,8 @@ func (n *Node) AddVoter(ctx context.Context, id, raftAddr string) error {
 	if !n.IsLeader() {
 		return n.notLeader("")
 	}
+	n.membership.Lock()
+	defer n.membership.Unlock()
 	conf, err := n.configuration(ctx)
 	if err != nil {
 		return err
@@ -48,6 +53,45 @@ func (n *Node) AddVoter(ctx context.Context, id, raftAddr string) error {
 	f := n.raft.AddVoter(hraft.ServerID(id), hraft.ServerAddress(raftAddr), 0, timeoutFrom(ctx))
 	if err := n.waitFuture(ctx, f); err != nil {
 		return fmt.Errorf("raft: add voter %s at %s: %w", id, raftAddr, err)
+	}
+	return nil
+}
+
+// AddNonvoter adds node id, reachable for raft at raftAddr, as a
+// non-voter: it receives the log (or the leader's snapshot) but does not
+// count in elections or in the quorum, so a node that needs long to catch
+// up takes nothing from the cluster's availability. The leader promotes it
+// to voter once its log has been within a few entries of the leader's for
+// a moment (promote.go); whichever node leads then does it, so a leader
+// change does not lose the promotion. Only the leader can add; others
+// return a *NotLeaderError. A node already in the configuration keeps its
+// suffrage (a voter stays a voter) and takes the new address, if any.
+// Joining "through any member" is the server's job: it forwards the request
+// to the leader.
+func (n *Node) AddNonvoter(ctx context.Context, id, raftAddr string) error {
+	if id == "" || raftAddr == "" {
+		return fmt.Errorf("%w: add non-voter needs an id and an address", ErrBadCommand)
+	}
+	if err := n.checkOpen(); err != nil {
+		return err
+	}
+	if !n.IsLeader() {
+		return n.notLeader("")
+	}
+	n.membership.Lock()
+	defer n.membership.Unlock()
+	conf, err := n.configuration(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range conf.Servers {
+		if string(s.ID) == id && string(s.Address) == raftAddr {
+			return nil
+		}
+	}
+	f := n.raft.AddNonvoter(hraft.ServerID(id), hraft.ServerAddress(raftAddr), 0, timeoutFrom(ctx))
+	if err := n.waitFuture(ctx, f); err != nil {
+		return fmt.Errorf("raft: add non-voter %s at %s: %w", id, raftAddr, err)
 	}
 	return nil
 }
@@ -67,8 +111,10 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if !n.IsLeader() {
 		return n.notLeader("")
 	}
+	n.membership.Lock()
 	conf, err := n.configuration(ctx)
 	if err != nil {
+		n.membership.Unlock()
 		return err
 	}
 	present := false
@@ -78,9 +124,11 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if present {
 		f := n.raft.RemoveServer(hraft.ServerID(id), 0, timeoutFrom(ctx))
 		if err := n.waitFuture(ctx, f); err != nil {
+			n.membership.Unlock()
 			return fmt.Errorf("raft: remove server %s: %w", id, err)
 		}
 	}
+	n.membership.Unlock()
 	if id == n.cfg.ID {
 		return nil
 	}

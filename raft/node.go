@@ -191,6 +191,11 @@ type Node struct {
 	proposals chan *proposal // to the batcher (batcher.go)
 	inflight  chan struct{}  // batch entries handed to raft and not yet done
 
+	// progress is what this node, as leader, saw of each follower's log;
+	// membership serialises this node's configuration changes (promote.go).
+	progress   *progressTracker
+	membership sync.Mutex
+
 	observer *hraft.Observer
 	obsCh    chan hraft.Observation
 	closing  chan struct{}
@@ -308,10 +313,16 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		logger.Info("raft: restoring newest snapshot into the store on start", "reason", reason)
 	}
 
+	// The leader promotes joined non-voters once their logs caught up; it
+	// sees how far they are in the answers to its AppendEntries.
+	n.progress = newProgressTracker(n.heartbeat)
+	n.trans = wrapProgress(n.trans, n.progress)
 	n.raft, err = hraft.NewRaft(rc, nodeFSM{FSM: n.fsm, n: n}, n.logs, durable, n.snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("raft: start: %w", err)
 	}
+	lastIndex := n.raft.LastIndex
+	n.progress.lastIndex.Store(&lastIndex)
 	closers = append(closers, func() { _ = n.raft.Shutdown().Error() })
 
 	if cfg.Bootstrap && !hasState {
@@ -341,8 +352,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		return false
 	})
 	n.raft.RegisterObserver(n.observer)
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.watchLeadership()
+	go n.runPromotions()
 	go n.serveReads()
 	go n.runBatcher()
 	return n, nil

@@ -52,8 +52,13 @@ func (s *Server) clusterStatus(ctx context.Context) (*wire.Response, error) {
 	return &wire.Response{Cluster: st}, nil
 }
 
-// join adds a node to the cluster. Only the leader can; a follower answers
-// not-leader with the leader's address and the joining node follows it.
+// join adds a node to the cluster as a non-voter; the leader promotes it
+// to voter once it has caught up (raft.Node.AddNonvoter), so a joiner that
+// installs a large snapshot never holds up the quorum. Joins are admitted
+// while earlier joiners still catch up: non-voters do not count in the
+// quorum, and promotions happen one configuration change at a time. Only
+// the leader can add; a follower answers not-leader with the leader's
+// address and the joining node follows it.
 func (s *Server) join(ctx context.Context, req *wire.Request) (*wire.Response, error) {
 	if req.Name == "" || req.Addr == "" {
 		return nil, fmt.Errorf("%w: join needs a node id and a raft address", ErrBadRequest)
@@ -65,7 +70,7 @@ func (s *Server) join(ctx context.Context, req *wire.Request) (*wire.Response, e
 			"joiner", req.Name, "raft", req.Addr, "error", err)
 		return nil, fmt.Errorf("%w: join of %s: %w", ErrPermissionDenied, req.Name, err)
 	}
-	if err := s.node.AddVoter(ctx, req.Name, req.Addr); err != nil {
+	if err := s.node.AddNonvoter(ctx, req.Name, req.Addr); err != nil {
 		return nil, err
 	}
 	if _, err := s.node.Propose(ctx, &raft.SetMember{NodeID: req.Name, ClientAddr: req.Addr2, HTTPAddr: req.Addr3}); err != nil {

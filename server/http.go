@@ -18,6 +18,16 @@ func (s *Server) serveHTTP() {
 			http.Error(w, "node stopped: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		if !s.started.Load() {
+			// Still in Start: a joining node waits there until it has
+			// caught up and been promoted to voter.
+			http.Error(w, "starting: catching up", http.StatusServiceUnavailable)
+			return
+		}
+		if s.node.IsNonvoter() {
+			http.Error(w, "catching up: non-voter, not yet promoted", http.StatusServiceUnavailable)
+			return
+		}
 		if id, _ := s.node.Leader(); id == "" {
 			http.Error(w, "no leader", http.StatusServiceUnavailable)
 			return

@@ -271,6 +271,9 @@ type Server struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	// started is set when Start returns: the node bootstrapped, or joined
+	// and caught up (/readyz).
+	started atomic.Bool
 }
 
 // OperatorTokenFile is the name of the file, in the data directory of the
@@ -389,6 +392,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	// A node that joined (or restarted before its promotion) is ready only
+	// once it has installed the leader's snapshot, caught up and been
+	// promoted to voter; until then /readyz says so.
+	if !bootstrap && (fresh || s.node.IsNonvoter()) {
+		s.logger.Info("catching up as a non-voter; ready once promoted to voter")
+		if err := s.node.WaitPromoted(ctx); err != nil {
+			return nil, fmt.Errorf("server: catch up after joining: %w", err)
+		}
+	}
+	s.started.Store(true)
 	ok = true
 	s.logger.Info("serving", "clients", s.Addr(), "raft", s.RaftAddr(), "http", s.HTTPAddr(), "data", cfg.DataDir)
 	return s, nil

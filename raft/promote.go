@@ -1,0 +1,275 @@
+package raft
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+)
+
+// A node joins as a non-voter and is promoted to voter by the leader once
+// it has caught up (see DESIGN.md, "Joins: non-voter first"). The leader
+// learns how far each follower's log is from its own by watching the
+// answers to the AppendEntries requests it sends (heartbeats included):
+// each carries the follower's last log index, which hashicorp/raft v1.7.3
+// does not expose through its API.
+
+// Promotion thresholds.
+const (
+	// promoteMaxLag is how many entries a non-voter's log may be behind the
+	// leader's last index, as measured by one AppendEntries answer, and
+	// still count as caught up. A node that close needs one AppendEntries
+	// to be level; a node that installs a snapshot is far beyond it.
+	promoteMaxLag = 256
+)
+
+// promoteStable is how long a non-voter must have been caught up, in every
+// answer, before it is promoted: half the heartbeat timeout.
+func promoteStable(heartbeat time.Duration) time.Duration {
+	return max(heartbeat/2, 10*time.Millisecond)
+}
+
+// peerProgress is what the leader saw of one follower's log.
+type peerProgress struct {
+	seen time.Time // last answer
+	lag  uint64    // leader's last index when the request left minus the follower's last log index
+	// caughtUpSince is when the answers began to be caught up without a
+	// break (no answer behind, no silence longer than the heartbeat
+	// timeout); zero while the follower is behind.
+	caughtUpSince time.Time
+}
+
+// progressTracker records peerProgress per follower. Its size is bounded
+// by the configuration: entries of servers that left are pruned. It is
+// safe for concurrent use.
+type progressTracker struct {
+	heartbeat time.Duration
+	// lastIndex returns the local last log index; nil until raft runs.
+	lastIndex atomic.Pointer[func() uint64]
+
+	mu    sync.Mutex
+	peers map[hraft.ServerID]*peerProgress
+}
+
+func newProgressTracker(heartbeat time.Duration) *progressTracker {
+	return &progressTracker{heartbeat: heartbeat, peers: map[hraft.ServerID]*peerProgress{}}
+}
+
+// observe records one AppendEntries answer of follower id; leaderLast is
+// the leader's last log index when the request was sent.
+func (p *progressTracker) observe(id hraft.ServerID, leaderLast uint64, resp *hraft.AppendEntriesResponse, term uint64) {
+	now := time.Now()
+	lag := uint64(0)
+	if leaderLast > resp.LastLog {
+		lag = leaderLast - resp.LastLog
+	}
+	caughtUp := resp.Success && resp.Term == term && lag <= promoteMaxLag
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pp := p.peers[id]
+	if pp == nil {
+		pp = &peerProgress{}
+		p.peers[id] = pp
+	}
+	switch {
+	case !caughtUp:
+		pp.caughtUpSince = time.Time{}
+	case pp.caughtUpSince.IsZero() || now.Sub(pp.seen) > p.heartbeat:
+		pp.caughtUpSince = now
+	}
+	pp.seen, pp.lag = now, lag
+}
+
+// caughtUp reports whether follower id has been caught up for at least
+// stable, and its last answer is recent, with the lag of that answer.
+func (p *progressTracker) caughtUp(id hraft.ServerID, stable time.Duration) (bool, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pp := p.peers[id]
+	if pp == nil {
+		return false, 0
+	}
+	now := time.Now()
+	ok := !pp.caughtUpSince.IsZero() && now.Sub(pp.seen) <= p.heartbeat && now.Sub(pp.caughtUpSince) >= stable
+	return ok, pp.lag
+}
+
+// prune forgets followers that are not in conf.
+func (p *progressTracker) prune(conf hraft.Configuration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id := range p.peers {
+		keep := false
+		for _, s := range conf.Servers {
+			keep = keep || s.ID == id
+		}
+		if !keep {
+			delete(p.peers, id)
+		}
+	}
+}
+
+// progressTransport is the node's transport with every AppendEntries answer
+// shown to a progressTracker. Pipelined AppendEntries pass untouched: the
+// heartbeats, sent beside the pipeline several times per heartbeat timeout,
+// carry the follower's last log index too.
+type progressTransport struct {
+	hraft.Transport
+	progress *progressTracker
+}
+
+// progressPreVoteTransport is a progressTransport over a transport that
+// supports pre-vote, which it keeps offering to raft.
+type progressPreVoteTransport struct {
+	*progressTransport
+	preVote hraft.WithPreVote
+}
+
+// wrapProgress returns t with its AppendEntries answers shown to p, keeping
+// the optional interfaces raft looks for (WithPreVote, WithClose).
+func wrapProgress(t hraft.Transport, p *progressTracker) hraft.Transport {
+	pt := &progressTransport{Transport: t, progress: p}
+	if pv, ok := t.(hraft.WithPreVote); ok {
+		return &progressPreVoteTransport{progressTransport: pt, preVote: pv}
+	}
+	return pt
+}
+
+var (
+	_ hraft.WithClose   = (*progressTransport)(nil)
+	_ hraft.WithPreVote = (*progressPreVoteTransport)(nil)
+)
+
+// AppendEntries sends the request and records the follower's answer.
+func (t *progressTransport) AppendEntries(id hraft.ServerID, target hraft.ServerAddress, args *hraft.AppendEntriesRequest, resp *hraft.AppendEntriesResponse) error {
+	var last uint64
+	lastIndex := t.progress.lastIndex.Load()
+	if lastIndex != nil {
+		last = (*lastIndex)()
+	}
+	err := t.Transport.AppendEntries(id, target, args, resp)
+	if err == nil && lastIndex != nil {
+		t.progress.observe(id, last, resp, args.Term)
+	}
+	return err
+}
+
+// Close closes the underlying transport if it can be closed.
+func (t *progressTransport) Close() error {
+	if c, ok := t.Transport.(hraft.WithClose); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// RequestPreVote forwards to the underlying transport.
+func (t *progressPreVoteTransport) RequestPreVote(id hraft.ServerID, target hraft.ServerAddress, args *hraft.RequestPreVoteRequest, resp *hraft.RequestPreVoteResponse) error {
+	return t.preVote.RequestPreVote(id, target, args, resp)
+}
+
+// runPromotions promotes caught-up non-voters while this node is the
+// leader, one per configuration change. Every leader runs it, so a
+// promotion pending when leadership moves is done by the next leader (from
+// its own observations). It runs until shutdown.
+func (n *Node) runPromotions() {
+	defer n.wg.Done()
+	tick := time.NewTicker(max(n.heartbeat/10, 5*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.closing:
+			return
+		case <-tick.C:
+		}
+		n.promoteOne()
+	}
+}
+
+// promoteOne promotes the first caught-up non-voter of the configuration,
+// if this node is a leader whose term is established.
+func (n *Node) promoteOne() {
+	if n.raft.State() != hraft.Leader || n.leader.readyTerm() != n.raft.CurrentTerm() {
+		return
+	}
+	n.membership.Lock()
+	defer n.membership.Unlock()
+	conf := n.raft.GetConfiguration().Configuration()
+	n.progress.prune(conf)
+	for _, s := range conf.Servers {
+		if s.Suffrage == hraft.Voter || s.ID == hraft.ServerID(n.cfg.ID) {
+			continue
+		}
+		ok, lag := n.progress.caughtUp(s.ID, promoteStable(n.heartbeat))
+		if !ok {
+			continue
+		}
+		// hashicorp/raft v1.7.3 reports no configuration index through
+		// GetConfiguration (its Index is 0), so prevIndex cannot guard
+		// this change; the membership lock does instead: every change
+		// this leader makes holds it from reading the configuration to
+		// committing the change.
+		ctx, cancel := context.WithTimeout(context.Background(), 4*n.election)
+		err := n.waitFuture(ctx, n.raft.AddVoter(s.ID, s.Address, 0, 4*n.election))
+		cancel()
+		if err != nil {
+			n.logger.Warn("raft: promote non-voter", "id", s.ID, "error", err)
+			return
+		}
+		n.logger.Info("raft: promoted caught-up non-voter to voter", "id", s.ID, "address", s.Address, "lag", lag)
+		return
+	}
+}
+
+// IsVoter reports whether this node is a voter in the latest configuration
+// it knows (which a follower may not have seen committed yet).
+func (n *Node) IsVoter() bool { return n.suffrage() == "Voter" }
+
+// IsNonvoter reports whether this node is a non-voter in the latest
+// configuration it knows: it joined and the leader has not promoted it yet.
+func (n *Node) IsNonvoter() bool { return n.suffrage() == "Nonvoter" }
+
+// suffrage returns this node's suffrage in the latest configuration it
+// knows, or "" if it is not in it.
+func (n *Node) suffrage() string {
+	for _, s := range n.raft.GetConfiguration().Configuration().Servers {
+		if s.ID == hraft.ServerID(n.cfg.ID) {
+			return s.Suffrage.String()
+		}
+	}
+	return ""
+}
+
+// WaitPromoted blocks until this node is a voter in the configuration it
+// holds and has applied every entry it knows to be committed: for a node
+// that joined, that is after it installed the leader's snapshot, caught up
+// and was promoted (the leader promotes only a node whose log is within a
+// few entries of its own). It logs its progress every few seconds while it
+// waits, and returns early with ctx's error or ErrShutdown.
+func (n *Node) WaitPromoted(ctx context.Context) error {
+	tick := time.NewTicker(max(n.heartbeat/20, 5*time.Millisecond))
+	defer tick.Stop()
+	lastLog := time.Now()
+	for {
+		if err := n.checkOpen(); err != nil {
+			return err
+		}
+		if n.IsVoter() {
+			return n.CatchUp(ctx)
+		}
+		if time.Since(lastLog) >= 5*time.Second {
+			lastLog = time.Now()
+			n.logger.Info("raft: catching up as a non-voter", "applied_index", n.fsm.AppliedIndex(),
+				"commit_index", n.raft.CommitIndex(), "last_index", n.raft.LastIndex())
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("raft: wait for promotion (applied index %d): %w", n.fsm.AppliedIndex(), ctx.Err())
+		case <-n.closing:
+			return ErrShutdown
+		}
+	}
+}
