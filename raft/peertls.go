@@ -190,7 +190,9 @@ func (s *tlsStreamLayer) handshake(c net.Conn) {
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
-		s.refusals.refuse(c.RemoteAddr(), err.Error())
+		if s.ctx.Err() == nil { // not merely cut short by Close
+			s.refusals.refuse(c.RemoteAddr(), err.Error())
+		}
 		c.Close()
 		return
 	}
