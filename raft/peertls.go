@@ -270,7 +270,7 @@ func (r *refusalLog) refuse(remote net.Addr, reason string) {
 		r.suppressed.Add(1)
 		return
 	}
-	r.logger.Warn("raft: refused a peer connection: no certificate of the cluster CA",
+	r.logger.Warn("raft: refused a peer connection: it did not complete mutual TLS with a certificate of the cluster CA",
 		"remote", remote.String(), "reason", reason, "suppressed_since_last", r.suppressed.Swap(0))
 }
 
