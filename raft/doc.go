@@ -25,7 +25,9 @@
 // # Node
 //
 // A Node wires the FSM to raft: the log and stable store (raft-boltdb), the
-// snapshot store, the TCP transport, membership and leadership. Propose
+// snapshot store, the TCP transport (mutual TLS with Config.PeerTLS: only
+// peers with a certificate of the cluster CA are accepted or dialled, see
+// peertls.go), membership and leadership. Propose
 // replicates a command and reports its fate honestly: success, a definite
 // failure, or ErrCommitUnknown when the command may or may not take effect.
 // ReadBarrier makes the next local reads linearizable (read index confirmed

@@ -190,7 +190,9 @@ func (s *tlsStreamLayer) handshake(c net.Conn) {
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
-		s.refusals.refuse(c.RemoteAddr(), err.Error())
+		if s.ctx.Err() == nil { // not merely cut short by Close
+			s.refusals.refuse(c.RemoteAddr(), err.Error())
+		}
 		c.Close()
 		return
 	}
@@ -268,7 +270,7 @@ func (r *refusalLog) refuse(remote net.Addr, reason string) {
 		r.suppressed.Add(1)
 		return
 	}
-	r.logger.Warn("raft: refused a peer connection: no certificate of the cluster CA",
+	r.logger.Warn("raft: refused a peer connection: it did not complete mutual TLS with a certificate of the cluster CA",
 		"remote", remote.String(), "reason", reason, "suppressed_since_last", r.suppressed.Swap(0))
 }
 

@@ -11,6 +11,14 @@
 // at apply time, and every read goes through a store view bound to the
 // resolved ID, so a bug here still cannot reach another tenant's keys.
 //
+// # Peers
+//
+// The raft port writes the replicated state, so it is authenticated too:
+// with peer TLS (Config.PeerTLSCertFile and friends) raft is mutual TLS with
+// the cluster CA and a join is admitted only for a raft address holding a
+// certificate of it; without, Start refuses a raft address that is not
+// loopback unless Config.InsecurePeers (peers.go).
+//
 // # Concurrency
 //
 // Each connection has a reader goroutine, a writer goroutine that coalesces

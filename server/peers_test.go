@@ -90,3 +90,15 @@ func TestStartRefusesPeerCertificateOfAnotherCA(t *testing.T) {
 	})
 	require.ErrorContains(t, err, "clientAuth")
 }
+
+// InsecurePeers lets a node advertise a raft address other hosts could
+// reach without peer TLS (here only advertised: tests bind loopback only).
+func TestStartInsecurePeersAllowsPlainRaftOffLoopback(t *testing.T) {
+	srv, err := server.Start(t.Context(), server.Config{
+		DataDir: filepath.Join(t.TempDir(), "data"), ListenAddr: "127.0.0.1:0", HTTPAddr: "-",
+		RaftAddr: "127.0.0.1:0", RaftAdvertiseAddr: "192.0.2.1:7401", InsecurePeers: true, Raft: fastRaft,
+	})
+	require.NoError(t, err)
+	defer srv.Close()
+	require.Equal(t, "192.0.2.1:7401", srv.RaftAddr())
+}
