@@ -54,6 +54,10 @@ type Config struct {
 	// --metrics-tenant-labels). Off, only a scrape with an operator token
 	// (Authorization: Bearer TOKEN) gets them.
 	MetricsTenantLabels bool
+	// LogFaults is a test hook handed to raft.Config.LogFaults (every
+	// operation on the raft log is offered to it first); production code
+	// leaves it nil.
+	LogFaults func(op raft.LogOp) error
 	// Join lists client addresses of existing members. A node with an empty
 	// data directory and no Join bootstraps a new single-node cluster.
 	Join []string
@@ -72,10 +76,6 @@ type Config struct {
 	Raft RaftTuning
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
-	// LogFaults is a test hook handed to raft.Config.LogFaults (every
-	// operation on the raft log is offered to it first); production code
-	// leaves it nil.
-	LogFaults func(op raft.LogOp) error
 }
 
 // RaftTuning exposes the raft timing knobs. Zero fields mean the defaults
@@ -191,22 +191,24 @@ func (c *Config) setDefaults() {
 // Server is a running node: the store, the raft node, the client listener
 // and the HTTP endpoints.
 type Server struct {
-	cfg            Config
-	logger         *slog.Logger
-	store          *store.Store
-	node           *raft.Node
-	ln             net.Listener
-	httpLn         net.Listener
-	httpSrv        *http.Server
-	maxFrame       int
-	peerTLS        *tls.Config // dialling other members (joining); nil without TLS
-	limits         limiter
-	exports        exports
-	caught         atomic.Bool // caughtUp succeeded once since start
-	usage          *usageTracker
-	registry       *prometheus.Registry // node-level series, served to every scrape
-	tenantRegistry *prometheus.Registry // per-tenant series (metrics.go)
-	watches        watchHub             // watch.go
+	cfg      Config
+	logger   *slog.Logger
+	store    *store.Store
+	node     *raft.Node
+	ln       net.Listener
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	maxFrame int
+	peerTLS  *tls.Config // dialling other members (joining); nil without TLS
+	limits   limiter
+	exports  exports
+	caught   atomic.Bool // caughtUp succeeded once since start
+	usage    *usageTracker
+	registry *prometheus.Registry
+	watches  watchHub // watch.go
+
+	tenantRegistry *prometheus.Registry // the per-tenant series of /metrics (metrics.go)
+	asks           leaderAsks           // questions to the leader about tokens (hello.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
