@@ -58,6 +58,10 @@ type Config struct {
 	// operation on the raft log is offered to it first); production code
 	// leaves it nil.
 	LogFaults func(op raft.LogOp) error
+	// StoreFaults is a test hook handed to store.Options.Faults (every file
+	// operation of the store is offered to it first); production code
+	// leaves it nil.
+	StoreFaults func(op store.FileOp, path string) error
 	// Join lists client addresses of existing members. A node with an empty
 	// data directory and no Join bootstraps a new single-node cluster.
 	Join []string
@@ -248,7 +252,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	s.store, err = store.Open(filepath.Join(cfg.DataDir, "store"), &store.Options{Logger: s.logger})
+	s.store, err = store.Open(filepath.Join(cfg.DataDir, "store"), &store.Options{Logger: s.logger, Faults: cfg.StoreFaults})
 	if err != nil {
 		return nil, err
 	}
