@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/tenantkv/tenantkv/internal/wire"
@@ -58,6 +59,31 @@ func (c *conn) helloRefusal(id uint64, err error) *wire.Response {
 // token it refuses.
 const askLeaderTimeout = 5 * time.Second
 
+// maxLeaderAsks bounds the questions about tokens one node has in flight
+// to the leader, so that a flood of bad hellos on a follower costs the
+// leader at most that many connections; past it a hello that needs one is
+// answered errNotReady, whatever its token.
+const maxLeaderAsks = 32
+
+// leaderAsks counts a node's questions to the leader in flight. The zero
+// value is ready; it is safe for concurrent use.
+type leaderAsks struct {
+	once sync.Once
+	sem  chan struct{}
+}
+
+func (a *leaderAsks) acquire() bool {
+	a.once.Do(func() { a.sem = make(chan struct{}, maxLeaderAsks) })
+	select {
+	case a.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (a *leaderAsks) release() { <-a.sem }
+
 // askLeader asks the leader whether it accepts a token that this follower
 // refuses, with a hello of its own over the client protocol marked Stale
 // (judge on your own state, ask nobody). It returns true if the leader
@@ -68,6 +94,10 @@ func (s *Server) askLeader(ctx context.Context, secret string) (bool, error) {
 	if addr == "" || addr == s.Addr() {
 		return false, raft.ErrNotLeader
 	}
+	if !s.asks.acquire() {
+		return false, fmt.Errorf("%d questions to the leader in flight", maxLeaderAsks)
+	}
+	defer s.asks.release()
 	ctx, cancel := context.WithTimeout(ctx, askLeaderTimeout)
 	defer cancel()
 	d := net.Dialer{}

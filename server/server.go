@@ -54,6 +54,14 @@ type Config struct {
 	// --metrics-tenant-labels). Off, only a scrape with an operator token
 	// (Authorization: Bearer TOKEN) gets them.
 	MetricsTenantLabels bool
+	// LogFaults is a test hook handed to raft.Config.LogFaults (every
+	// operation on the raft log is offered to it first); production code
+	// leaves it nil.
+	LogFaults func(op raft.LogOp) error
+	// StoreFaults is a test hook handed to store.Options.Faults (every file
+	// operation of the store is offered to it first); production code
+	// leaves it nil.
+	StoreFaults func(op store.FileOp, path string) error
 	// Join lists client addresses of existing members. A node with an empty
 	// data directory and no Join bootstraps a new single-node cluster.
 	Join []string
@@ -119,10 +127,6 @@ type Config struct {
 	Raft RaftTuning
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
-	// LogFaults is a test hook handed to raft.Config.LogFaults (every
-	// operation on the raft log is offered to it first); production code
-	// leaves it nil.
-	LogFaults func(op raft.LogOp) error
 }
 
 // RaftTuning exposes the raft timing knobs. Zero fields mean the defaults
@@ -263,6 +267,7 @@ type Server struct {
 	watches        watchHub             // watch.go
 	mem            *byteBudget          // MemoryBudget, shared by every connection
 	connLimits     connLimits           // connlimits.go
+	asks           leaderAsks           // questions to the leader about tokens (hello.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -314,7 +319,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	s.store, err = store.Open(filepath.Join(cfg.DataDir, "store"), &store.Options{Logger: s.logger})
+	s.store, err = store.Open(filepath.Join(cfg.DataDir, "store"), &store.Options{Logger: s.logger, Faults: cfg.StoreFaults})
 	if err != nil {
 		return nil, err
 	}

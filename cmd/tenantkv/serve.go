@@ -28,7 +28,12 @@ directory asks those members to add it, authenticated with an operator token
 (--token, --token-file, TENANTKV_TOKEN, TENANTKV_TOKEN_FILE or
 ./data/operator.token). A node that has data rejoins its cluster on its own.
 It prints one line on stdout when it is ready, logs to stderr, and shuts down
-gracefully on SIGINT or SIGTERM. Every flag can also be given in the
+gracefully on SIGINT or SIGTERM, for at most --shutdown-timeout (then it exits
+anyway, with status 1: the raft log replays on restart). The data directory
+and its files are made private to the user (0700, 0600). /metrics names
+tenants only with --metrics-tenant-labels or to a scrape with an operator
+token (Authorization: Bearer TOKEN); /debug/* is served only with --debug.
+Every flag can also be given in the
 environment as TENANTKV_<FLAG>, such as TENANTKV_DATA or TENANTKV_NODE_ID.
 
 TLS: --tls-cert FILE and --tls-key FILE (TENANTKV_TLS_CERT, TENANTKV_TLS_KEY)

@@ -758,18 +758,26 @@ func buildFaultBinary(t testing.TB) string {
 }
 
 // TestAttackGapsSIGTERMBounded: SIGTERM stops a node within its shutdown
-// timeout even while an apply hangs (here raft's log write stalls for a
-// minute, as on a dying disk), and the node restarts with every
-// acknowledged write. Before the fix the process waited for the stalled
-// write. Skipped with -short: it runs the binary.
+// timeout even while an apply hangs, and the node restarts with every
+// acknowledged write. Two hangs: the store's write-ahead log stops taking
+// writes (the apply in progress waits in its commit, as during a huge
+// write), and raft's log write stalls (the entries behind it wait), both
+// for a minute, as on a dying disk. Before the fix the process waited for
+// the stall. Skipped with -short: it runs the binary.
 func TestAttackGapsSIGTERMBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the tenantkv binary and runs processes; skipped with -short")
 	}
 	bin := buildFaultBinary(t)
+	for _, at := range []string{"store-wal", "raft-log"} {
+		t.Run(at, func(t *testing.T) { sigtermDuringStall(t, bin, at) })
+	}
+}
+
+func sigtermDuringStall(t *testing.T, bin, at string) {
 	dir := filepath.Join(t.TempDir(), "data")
 	trigger := filepath.Join(t.TempDir(), "stall")
-	env := []string{"TENANTKV_FAULT_STALL_FILE=" + trigger, "TENANTKV_FAULT_STALL=60s"}
+	env := []string{"TENANTKV_FAULT_STALL_FILE=" + trigger, "TENANTKV_FAULT_STALL=60s", "TENANTKV_FAULT_STALL_AT=" + at}
 	n := startGapNode(t, bin, dir, env, "--shutdown-timeout", "3s")
 	op := n.db(t, n.token)
 	ctx := t.Context()
@@ -784,12 +792,17 @@ func TestAttackGapsSIGTERMBounded(t *testing.T) {
 	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// A write that stalls in the node.
+	// Writes that stall in the node: big ones, so that the store's log
+	// buffers fill at once.
 	stalled := make(chan error, 1)
 	go func() {
 		wctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		stalled <- op.Tenant("st").Set(wctx, []byte("stalled"), []byte("maybe"))
+		var err error
+		for i := 0; err == nil && i < 100; i++ {
+			err = op.Tenant("st").Set(wctx, fmt.Appendf(nil, "stalled%d", i), bytes.Repeat([]byte("s"), 90_000))
+		}
+		stalled <- err
 	}()
 	err := poll(ctx, func() error {
 		if !strings.Contains(n.stderr.String(), "fault hook: stalling") {
@@ -800,11 +813,17 @@ func TestAttackGapsSIGTERMBounded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the fault hook never stalled the node: %v\n%s", err, tailOf(n.stderr.String(), 2000))
 	}
+	// Let the stall take hold: the writes behind it wait.
+	select {
+	case err := <-stalled:
+		t.Fatalf("the writes did not stall: %v", err)
+	case <-time.After(time.Second):
+	}
 	took := n.stop(45 * time.Second)
-	t.Logf("SIGTERM during a stalled apply: the process exited after %v (%v); stderr tail: %s",
-		took.Round(time.Millisecond), n.waitErr, tailOf(n.stderr.String(), 600))
+	t.Logf("%s stalled: SIGTERM stopped the process after %v (%v); stderr tail: %s",
+		at, took.Round(time.Millisecond), n.waitErr, tailOf(n.stderr.String(), 600))
 	if took > 15*time.Second {
-		t.Errorf("SIGTERM took %v to stop the node during a stalled apply (shutdown timeout 3s)", took.Round(time.Millisecond))
+		t.Errorf("SIGTERM took %v to stop the node during a stall of %s (shutdown timeout 3s)", took.Round(time.Millisecond), at)
 	}
 	os.Remove(trigger)
 	if err := n.start(); err != nil {
