@@ -412,3 +412,46 @@ func BenchmarkHistoryAppend(b *testing.B) {
 		apply(tw)
 	}
 }
+
+// TestQuietTenantHistoryExpires checks that a tenant's expired history goes
+// on another tenant's write, not only on its own next one, and that its
+// watches and transactions then get "too old" while the newest entry still
+// serves them.
+func TestQuietTenantHistoryExpires(t *testing.T) {
+	h := newFSMHarness(t)
+	quiet, busy := h.createTenant("quiet"), h.createTenant("busy")
+	t0 := time.Unix(1700000000, 0).UnixNano()
+	for i := range 5 {
+		w := set(quiet, "quiet", fmt.Sprint("k", i), "v")
+		w.At = t0
+		h.must(w)
+	}
+	require.Equal(t, VersionInfo{Version: 5, Oldest: 0}, h.version(quiet))
+	// Within the window, another tenant's write prunes nothing.
+	w := set(busy, "busy", "x", "1")
+	w.At = t0 + int64(9*time.Second)
+	h.must(w)
+	require.Equal(t, uint64(0), h.version(quiet).Oldest)
+	// Past it, the quiet tenant keeps only its newest entry.
+	w = set(busy, "busy", "x", "2")
+	w.At = t0 + int64(11*time.Second)
+	h.must(w)
+	require.Equal(t, VersionInfo{Version: 5, Oldest: 4}, h.version(quiet))
+	_, _, err := h.fsm.Changes(quiet, 0, KeyRange{}, 1<<20)
+	require.ErrorIs(t, err, ErrWatchTooOld)
+	chs, upTo, err := h.fsm.Changes(quiet, 4, KeyRange{}, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), upTo)
+	require.Len(t, chs, 1)
+	r := h.apply(&TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 3, Reads: []KeyRange{point("zz")}})[0]
+	require.ErrorIs(t, r.err, ErrTxTooOld)
+	_, err = h.fsm.ValidateReads(quiet, 3, []KeyRange{point("zz")})
+	require.ErrorIs(t, err, ErrTxTooOld)
+	r = h.apply(&TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 4, Reads: []KeyRange{point("k4")}})[0]
+	require.ErrorIs(t, r.err, ErrConflict)
+	h.must(&TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 4, Reads: []KeyRange{point("k3")}})
+	requireCatalogMatchesStore(t, h)
+	h.reopen()
+	requireCatalogMatchesStore(t, h)
+	require.Equal(t, VersionInfo{Version: 5, Oldest: 4}, h.version(quiet))
+}
