@@ -31,7 +31,9 @@ import (
 // 24 under the race detector, 56 for the figure of the issue), in values of TENANTKV_HISTORY_ATTACK_VALUE
 // bytes (default 1000), as much of it as four writers manage in 6 s, so
 // that the transactions' read versions stay inside the 10 s window.
-func TestAttackCommitsAfterHistory(t *testing.T) {
+func TestAttackCommitsAfterHistory(t *testing.T) { runHistoryAttack(t) }
+
+func runHistoryAttack(t *testing.T) {
 	mb := 48
 	if raceEnabled {
 		mb = 24 // the race detector slows the writes: stay inside the window
