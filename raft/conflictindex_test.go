@@ -412,3 +412,106 @@ func BenchmarkHistoryAppend(b *testing.B) {
 		apply(tw)
 	}
 }
+
+// TestQuietTenantHistoryExpires checks that a tenant's expired history goes
+// on another tenant's write, not only on its own next one, and that its
+// watches and transactions then get "too old" while the newest entry still
+// serves them.
+func TestQuietTenantHistoryExpires(t *testing.T) {
+	h := newFSMHarness(t)
+	quiet, busy := h.createTenant("quiet"), h.createTenant("busy")
+	t0 := time.Unix(1700000000, 0).UnixNano()
+	for i := range 5 {
+		w := set(quiet, "quiet", fmt.Sprint("k", i), "v")
+		w.At = t0
+		h.must(w)
+	}
+	require.Equal(t, VersionInfo{Version: 5, Oldest: 0}, h.version(quiet))
+	// Within the window, another tenant's write prunes nothing.
+	w := set(busy, "busy", "x", "1")
+	w.At = t0 + int64(9*time.Second)
+	h.must(w)
+	require.Equal(t, uint64(0), h.version(quiet).Oldest)
+	// Past it, the quiet tenant keeps only its newest entry.
+	w = set(busy, "busy", "x", "2")
+	w.At = t0 + int64(11*time.Second)
+	h.must(w)
+	require.Equal(t, VersionInfo{Version: 5, Oldest: 4}, h.version(quiet))
+	_, _, err := h.fsm.Changes(quiet, 0, KeyRange{}, 1<<20)
+	require.ErrorIs(t, err, ErrWatchTooOld)
+	chs, upTo, err := h.fsm.Changes(quiet, 4, KeyRange{}, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), upTo)
+	require.Len(t, chs, 1)
+	r := h.apply(&TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 3, Reads: []KeyRange{point("zz")}})[0]
+	require.ErrorIs(t, r.err, ErrTxTooOld)
+	_, err = h.fsm.ValidateReads(quiet, 3, []KeyRange{point("zz")})
+	require.ErrorIs(t, err, ErrTxTooOld)
+	r = h.apply(&TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 4, Reads: []KeyRange{point("k4")}})[0]
+	require.ErrorIs(t, r.err, ErrConflict)
+	h.must(&TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 4, Reads: []KeyRange{point("k3")}})
+	requireCatalogMatchesStore(t, h)
+	h.reopen()
+	requireCatalogMatchesStore(t, h)
+	require.Equal(t, VersionInfo{Version: 5, Oldest: 4}, h.version(quiet))
+}
+
+// TestConflictIndexSweep checks, on random writes, that sweeping with a
+// rising floor changes no answer above the floor: an index swept now and
+// then and one never swept agree on every range for every read version at
+// or above the floor, and as step functions.
+func TestConflictIndexSweep(t *testing.T) {
+	r := rand.New(rand.NewPCG(historyTestSeed(t), 11))
+	var swept, full conflictIndex
+	key := func() []byte { return fmt.Appendf(nil, "%c%c", 'a'+r.IntN(8), 'a'+r.IntN(8)) }
+	var floor uint64
+	for ver := uint64(1); ver <= 5000; ver++ {
+		s, e := key(), key()
+		switch {
+		case r.IntN(4) == 0 && bytes.Compare(s, e) < 0:
+			swept.assign(bytes.Clone(s), bytes.Clone(e), ver)
+			full.assign(bytes.Clone(s), bytes.Clone(e), ver)
+		case r.IntN(20) == 0:
+			swept.assign(bytes.Clone(s), nil, ver)
+			full.assign(bytes.Clone(s), nil, ver)
+		default:
+			swept.assign(bytes.Clone(s), append(bytes.Clone(s), 0), ver)
+			full.assign(bytes.Clone(s), append(bytes.Clone(s), 0), ver)
+		}
+		if r.IntN(10) == 0 {
+			floor = max(floor, ver-min(ver, uint64(r.IntN(200))))
+			swept.sweep(floor, r.IntN(50))
+		}
+		if r.IntN(50) == 0 {
+			require.Equal(t, full.boundaries(floor), swept.boundaries(floor), "version %d, floor %d", ver, floor)
+			require.Equal(t, countNodes(swept.root), swept.nodes)
+		}
+		s, e = key(), key()
+		if bytes.Compare(s, e) > 0 {
+			s, e = e, s
+		}
+		var end []byte
+		if r.IntN(5) > 0 {
+			end = append(e, 0)
+		}
+		rv := floor + uint64(r.Int64N(int64(ver-floor)+1))
+		require.Equal(t, full.maxOver(s, end) > rv, swept.maxOver(s, end) > rv, "version %d, floor %d, read version %d, [%q, %q)", ver, floor, rv, s, end)
+	}
+	swept.sweep(floor, 1<<20)
+	t.Logf("boundaries: %d never swept, %d swept", full.nodes, swept.nodes)
+	require.LessOrEqual(t, swept.nodes, full.nodes)
+	require.Equal(t, full.boundaries(floor), swept.boundaries(floor))
+	// A full sweep leaves no dead boundary behind a dead one.
+	var prev uint64
+	var walk func(n *inode)
+	walk = func(n *inode) {
+		if n == nil {
+			return
+		}
+		walk(n.left)
+		require.False(t, n.ver <= floor && prev <= floor, "dead boundary %q after a dead one", n.key)
+		prev = n.ver
+		walk(n.right)
+	}
+	walk(swept.root)
+}

@@ -42,9 +42,12 @@ type history struct {
 	// that carry it, ascending; txnQ lists those entries oldest first, to
 	// forget them as they are pruned.
 	txns map[string][]uint64
-	txnQ []txnRef
-	tOff int
-	idx  conflictIndex
+	// txnPeak is the most IDs txns held since it was last made: a Go map
+	// does not shrink, so pop makes a new one after a burst.
+	txnPeak int
+	txnQ    []txnRef
+	tOff    int
+	idx     conflictIndex
 	// records counts the retained entries' records; sweepQueued is set
 	// while the tenant waits in the catalog's sweep queue.
 	records     uint64
@@ -96,6 +99,7 @@ func (h *history) begin(version uint64, at int64, size uint64, chunks int, txnID
 	if len(txnID) > 0 {
 		id := string(txnID)
 		h.txns[id] = append(h.txns[id], version)
+		h.txnPeak = max(h.txnPeak, len(h.txns))
 		h.txnQ = append(h.txnQ, txnRef{version: version, id: id})
 	}
 	return nil
@@ -133,10 +137,7 @@ func (h *history) pop() headInfo {
 	h.heads[h.off] = headInfo{}
 	h.off++
 	if h.off >= 64 && h.off*2 >= len(h.heads) { // reclaim the consumed front
-		n := copy(h.heads, h.heads[h.off:])
-		clear(h.heads[n:])
-		h.heads = h.heads[:n]
-		h.off = 0
+		h.heads, h.off = compact(h.heads, h.off), 0
 	}
 	h.first++
 	h.floor = h.first - 1
@@ -152,11 +153,15 @@ func (h *history) pop() headInfo {
 			h.txns[r.id] = vs[1:]
 		}
 	}
+	if h.txnPeak > 1024 && len(h.txns) < h.txnPeak/4 {
+		m := make(map[string][]uint64, len(h.txns))
+		for k, vs := range h.txns {
+			m[k] = vs
+		}
+		h.txns, h.txnPeak = m, len(m)
+	}
 	if h.tOff >= 64 && h.tOff*2 >= len(h.txnQ) {
-		n := copy(h.txnQ, h.txnQ[h.tOff:])
-		clear(h.txnQ[n:])
-		h.txnQ = h.txnQ[:n]
-		h.tOff = 0
+		h.txnQ, h.tOff = compact(h.txnQ, h.tOff), 0
 	}
 	// The pruned entry's boundaries are dead now: sweep about as many.
 	if h.excess() {
@@ -173,6 +178,19 @@ func (h *history) excess() bool { return uint64(h.idx.nodes) > 3*h.records+64 }
 // sweepSteps is how many boundaries of a tenant in the sweep queue a write
 // examines (sweepHistories).
 const sweepSteps = 1024
+
+// compact drops the first off elements of q, in place, or into a smaller
+// array when q's is more than four times too large (after a burst): the
+// queues' memory follows the retained history down as well as up.
+func compact[T any](q []T, off int) []T {
+	live := q[off:]
+	if cap(q) > 1024 && cap(q) > 4*len(live) {
+		return append(make([]T, 0, 2*len(live)), live...)
+	}
+	n := copy(q, live)
+	clear(q[n:])
+	return q[:n]
+}
 
 // txnAfter returns the version of the first retained entry after version
 // rv that carries txnID, or 0. The caller holds mu.

@@ -29,8 +29,11 @@ import (
 //
 // The history written is TENANTKV_HISTORY_ATTACK_MB megabytes (default 48,
 // 24 under the race detector, 56 for the figure of the issue), in values of TENANTKV_HISTORY_ATTACK_VALUE
-// bytes (default 1000).
-func TestAttackCommitsAfterHistory(t *testing.T) {
+// bytes (default 1000), as much of it as four writers manage in 6 s, so
+// that the transactions' read versions stay inside the 10 s window.
+func TestAttackCommitsAfterHistory(t *testing.T) { runHistoryAttack(t) }
+
+func runHistoryAttack(t *testing.T) {
 	mb := 48
 	if raceEnabled {
 		mb = 24 // the race detector slows the writes: stay inside the window
@@ -119,7 +122,8 @@ func TestAttackCommitsAfterHistory(t *testing.T) {
 	value := bytes.Repeat([]byte("h"), valueSize)
 	perWrite := 100_000 / valueSize
 	writes := mb * 10
-	var next atomic.Int64
+	const floodBudget = 6 * time.Second
+	var next, written atomic.Int64
 	var fw sync.WaitGroup
 	var floodErr atomic.Pointer[error]
 	for range 4 {
@@ -127,6 +131,9 @@ func TestAttackCommitsAfterHistory(t *testing.T) {
 		go func() {
 			defer fw.Done()
 			for {
+				if time.Since(floodStart) > floodBudget {
+					return // stay well inside the window of the read versions
+				}
 				i := next.Add(1) - 1
 				if i >= int64(writes) {
 					return
@@ -139,6 +146,7 @@ func TestAttackCommitsAfterHistory(t *testing.T) {
 					floodErr.Store(&err)
 					return
 				}
+				written.Add(1)
 			}
 		}()
 	}
@@ -147,9 +155,10 @@ func TestAttackCommitsAfterHistory(t *testing.T) {
 		t.Fatalf("writing the history: %v", *p)
 	}
 	flood := time.Since(floodStart)
-	t.Logf("history: %d MB in %d writes of %d keys of %d bytes, %v", mb, writes, perWrite, valueSize, flood.Round(time.Millisecond))
-	if flood > 8*time.Second {
-		t.Logf("the history took longer than the 10 s window allows for: the commits may find their read version too old")
+	mb = int(written.Load()) / 10
+	t.Logf("history: %d MB in %d writes of %d keys of %d bytes, %v", mb, written.Load(), perWrite, valueSize, flood.Round(time.Millisecond))
+	if int(written.Load()) < writes {
+		t.Logf("only %d of %d writes fitted in %v (a slow machine): the attack is smaller", written.Load(), writes, floodBudget)
 	}
 
 	// The victim: linearizable gets and writes, four at a time, measured
