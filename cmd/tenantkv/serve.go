@@ -27,8 +27,9 @@ DIR/operator.token (mode 0600). With --join, a node with an empty data
 directory asks those members to add it, authenticated with an operator token
 (--token, --token-file, TENANTKV_TOKEN, TENANTKV_TOKEN_FILE or
 ./data/operator.token). A node that has data rejoins its cluster on its own.
-It prints one line on stdout when it is ready, logs to stderr, and shuts down
-gracefully on SIGINT or SIGTERM. Every flag can also be given in the
+It prints one line on stdout when it is ready (a joining node: once it has
+caught up with the leader and been promoted from non-voter to voter), logs
+to stderr, and shuts down gracefully on SIGINT or SIGTERM. Every flag can also be given in the
 environment as TENANTKV_<FLAG>, such as TENANTKV_DATA or TENANTKV_NODE_ID.
 
 TLS: --tls-cert FILE and --tls-key FILE (TENANTKV_TLS_CERT, TENANTKV_TLS_KEY)
