@@ -313,7 +313,8 @@ func (db *DB) RemoveNode(ctx context.Context, id string) error {
 	return db.do(ctx, &wire.Request{Op: wire.OpClusterRemove, Name: id}, &resp, false)
 }
 
-// JoinNode adds a node to the cluster as a voter: id is its node ID,
+// JoinNode adds a node to the cluster as a non-voter, which the leader
+// promotes to voter once it has caught up: id is its node ID,
 // raftAddr its raft address, clientAddr and httpAddr where it serves clients
 // and HTTP (either may be empty). Any member accepts the request and
 // forwards it to the leader. It needs an operator token.

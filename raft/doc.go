@@ -33,6 +33,13 @@
 // ReadBarrier makes the next local reads linearizable (read index confirmed
 // by a quorum, batched across callers); stale reads need nothing from raft.
 //
+// # Membership
+//
+// A joining node is added with AddNonvoter: it receives the log (or the
+// leader's snapshot) without counting in the quorum, and the leader
+// promotes it to voter once its log keeps pace with the leader's (promote.go;
+// DESIGN.md, "Joins"). WaitPromoted lets the joiner wait for that.
+//
 // # Errors
 //
 // Sentinels are defined once, in errors.go, and matched with errors.Is. A

@@ -17,15 +17,6 @@ import (
 // each carries the follower's last log index, which hashicorp/raft v1.7.3
 // does not expose through its API.
 
-// Promotion thresholds.
-const (
-	// promoteMaxLag is how many entries a non-voter's log may be behind the
-	// leader's last index, as measured by one AppendEntries answer, and
-	// still count as caught up. A node that close needs one AppendEntries
-	// to be level; a node that installs a snapshot is far beyond it.
-	promoteMaxLag = 256
-)
-
 // promoteStable is how long a non-voter must have been caught up, in every
 // answer, before it is promoted: half the heartbeat timeout.
 func promoteStable(heartbeat time.Duration) time.Duration {
@@ -35,7 +26,9 @@ func promoteStable(heartbeat time.Duration) time.Duration {
 // peerProgress is what the leader saw of one follower's log.
 type peerProgress struct {
 	seen time.Time // last answer
-	lag  uint64    // leader's last index when the request left minus the follower's last log index
+	// sent is the leader's last index when it sent the request of the
+	// last answer; lag is how far the follower's log was behind it.
+	sent, lag uint64
 	// caughtUpSince is when the answers began to be caught up without a
 	// break (no answer behind, no silence longer than the heartbeat
 	// timeout); zero while the follower is behind.
@@ -59,14 +52,14 @@ func newProgressTracker(heartbeat time.Duration) *progressTracker {
 }
 
 // observe records one AppendEntries answer of follower id; leaderLast is
-// the leader's last log index when the request was sent.
+// the leader's last log index when the request was sent. The follower is
+// caught up when its log reaches at least where the leader's was when the
+// previous request to it left (a heartbeat interval before, a fraction of
+// the heartbeat timeout): it keeps pace with the leader. Counting entries
+// instead would say nothing: one entry may hold a batch of megabytes, and
+// a joiner that must install a snapshot may be only a few entries behind.
 func (p *progressTracker) observe(id hraft.ServerID, leaderLast uint64, resp *hraft.AppendEntriesResponse, term uint64) {
 	now := time.Now()
-	lag := uint64(0)
-	if leaderLast > resp.LastLog {
-		lag = leaderLast - resp.LastLog
-	}
-	caughtUp := resp.Success && resp.Term == term && lag <= promoteMaxLag
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pp := p.peers[id]
@@ -74,13 +67,19 @@ func (p *progressTracker) observe(id hraft.ServerID, leaderLast uint64, resp *hr
 		pp = &peerProgress{}
 		p.peers[id] = pp
 	}
+	gap := pp.seen.IsZero() || now.Sub(pp.seen) > p.heartbeat
+	caughtUp := !gap && resp.Success && resp.Term == term && resp.LastLog >= pp.sent
 	switch {
 	case !caughtUp:
 		pp.caughtUpSince = time.Time{}
-	case pp.caughtUpSince.IsZero() || now.Sub(pp.seen) > p.heartbeat:
+	case pp.caughtUpSince.IsZero():
 		pp.caughtUpSince = now
 	}
-	pp.seen, pp.lag = now, lag
+	pp.seen, pp.sent = now, leaderLast
+	pp.lag = 0
+	if leaderLast > resp.LastLog {
+		pp.lag = leaderLast - resp.LastLog
+	}
 }
 
 // caughtUp reports whether follower id has been caught up for at least

@@ -27,7 +27,8 @@ DIR/operator.token (mode 0600). With --join, a node with an empty data
 directory asks those members to add it, authenticated with an operator token
 (--token, --token-file, TENANTKV_TOKEN, TENANTKV_TOKEN_FILE or
 ./data/operator.token). A node that has data rejoins its cluster on its own.
-It prints one line on stdout when it is ready, logs to stderr, and shuts down
+It prints one line on stdout when it is ready (a joining node: once it has
+caught up with the leader and been promoted from non-voter to voter), logs to stderr, and shuts down
 gracefully on SIGINT or SIGTERM, for at most --shutdown-timeout (then it exits
 anyway, with status 1: the raft log replays on restart). The data directory
 and its files are made private to the user (0700, 0600). /metrics names
