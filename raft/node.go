@@ -174,6 +174,7 @@ type Node struct {
 	leader    leaderState
 	reads     readQueue
 	proposals chan *proposal // to the batcher (batcher.go)
+	slots     tenantSlots    // per-tenant bound on queued proposals (fairqueue.go)
 	inflight  chan struct{}  // batch entries handed to raft and not yet done
 
 	observer *hraft.Observer

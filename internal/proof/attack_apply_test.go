@@ -50,9 +50,10 @@ func attackSeed(t *testing.T) uint64 {
 	return seed
 }
 
-// victim issues linearizable sets and gets of one tenant at a fixed rate
-// from a few workers and records each latency from the moment the request
-// was due.
+// victim issues linearizable sets and gets of one tenant at a fixed rate,
+// each request on its own (as many independent clients would), and records
+// each latency. A stall of the apply loop delays every request due during
+// it, so it shows in the percentiles in proportion to its length.
 type victim struct {
 	db   *client.DB
 	stop chan struct{}
@@ -63,34 +64,39 @@ type victim struct {
 }
 
 const (
-	victimWorkers  = 4
-	victimInterval = 5 * time.Millisecond // per worker
+	victimInterval = 2500 * time.Microsecond // 400 requests a second
+	victimInFlight = 512                     // more in flight is a failure
 )
 
 func startVictim(db *client.DB) *victim {
 	v := &victim{db: db, stop: make(chan struct{})}
 	tn := db.Tenant("")
-	for w := range victimWorkers {
-		v.wg.Add(1)
-		go func() {
-			defer v.wg.Done()
-			start := time.Now()
-			for i := 0; ; i++ {
-				due := start.Add(time.Duration(i) * victimInterval)
-				if d := time.Until(due); d > 0 {
-					select {
-					case <-v.stop:
-						return
-					case <-time.After(d):
-					}
-				}
+	sem := make(chan struct{}, victimInFlight)
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		start := time.Now()
+		for i := 0; ; i++ {
+			due := start.Add(time.Duration(i) * victimInterval)
+			if d := time.Until(due); d > 0 {
 				select {
 				case <-v.stop:
 					return
-				default:
+				case <-time.After(d):
 				}
+			}
+			select {
+			case <-v.stop:
+				return
+			case sem <- struct{}{}:
+			}
+			v.wg.Add(1)
+			go func() {
+				defer v.wg.Done()
+				defer func() { <-sem }()
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				k := fmt.Appendf(nil, "v/%d/%d", w, i%50)
+				defer cancel()
+				k := fmt.Appendf(nil, "v/%d", i%100)
 				var err error
 				if i%2 == 0 {
 					err = tn.Set(ctx, k, fmt.Appendf(nil, "%d", i))
@@ -100,7 +106,6 @@ func startVictim(db *client.DB) *victim {
 						err = nil
 					}
 				}
-				cancel()
 				d := time.Since(due)
 				v.mu.Lock()
 				v.lat = append(v.lat, d)
@@ -108,9 +113,9 @@ func startVictim(db *client.DB) *victim {
 					v.errs = append(v.errs, err)
 				}
 				v.mu.Unlock()
-			}
-		}()
-	}
+			}()
+		}
+	}()
 	return v
 }
 
