@@ -280,7 +280,7 @@ func (a *applier) deleteTenant(c *DeleteTenant, res *Result) error {
 	if err := d.v.Clear(); err != nil {
 		return fatal("clear tenant %d: %w", c.ID, err)
 	}
-	d.ov.clearAll()
+	d.clearAll()
 	if err := a.del(keyspace.TenantRecordKey(c.ID)); err != nil {
 		return err
 	}

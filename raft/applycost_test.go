@@ -286,7 +286,7 @@ func TestApplyReadsAreLinear(t *testing.T) {
 			require.LessOrEqual(t, d.reads, n, "n=%d round %d", n, round)
 			require.Empty(t, plan.pieces, "non-covering delete-ranges must write nothing")
 			require.Equal(t, int64(n/2), plan.dKeys)
-			d.ov.apply(ops)
+			d.wrote(ops)
 		}
 		b.Close()
 	}

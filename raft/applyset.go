@@ -253,6 +253,11 @@ func (o *dataOverlay) apply(ops []Op) {
 }
 
 // clearAll records that the tenant's whole span was deleted.
+func (d *tenantData) clearAll() {
+	d.pending = d.pending[:0]
+	d.ov.clearAll()
+}
+
 func (o *dataOverlay) clearAll() {
 	o.points = pointSet{}
 	o.cleared = spanSet{}
@@ -265,13 +270,29 @@ func (o *dataOverlay) clearAll() {
 type tenantData struct {
 	v  *store.TenantView
 	ov dataOverlay
+	// pending are the ops written since the overlay was last read, in
+	// order: the overlay is built only when a later command of the batch
+	// reads this tenant, so a command alone in its batch pays nothing.
+	pending [][]Op
 	// reads counts the point reads and range walks of the committed
 	// store, for the tests that check the apply is linear.
 	reads int
 }
 
+// wrote records ops, just written to the batch, for later reads.
+func (d *tenantData) wrote(ops []Op) { d.pending = append(d.pending, ops) }
+
+// settle brings the overlay up to date with what was written.
+func (d *tenantData) settle() {
+	for _, ops := range d.pending {
+		d.ov.apply(ops)
+	}
+	d.pending = d.pending[:0]
+}
+
 // get returns k's current value.
 func (d *tenantData) get(k []byte) ([]byte, bool, error) {
+	d.settle()
 	if w, ok := d.ov.points.get(k); ok {
 		return w.val, w.present, nil
 	}
@@ -293,6 +314,7 @@ func (d *tenantData) get(k []byte) ([]byte, bool, error) {
 // value, once each, in no particular order. It reads the committed store
 // only where this batch has not deleted.
 func (d *tenantData) walk(start, end []byte, fn func(k []byte, size int) error) error {
+	d.settle()
 	err := d.ov.points.ascend(start, end, func(w pointWrite) error {
 		if w.present {
 			return fn(w.key, len(w.val))

@@ -106,7 +106,7 @@ func (a *applier) commitOps(t *keyspace.Tenant, d *tenantData, st *versionState,
 			return fatal("tenant %d op %d (%s): %w", t.ID, i, op.Kind, err)
 		}
 	}
-	d.ov.apply(ops)
+	d.wrote(ops)
 	if err := a.appendHistory(t.ID, st, ops, at, txnID); err != nil {
 		return err
 	}

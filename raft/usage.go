@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/store"
@@ -101,11 +102,11 @@ type rangePiece struct {
 func planWrite(d *tenantData, ops []Op) (*writePlan, error) {
 	p := &writePlan{absent: make([]bool, len(ops))}
 	pointKeys := make(map[string]struct{}, len(ops))
-	var ranges spanSet
+	var ranges []keySpan
 	for i := range ops {
 		op := &ops[i]
 		if op.Kind == OpDeleteRange {
-			ranges.add(op.Key, op.End)
+			ranges = append(ranges, keySpan{start: op.Key, end: op.End})
 			continue
 		}
 		pointKeys[string(op.Key)] = struct{}{}
@@ -125,7 +126,7 @@ func planWrite(d *tenantData, ops []Op) (*writePlan, error) {
 			p.absent[i] = !present
 		}
 	}
-	err := ranges.each(func(start, end []byte) error {
+	err := eachUnion(ranges, func(start, end []byte) error {
 		pc := rangePiece{start: start, end: end}
 		n := 0
 		err := d.walk(start, end, func(k []byte, size int) error {
@@ -156,6 +157,27 @@ func planWrite(d *tenantData, ops []Op) (*writePlan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// eachUnion calls fn for each range of the union of rs, in key order,
+// until fn fails: a sort and one pass. It reorders rs.
+func eachUnion(rs []keySpan, fn func(start, end []byte) error) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	sort.Slice(rs, func(i, j int) bool { return bytes.Compare(rs[i].start, rs[j].start) < 0 })
+	cur := rs[0]
+	for _, r := range rs[1:] {
+		if len(cur.end) == 0 || bytes.Compare(r.start, cur.end) <= 0 {
+			cur.end = maxEnd(cur.end, r.end)
+			continue
+		}
+		if err := fn(cur.start, cur.end); err != nil {
+			return err
+		}
+		cur = r
+	}
+	return fn(cur.start, cur.end)
 }
 
 // applyDelta adds a signed delta to a counter. It clamps at zero, which only
