@@ -9,7 +9,9 @@ import (
 )
 
 // MaxBatchSize is the most bytes of keys, values and range bounds one Batch
-// may carry, as enforced by every server (like a FoundationDB transaction).
+// may carry, plus TxnOverhead per write, as enforced by every server (like
+// a FoundationDB transaction). A Batch also holds at most MaxMutations
+// writes.
 const MaxBatchSize = 10 << 20
 
 // Batch collects writes to one tenant and applies them atomically, in
@@ -91,7 +93,11 @@ func (b *Batch) DeleteRange(r KeyRange) {
 }
 
 func (b *Batch) add(m wire.Mutation) {
-	n := len(m.Key) + len(m.Value) + len(m.End)
+	n := len(m.Key) + len(m.Value) + len(m.End) + TxnOverhead
+	if len(b.muts) >= MaxMutations {
+		b.fail(fmt.Errorf("%w: batch over %d mutations", ErrTxTooLarge, MaxMutations))
+		return
+	}
 	if b.size+n > MaxBatchSize {
 		b.fail(fmt.Errorf("%w: batch over %d bytes", ErrTxTooLarge, MaxBatchSize))
 		return
@@ -107,8 +113,8 @@ func (b *Batch) fail(err error) {
 // Len returns the number of writes in the batch.
 func (b *Batch) Len() int { return len(b.muts) }
 
-// Size returns the bytes of keys, values and bounds in the batch, which
-// MaxBatchSize limits.
+// Size returns what the batch counts against MaxBatchSize: the bytes of its
+// keys, values and bounds plus TxnOverhead for each write.
 func (b *Batch) Size() int { return b.size }
 
 // Reset empties the batch and forgets its error, keeping its memory.

@@ -98,7 +98,7 @@ func TestBatch(t *testing.T) {
 func fillBatch(b *Batch, n int) {
 	for i := 0; b.Size() < n && b.err == nil; i++ {
 		key := []byte{byte(i >> 16), byte(i >> 8), byte(i), 'k'}
-		v := min(MaxValueSize, n-b.Size()-len(key))
+		v := min(MaxValueSize, n-b.Size()-len(key)-TxnOverhead)
 		b.Set(key, bytes.Repeat([]byte{'v'}, max(v, 0)))
 	}
 }

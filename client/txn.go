@@ -22,7 +22,13 @@ const MaxTxnBytes = 10 << 20
 
 // TxnOverhead is what each mutation and each read range costs towards
 // MaxTxnBytes on top of its bytes.
-const TxnOverhead = 16
+// It is 64 bytes, as every server counts it (wire.MutationOverhead).
+const TxnOverhead = wire.MutationOverhead
+
+// MaxMutations is the most mutations one transaction or Batch may carry
+// (wire.MaxMutations); more is refused with ErrTxTooLarge before anything
+// is sent.
+const MaxMutations = wire.MaxMutations
 
 // Retry backoff of Update after a conflict: 5ms doubling up to 250ms, with
 // full jitter.
@@ -497,6 +503,10 @@ func (tx *Tx) write(size int) bool {
 		return false
 	}
 	tx.size += size + TxnOverhead
+	if len(tx.muts) >= MaxMutations {
+		tx.err = fmt.Errorf("%w: more than %d mutations", ErrTxTooLarge, MaxMutations)
+		return false
+	}
 	if tx.size > MaxTxnBytes {
 		tx.err = fmt.Errorf("%w: more than %d bytes", ErrTxTooLarge, MaxTxnBytes)
 		return false

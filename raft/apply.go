@@ -10,9 +10,10 @@ import (
 	"github.com/tenantkv/tenantkv/store"
 )
 
-// applier applies the commands of one raft batch into one store batch. Reads
-// go through the batch, so a command sees the writes of the commands before
-// it in the same batch.
+// applier applies the commands of one raft batch into one store batch. A
+// command sees the writes of the commands before it in the same batch:
+// system keys are read through the batch, tenant data through the
+// committed store and this batch's overlay of it (applyset.go).
 //
 // Every apply function follows one rule: read and check everything first,
 // then write. A check that fails returns a plain error, which becomes the
@@ -35,6 +36,10 @@ type applier struct {
 	// touched collects the tenants whose data, version, state or existence
 	// changed, for the FSM's observer (txnapply.go).
 	touched map[keyspace.TenantID]struct{}
+	// data is this batch's access to each tenant's data it touched: the
+	// committed store plus the batch's own writes (applyset.go). Tenant
+	// data is never read through b.
+	data map[keyspace.TenantID]*tenantData
 }
 
 func newApplier(b *store.Batch, cat *catalog) *applier {
@@ -138,14 +143,14 @@ func (a *applier) tenantWrite(c *TenantWrite, res *Result) error {
 	if len(c.Ops) == 0 {
 		return nil
 	}
-	v, err := a.b.Tenant(c.TenantID)
+	d, err := a.tenantData(c.TenantID)
 	if err != nil {
-		return fatal("tenant view %d: %w", c.TenantID, err)
+		return err
 	}
 	st := a.versionState(c.TenantID)
 	// Quota check, then the data at the next version, the usage counters
 	// and the write history, all in this batch (txnapply.go).
-	return a.commitOps(t, v, st, c.Ops, c.At, nil, res)
+	return a.commitOps(t, d, st, c.Ops, c.At, nil, res)
 }
 
 // labelsOf returns a copy of labels, nil when there are none: what a
@@ -266,14 +271,16 @@ func (a *applier) deleteTenant(c *DeleteTenant, res *Result) error {
 		return err
 	}
 	tokens := a.tokensOf(c.ID)
-	v, err := a.b.Tenant(c.ID)
+	d, err := a.tenantData(c.ID)
 	if err != nil {
-		return fatal("tenant view %d: %w", c.ID, err)
+		return err
 	}
-	// Checks are done: write. The data goes with one range deletion.
-	if err := v.Clear(); err != nil {
+	// Checks are done: write. The data goes with one range deletion, and
+	// no walk: the usage record goes with the metadata.
+	if err := d.v.Clear(); err != nil {
 		return fatal("clear tenant %d: %w", c.ID, err)
 	}
+	d.clearAll()
 	if err := a.del(keyspace.TenantRecordKey(c.ID)); err != nil {
 		return err
 	}

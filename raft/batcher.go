@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/tenantkv/tenantkv/keyspace"
 )
 
 // # Proposal batching
@@ -68,6 +70,9 @@ type proposal struct {
 	ctx  context.Context // its proposer's: one that ended is not sent
 	data []byte
 	done chan proposalOutcome // buffered: the batcher never blocks on it
+	// tenant and cost place it in the fair queue (fairqueue.go).
+	tenant keyspace.TenantID
+	cost   int
 }
 
 type proposalOutcome struct {
@@ -147,9 +152,16 @@ func (a *applier) applyEntry(index uint64, data []byte) (any, error) {
 }
 
 // proposeBatched queues an encoded command for the batcher and waits for
-// its outcome, ctx or shutdown, with Propose's error contract.
-func (n *Node) proposeBatched(ctx context.Context, data []byte) (*Result, error) {
-	p := &proposal{ctx: ctx, data: data, done: make(chan proposalOutcome, 1)}
+// its outcome, ctx or shutdown, with Propose's error contract. A tenant
+// may have at most maxTenantProposals proposals queued or in flight; more
+// wait here, behind their own tenant's (fairqueue.go).
+func (n *Node) proposeBatched(ctx context.Context, cmd Command, data []byte) (*Result, error) {
+	tenant, cost := proposalCost(cmd, data)
+	if err := n.slots.acquire(ctx, tenant, n.closing); err != nil {
+		return nil, err // never queued
+	}
+	defer n.slots.release(tenant)
+	p := &proposal{ctx: ctx, data: data, done: make(chan proposalOutcome, 1), tenant: tenant, cost: cost}
 	select {
 	case n.proposals <- p:
 	case <-ctx.Done():
@@ -167,63 +179,47 @@ func (n *Node) proposeBatched(ctx context.Context, data []byte) (*Result, error)
 	}
 }
 
-// runBatcher is the batcher goroutine.
+// runBatcher is the batcher goroutine. It moves proposals from the channel
+// into the fair queue and hands raft one entry at a time, as the queue
+// composes it.
 func (n *Node) runBatcher() {
 	defer n.wg.Done()
-	var batch []*proposal
+	q := newFairQueue()
 	var datas [][]byte
-	var carry *proposal // a proposal too big to join the last batch
 	for {
-		first := carry
-		carry = nil
-		if first == nil {
+		if q.empty() {
 			select {
-			case first = <-n.proposals:
+			case p := <-n.proposals:
+				q.push(p)
 			case <-n.closing:
 				n.drainProposals()
 				return
 			}
 		}
-		// Wait for a free slot before filling the batch: what queues
+		// Wait for a free slot before composing the entry: what queues
 		// meanwhile joins it.
 		select {
 		case n.inflight <- struct{}{}:
 		case <-n.closing:
-			first.done <- proposalOutcome{err: ErrShutdown}
+			q.fail(ErrShutdown)
 			n.drainProposals()
 			return
 		}
-		batch = append(batch[:0], first)
-		size := len(first.data)
-	fill:
-		for len(batch) < maxBatchCommands && size < maxBatchBytes {
-			select {
-			case p := <-n.proposals:
-				if err := p.ctx.Err(); err != nil {
-					// Its proposer has given up (and reported the commit
-					// unknown): do not append it after all.
-					p.done <- proposalOutcome{err: fmt.Errorf("raft: propose: %w", err)}
-					continue
-				}
-				if size+len(p.data) > maxBatchBytes {
-					carry = p // too big to join: it starts the next batch
-					break fill
-				}
-				batch = append(batch, p)
-				size += len(p.data)
-			default:
-				break fill
-			}
+		q.fill(n.proposals)
+		batch := q.next()
+		if len(batch) == 0 {
+			<-n.inflight // every candidate's proposer had given up
+			continue
 		}
 		if len(batch) == 1 {
-			n.send([]*proposal{first}, first.data)
+			n.send(batch, batch[0].data)
 			continue
 		}
 		datas = datas[:0]
 		for _, p := range batch {
 			datas = append(datas, p.data)
 		}
-		n.send(append([]*proposal(nil), batch...), encodeBatch(datas))
+		n.send(batch, encodeBatch(datas))
 	}
 }
 

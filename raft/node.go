@@ -189,6 +189,7 @@ type Node struct {
 	leader    leaderState
 	reads     readQueue
 	proposals chan *proposal // to the batcher (batcher.go)
+	slots     tenantSlots    // per-tenant bound on queued proposals (fairqueue.go)
 	inflight  chan struct{}  // batch entries handed to raft and not yet done
 
 	// progress is what this node, as leader, saw of each follower's log;

@@ -109,7 +109,9 @@ func TestProposeDefiniteFailures(t *testing.T) {
 		ops[i] = Op{Kind: OpSet, Key: []byte(fmt.Sprint(i)), Value: make([]byte, keyspace.MaxValueSize)}
 	}
 	_, err = n.Propose(t.Context(), &TenantWrite{TenantID: 1, TenantName: "x", Ops: ops})
-	require.ErrorIs(t, err, ErrCommandTooLarge)
+	require.ErrorIs(t, err, ErrTxTooLarge) // a write's own limit, checked before the command's
+	_, err = n.Propose(t.Context(), &TenantWrite{TenantID: 1, TenantName: "x", Ops: make([]Op, MaxMutations+1)})
+	require.ErrorIs(t, err, ErrTxTooLarge)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err = n.Propose(ctx, &CreateTenant{Name: "x"})

@@ -44,7 +44,7 @@ func (n *Node) Propose(ctx context.Context, cmd Command) (*Result, error) {
 		if err := n.checkPropose(ctx, data); err != nil {
 			return nil, err
 		}
-		return n.proposeBatched(ctx, data)
+		return n.proposeBatched(ctx, cmd, data)
 	}
 	return n.proposeData(ctx, data)
 }

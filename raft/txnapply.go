@@ -51,36 +51,55 @@ func (a *applier) touch(id keyspace.TenantID) {
 // data: it checks quotas (a refusal writes nothing), then writes ops (only
 // set, delete and delete-range) at the tenant's next version with the usage
 // counters, raises the version, appends the history entry and prunes the
-// history.
-func (a *applier) commitOps(t *keyspace.Tenant, v *store.TenantView, st *versionState, ops []Op, at int64, txnID []byte, res *Result) error {
+// history. Its cost is O(n log n) in the ops plus the live keys their
+// delete-ranges remove (planWrite).
+func (a *applier) commitOps(t *keyspace.Tenant, d *tenantData, st *versionState, ops []Op, at int64, txnID []byte, res *Result) error {
 	ops = netOps(ops)
 	// Usage is exact: computed from the values the ops replace, checked
 	// against the limits, and written in the same batch as the data.
-	dBytes, dKeys, err := usageDelta(v, ops)
+	plan, err := planWrite(d, ops)
 	if err != nil {
 		return fatal("tenant %d usage delta: %w", t.ID, err)
 	}
 	e := a.mutable(t.ID)
 	cur := e.usage
-	next := Usage{Bytes: applyDelta(cur.Bytes, dBytes), Keys: applyDelta(cur.Keys, dKeys)}
-	if err := checkQuota(t, next, dBytes, dKeys); err != nil {
+	next := Usage{Bytes: applyDelta(cur.Bytes, plan.dBytes), Keys: applyDelta(cur.Keys, plan.dKeys)}
+	if err := checkQuota(t, next, plan.dBytes, plan.dKeys); err != nil {
 		return err
 	}
-	// Checks are done: write.
+	// Checks are done: write. First what the delete-ranges remove, then the
+	// point writes in order: no point write is covered by a later
+	// delete-range (netOps), so this gives the state of the ops in order.
 	if next != cur {
 		e.usage = next
 		a.dirty(t.ID) // stored once per batch, by flushState
+	}
+	for _, pc := range plan.pieces {
+		if pc.keys == nil {
+			err = d.v.DeleteRange(pc.start, pc.end)
+		} else {
+			for _, k := range pc.keys {
+				if err = d.v.Delete(k); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			return fatal("tenant %d delete range: %w", t.ID, err)
+		}
 	}
 	version := st.Version + 1
 	for i := range ops {
 		op := &ops[i]
 		switch op.Kind {
 		case OpSet:
-			err = v.SetVersioned(op.Key, op.Value, version)
+			err = d.v.SetVersioned(op.Key, op.Value, version)
 		case OpDelete:
-			err = v.Delete(op.Key)
+			if !plan.absent[i] {
+				err = d.v.Delete(op.Key)
+			}
 		case OpDeleteRange:
-			err = v.DeleteRange(op.Key, op.End)
+			// Written above, as the pieces of the union.
 		default:
 			err = fmt.Errorf("op kind %s reached the store", op.Kind)
 		}
@@ -88,6 +107,7 @@ func (a *applier) commitOps(t *keyspace.Tenant, v *store.TenantView, st *version
 			return fatal("tenant %d op %d (%s): %w", t.ID, i, op.Kind, err)
 		}
 	}
+	d.wrote(ops)
 	if err := a.appendHistory(t.ID, st, ops, at, txnID); err != nil {
 		return err
 	}
@@ -346,15 +366,15 @@ func (a *applier) txnCommit(c *TxnCommit, res *Result) error {
 	if err := writable(t); err != nil {
 		return err
 	}
-	v, err := a.b.Tenant(c.TenantID)
+	d, err := a.tenantData(c.TenantID)
 	if err != nil {
-		return fatal("tenant view %d: %w", c.TenantID, err)
+		return err
 	}
-	ops, err := resolveOps(v, c.Ops)
+	ops, err := resolveOps(d, c.Ops)
 	if err != nil {
 		return fatal("tenant %d: evaluate atomic ops: %w", c.TenantID, err)
 	}
-	return a.commitOps(t, v, st, ops, c.At, c.TxnID, res)
+	return a.commitOps(t, d, st, ops, c.At, c.TxnID, res)
 }
 
 func (a *applier) compareAndSwap(c *CompareAndSwap, res *Result) error {
@@ -362,13 +382,12 @@ func (a *applier) compareAndSwap(c *CompareAndSwap, res *Result) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.b.Tenant(c.TenantID)
+	d, err := a.tenantData(c.TenantID)
 	if err != nil {
-		return fatal("tenant view %d: %w", c.TenantID, err)
+		return err
 	}
-	cur, err := v.Get(c.Key)
-	found := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	cur, found, err := d.get(c.Key)
+	if err != nil {
 		return fatal("tenant %d: read %q: %w", c.TenantID, c.Key, err)
 	}
 	st := a.versionState(c.TenantID)
@@ -381,7 +400,7 @@ func (a *applier) compareAndSwap(c *CompareAndSwap, res *Result) error {
 	if c.NewAbsent {
 		op = Op{Kind: OpDelete, Key: c.Key}
 	}
-	if err := a.commitOps(t, v, st, []Op{op}, c.At, nil, res); err != nil {
+	if err := a.commitOps(t, d, st, []Op{op}, c.At, nil, res); err != nil {
 		return err
 	}
 	res.Swapped = true
@@ -390,35 +409,38 @@ func (a *applier) compareAndSwap(c *CompareAndSwap, res *Result) error {
 
 // resolveOps turns a transaction's mutations into plain sets, deletes and
 // delete-ranges, evaluating each atomic op against the value its key has at
-// that point: the stored value, as changed by the transaction's earlier
+// that point: the current value (d), as changed by the transaction's earlier
 // mutations. A compare-and-clear that does not match becomes nothing. The
-// returned error is a storage failure.
-func resolveOps(v *store.TenantView, muts []Op) ([]Op, error) {
-	type state struct {
-		val     []byte
-		present bool
+// transaction's own writes are an ordered overlay, so a delete-range
+// removes the earlier writes it covers in O(log n) each, and a read checks
+// the earlier delete-ranges in O(log n). The returned error is a storage
+// failure.
+func resolveOps(d *tenantData, muts []Op) ([]Op, error) {
+	atomic := false
+	for i := range muts {
+		if k := muts[i].Kind; k != OpSet && k != OpDelete && k != OpDeleteRange {
+			atomic = true
+			break
+		}
 	}
-	overlay := map[string]state{}
-	var cleared []KeyRange
+	if !atomic {
+		return muts, nil // nothing to evaluate
+	}
+	var overlay pointSet
+	var cleared spanSet
 	current := func(k []byte) ([]byte, bool, error) {
-		if s, ok := overlay[string(k)]; ok {
-			return s.val, s.present, nil
+		if w, ok := overlay.get(k); ok {
+			return w.val, w.present, nil
 		}
-		for i := range cleared {
-			if cleared[i].contains(k) {
-				return nil, false, nil
-			}
-		}
-		val, err := v.Get(k)
-		if errors.Is(err, store.ErrNotFound) {
+		if cleared.covers(k) {
 			return nil, false, nil
 		}
-		return val, err == nil, err
+		return d.get(k)
 	}
 	out := make([]Op, 0, len(muts))
 	set := func(k, val []byte) {
 		out = append(out, Op{Kind: OpSet, Key: k, Value: val})
-		overlay[string(k)] = state{val: val, present: true}
+		overlay.put(pointWrite{key: k, val: val, present: true})
 	}
 	for i := range muts {
 		m := &muts[i]
@@ -427,16 +449,11 @@ func resolveOps(v *store.TenantView, muts []Op) ([]Op, error) {
 			set(m.Key, m.Value)
 		case OpDelete:
 			out = append(out, *m)
-			overlay[string(m.Key)] = state{}
+			overlay.put(pointWrite{key: m.Key})
 		case OpDeleteRange:
 			out = append(out, *m)
-			r := KeyRange{Start: m.Key, End: m.End}
-			for k := range overlay {
-				if r.contains([]byte(k)) {
-					overlay[k] = state{}
-				}
-			}
-			cleared = append(cleared, r)
+			overlay.clear(m.Key, m.End)
+			cleared.add(m.Key, m.End)
 		case OpAdd, OpMin, OpMax:
 			cur, ok, err := current(m.Key)
 			if err != nil {
@@ -463,7 +480,7 @@ func resolveOps(v *store.TenantView, muts []Op) ([]Op, error) {
 			}
 			if ok && bytes.Equal(cur, m.Value) {
 				out = append(out, Op{Kind: OpDelete, Key: m.Key})
-				overlay[string(m.Key)] = state{}
+				overlay.put(pointWrite{key: m.Key})
 			}
 		}
 	}
@@ -482,34 +499,24 @@ func leInt64(b []byte) int64 {
 // overwrites (a later point write of the same key, or a later delete-range
 // covering it), keeping the order of the rest. Applying the result gives
 // the same state, and touches the same keys, as applying ops; the history
-// and watches then carry each key's final write of the command only.
+// and watches then carry each key's final write of the command only. One
+// pass from the end, with the later delete-ranges in a spanSet: O(n log n).
 func netOps(ops []Op) []Op {
 	if len(ops) < 2 {
 		return ops
 	}
 	seen := make(map[string]struct{}, len(ops))
-	var ranges []KeyRange // delete-ranges after the current op
+	var later spanSet // delete-ranges after the current op
 	keep := make([]bool, len(ops))
 	dropped := 0
 	for i := len(ops) - 1; i >= 0; i-- {
 		op := &ops[i]
 		if op.Kind == OpDeleteRange {
 			keep[i] = true
-			ranges = append(ranges, KeyRange{Start: op.Key, End: op.End})
+			later.add(op.Key, op.End)
 			continue
 		}
-		if _, ok := seen[string(op.Key)]; ok {
-			dropped++
-			continue
-		}
-		covered := false
-		for j := range ranges {
-			if ranges[j].contains(op.Key) {
-				covered = true
-				break
-			}
-		}
-		if covered {
+		if _, ok := seen[string(op.Key)]; ok || later.covers(op.Key) {
 			dropped++
 			continue
 		}

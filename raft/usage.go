@@ -64,96 +64,120 @@ func (f *FSM) Usage(id keyspace.TenantID) (Usage, error) {
 	return Usage{}, nil
 }
 
-// usageDelta computes how the ops of one tenant write change the tenant's
-// usage, without writing anything. It reads the current values through v
-// and overlays the command's own earlier ops, so a command that sets and
-// deletes the same key is counted once. The returned error is a storage
-// failure.
-func usageDelta(v *store.TenantView, ops []Op) (dBytes, dKeys int64, err error) {
-	// pending maps a key touched by an earlier op of this command to its
-	// value size, or -1 when that op deleted it.
-	pending := map[string]int{}
-	sizeNow := func(k []byte) (int, error) {
-		if n, ok := pending[string(k)]; ok {
-			return n, nil
-		}
-		val, err := v.Get(k)
-		if errors.Is(err, store.ErrNotFound) {
-			return -1, nil
-		}
-		if err != nil {
-			return 0, err
-		}
-		return len(val), nil
-	}
-	remove := func(k []byte, n int) {
-		if n >= 0 {
-			dBytes -= int64(len(k) + n)
-			dKeys--
-		}
-	}
+// maxPointDeletes is how many live keys a piece of a command's
+// delete-ranges may hold and still be removed with point deletions instead
+// of a range deletion. Range deletions are what Pebble must fragment on
+// reads (the memtable re-fragments all of its own after every batch that
+// adds one), so a delete-range that removes nothing writes nothing, and
+// one that removes a few keys writes their point deletions: a tenant gets
+// at most one range deletion per maxPointDeletes keys it removes.
+const maxPointDeletes = 64
+
+// writePlan is how a command's ops (after netOps) change the tenant: the
+// exact usage delta, and the physical writes that produce the ops' state.
+type writePlan struct {
+	dBytes, dKeys int64
+	// pieces are the parts of the union of the delete-ranges that hold live
+	// keys; each is written as one range deletion or, when keys is not
+	// nil, as point deletions of keys.
+	pieces []rangePiece
+	// absent marks the point deletes of keys that do not exist: they
+	// change nothing and are not written.
+	absent []bool
+}
+
+type rangePiece struct {
+	start, end []byte
+	keys       [][]byte
+}
+
+// planWrite computes the plan of ops against the tenant's current state d,
+// reading each point key once and walking the union of the delete-ranges
+// once, whatever their number and overlap: O(n log n) in the ops plus the
+// live keys removed. ops must be netOps' output (no point write is followed
+// by a write of the same key or by a delete-range covering it), so the
+// final state of a key is its point op if it has one, else absent if a
+// delete-range covers it, else unchanged; the delta is the sum over those
+// keys of final minus current. The returned error is a storage failure.
+func planWrite(d *tenantData, ops []Op) (*writePlan, error) {
+	p := &writePlan{absent: make([]bool, len(ops))}
+	pointKeys := make(map[string]struct{}, len(ops))
+	var ranges []keySpan
 	for i := range ops {
 		op := &ops[i]
+		if op.Kind == OpDeleteRange {
+			ranges = append(ranges, keySpan{start: op.Key, end: op.End})
+			continue
+		}
+		pointKeys[string(op.Key)] = struct{}{}
+		val, present, err := d.get(op.Key)
+		if err != nil {
+			return nil, err
+		}
+		if present {
+			p.dBytes -= int64(len(op.Key) + len(val))
+			p.dKeys--
+		}
 		switch op.Kind {
 		case OpSet:
-			n, err := sizeNow(op.Key)
-			if err != nil {
-				return 0, 0, err
-			}
-			remove(op.Key, n)
-			dBytes += int64(len(op.Key) + len(op.Value))
-			dKeys++
-			pending[string(op.Key)] = len(op.Value)
+			p.dBytes += int64(len(op.Key) + len(op.Value))
+			p.dKeys++
 		case OpDelete:
-			n, err := sizeNow(op.Key)
-			if err != nil {
-				return 0, 0, err
-			}
-			remove(op.Key, n)
-			pending[string(op.Key)] = -1
-		case OpDeleteRange:
-			it, err := v.NewIterator(op.Key, op.End, false)
-			if err != nil {
-				return 0, 0, err
-			}
-			for it.Next() {
-				if _, ok := pending[string(it.Key())]; ok {
-					continue // counted below from the overlay
-				}
-				remove(it.Key(), len(it.Value()))
-			}
-			if err := it.Close(); err != nil {
-				return 0, 0, err
-			}
-			// Keys this command itself set inside the range.
-			var inRange []string
-			for k, n := range pending {
-				if n >= 0 && bytes.Compare([]byte(k), op.Key) >= 0 && (len(op.End) == 0 || bytes.Compare([]byte(k), op.End) < 0) {
-					inRange = append(inRange, k)
-				}
-			}
-			sort.Strings(inRange) // deterministic, though the sum is order-free
-			for _, k := range inRange {
-				remove([]byte(k), pending[k])
-			}
-			// Everything in the range is now gone, including keys an
-			// earlier op deleted; mark the iterated ones too.
-			it, err = v.NewIterator(op.Key, op.End, false)
-			if err != nil {
-				return 0, 0, err
-			}
-			for it.Next() {
-				pending[string(it.Key())] = -1
-			}
-			if err := it.Close(); err != nil {
-				return 0, 0, err
-			}
-			for _, k := range inRange {
-				pending[k] = -1
-			}
+			p.absent[i] = !present
 		}
 	}
-	return dBytes, dKeys, nil
+	err := eachUnion(ranges, func(start, end []byte) error {
+		pc := rangePiece{start: start, end: end}
+		n := 0
+		err := d.walk(start, end, func(k []byte, size int) error {
+			if _, ok := pointKeys[string(k)]; ok {
+				return nil // its point op decides, counted above
+			}
+			p.dBytes -= int64(len(k) + size)
+			p.dKeys--
+			n++
+			if n <= maxPointDeletes {
+				pc.keys = append(pc.keys, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		switch {
+		case n == 0:
+			return nil // nothing to remove: nothing to write
+		case n > maxPointDeletes:
+			pc.keys = nil
+		}
+		p.pieces = append(p.pieces, pc)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// eachUnion calls fn for each range of the union of rs, in key order,
+// until fn fails: a sort and one pass. It reorders rs.
+func eachUnion(rs []keySpan, fn func(start, end []byte) error) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	sort.Slice(rs, func(i, j int) bool { return bytes.Compare(rs[i].start, rs[j].start) < 0 })
+	cur := rs[0]
+	for _, r := range rs[1:] {
+		if len(cur.end) == 0 || bytes.Compare(r.start, cur.end) <= 0 {
+			cur.end = maxEnd(cur.end, r.end)
+			continue
+		}
+		if err := fn(cur.start, cur.end); err != nil {
+			return err
+		}
+		cur = r
+	}
+	return fn(cur.start, cur.end)
 }
 
 // applyDelta adds a signed delta to a counter. It clamps at zero, which only

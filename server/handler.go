@@ -397,6 +397,9 @@ func (s *Server) handleWrite(ctx context.Context, p *principal, req *wire.Reques
 		if len(req.Muts) == 0 {
 			return &wire.Response{}, nil
 		}
+		if len(req.Muts) > raft.MaxMutations {
+			return nil, fmt.Errorf("%w: batch of %d mutations, limit %d", ErrBatchTooLarge, len(req.Muts), raft.MaxMutations)
+		}
 		ops = make([]raft.Op, len(req.Muts))
 		for i, m := range req.Muts {
 			op, err := mutationOp(m.Kind, m.Key, m.Value, m.End)
@@ -406,8 +409,8 @@ func (s *Server) handleWrite(ctx context.Context, p *principal, req *wire.Reques
 			ops[i] = op
 			size += len(m.Key) + len(m.Value) + len(m.End)
 		}
-		if size > maxBatchBytes {
-			return nil, fmt.Errorf("%w: batch of %d bytes exceeds %d", ErrBatchTooLarge, size, maxBatchBytes)
+		if cost := size + len(req.Muts)*raft.TxnOverhead; cost > maxBatchBytes {
+			return nil, fmt.Errorf("%w: batch of %d bytes with %d per mutation exceeds %d", ErrBatchTooLarge, cost, raft.TxnOverhead, maxBatchBytes)
 		}
 	default:
 		kind := map[wire.Op]uint8{wire.OpSet: wire.MutSet, wire.OpDelete: wire.MutDelete, wire.OpDeleteRange: wire.MutDeleteRange}[req.Op]
@@ -445,7 +448,9 @@ func (s *Server) handleWrite(ctx context.Context, p *principal, req *wire.Reques
 	return &wire.Response{DataVersion: version, TenantID: uint64(t.ID)}, nil
 }
 
-// maxBatchBytes caps the keys and values of one batch, like a transaction.
+// maxBatchBytes caps one batch like a transaction: its keys, values and
+// range ends plus raft.TxnOverhead per mutation. raft.MaxMutations caps its
+// mutations.
 const maxBatchBytes = 10 << 20
 
 // mutationOp validates one mutation and turns it into a raft operation.

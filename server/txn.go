@@ -176,6 +176,9 @@ func (s *Server) commit(ctx context.Context, p *principal, req *wire.Request) (*
 	if len(req.TxnID) > maxTxnIDLen {
 		return nil, fmt.Errorf("%w: transaction id of %d bytes, limit %d", ErrBadRequest, len(req.TxnID), maxTxnIDLen)
 	}
+	if len(req.Muts) > raft.MaxMutations {
+		return nil, fmt.Errorf("%w: %d mutations, limit %d", raft.ErrTxTooLarge, len(req.Muts), raft.MaxMutations)
+	}
 	reads, err := wireReads(req.Reads)
 	if err != nil {
 		return nil, err

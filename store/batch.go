@@ -13,6 +13,12 @@ import (
 // writes. A Batch is not safe for concurrent use.
 type Batch struct {
 	b *pebble.Batch
+	// data holds the writes of TenantUnindexed views: a plain batch, never
+	// read, so that its range deletions are never fragmented by a read
+	// (Pebble re-fragments every range deletion of an indexed batch on
+	// each Get). Created on first use.
+	data *pebble.Batch
+	db   *pebble.DB
 	// done is set once the batch is committed or closed. Pebble recycles a
 	// closed batch through a pool, so after that b.b may belong to another
 	// Batch and must never be touched again: not by a second Close or
@@ -23,7 +29,7 @@ type Batch struct {
 
 // NewBatch starts an empty batch.
 func (s *Store) NewBatch() *Batch {
-	b := &Batch{b: s.db.NewIndexedBatch()}
+	b := &Batch{b: s.db.NewIndexedBatch(), db: s.db}
 	b.sys = &SystemView{r: batchReader{b}, w: batchWriter{b}}
 	return b
 }
@@ -35,12 +41,24 @@ func (b *Batch) Tenant(id keyspace.TenantID) (*TenantView, error) {
 	return newTenantView(id, batchReader{b}, batchWriter{b})
 }
 
+// TenantUnindexed returns a view of tenant id that reads the store as last
+// committed, NOT this batch's own writes, and writes into a separate,
+// unindexed part of the batch. A caller that needs its earlier writes must
+// overlay them itself (the raft applier does). Reads through it cost what
+// reads of the store cost, however many range deletions the batch holds.
+// At Commit, the writes of TenantUnindexed views come before those of every
+// other view of the batch; do not write one tenant through both kinds of
+// view. It fails only for an invalid ID.
+func (b *Batch) TenantUnindexed(id keyspace.TenantID) (*TenantView, error) {
+	return newTenantView(id, committedReader{b}, dataWriter{b})
+}
+
 // System returns the system view of the batch.
 func (b *Batch) System() *SystemView { return b.sys }
 
 // Empty reports whether the batch holds no mutations. A committed or closed
 // batch is empty.
-func (b *Batch) Empty() bool { return b.done || b.b.Empty() }
+func (b *Batch) Empty() bool { return b.done || (b.b.Empty() && (b.data == nil || b.data.Empty())) }
 
 // Len returns the encoded size of the batch in bytes, 0 once it is committed
 // or closed.
@@ -48,7 +66,11 @@ func (b *Batch) Len() int {
 	if b.done {
 		return 0
 	}
-	return b.b.Len()
+	n := b.b.Len()
+	if b.data != nil {
+		n += b.data.Len()
+	}
+	return n
 }
 
 // Commit writes the batch atomically. If appliedIndex is not zero it is
@@ -62,8 +84,16 @@ func (b *Batch) Commit(appliedIndex uint64, sync bool) error {
 		return ErrClosed
 	}
 	defer b.Close()
+	pb := b.b
+	if b.data != nil {
+		// The unindexed part first, then the indexed one, in one batch.
+		if err := b.data.Apply(b.b, nil); err != nil {
+			return fmt.Errorf("store: join batch parts: %w", err)
+		}
+		pb = b.data
+	}
 	if appliedIndex != 0 {
-		if err := b.b.Set(keyspace.AppliedIndexKey(), keyspace.EncodeUint64(appliedIndex), nil); err != nil {
+		if err := pb.Set(keyspace.AppliedIndexKey(), keyspace.EncodeUint64(appliedIndex), nil); err != nil {
 			return fmt.Errorf("store: record applied index: %w", err)
 		}
 	}
@@ -71,7 +101,7 @@ func (b *Batch) Commit(appliedIndex uint64, sync bool) error {
 	if sync {
 		wo = pebble.Sync
 	}
-	if err := b.b.Commit(wo); err != nil {
+	if err := pb.Commit(wo); err != nil {
 		return fmt.Errorf("store: commit batch: %w", err)
 	}
 	return nil
@@ -85,6 +115,9 @@ func (b *Batch) Close() {
 	}
 	b.done = true
 	_ = b.b.Close()
+	if b.data != nil {
+		_ = b.data.Close()
+	}
 }
 
 // Snapshot is a consistent, read-only point-in-time view of the store. It is

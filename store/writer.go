@@ -46,6 +46,73 @@ func (w batchWriter) delRange(s, e []byte) error {
 	return w.b.b.DeleteRange(s, e, nil)
 }
 
+// dataWriter writes into the unindexed part of a Batch.
+type dataWriter struct{ b *Batch }
+
+func (w dataWriter) batch() (*pebble.Batch, error) {
+	if w.b.done {
+		return nil, ErrClosed
+	}
+	if w.b.data == nil {
+		w.b.data = w.b.db.NewBatch()
+	}
+	return w.b.data, nil
+}
+
+func (w dataWriter) set(k, v []byte) error {
+	pb, err := w.batch()
+	if err != nil {
+		return err
+	}
+	return pb.Set(k, v, nil)
+}
+
+func (w dataWriter) del(k []byte) error {
+	pb, err := w.batch()
+	if err != nil {
+		return err
+	}
+	return pb.Delete(k, nil)
+}
+
+func (w dataWriter) delRange(s, e []byte) error {
+	pb, err := w.batch()
+	if err != nil {
+		return err
+	}
+	return pb.DeleteRange(s, e, nil)
+}
+
+// committedReader reads the store a Batch was made from, as last committed,
+// and refuses once the batch is committed or closed.
+type committedReader struct{ b *Batch }
+
+var _ pebble.Reader = committedReader{}
+
+func (r committedReader) Get(k []byte) ([]byte, io.Closer, error) {
+	if r.b.done {
+		return nil, nil, ErrClosed
+	}
+	return r.b.db.Get(k)
+}
+
+func (r committedReader) NewIter(o *pebble.IterOptions) (*pebble.Iterator, error) {
+	if r.b.done {
+		return nil, ErrClosed
+	}
+	return r.b.db.NewIter(o)
+}
+
+func (r committedReader) NewIterWithContext(ctx context.Context, o *pebble.IterOptions) (*pebble.Iterator, error) {
+	if r.b.done {
+		return nil, ErrClosed
+	}
+	return r.b.db.NewIterWithContext(ctx, o)
+}
+
+// Close does nothing: the store owns its DB.
+func (r committedReader) Close() error { return nil }
+
 // batchReader reads through a Batch, and refuses once the batch is committed
 // or closed, for the same reason as batchWriter.
 type batchReader struct{ b *Batch }

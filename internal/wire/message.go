@@ -410,3 +410,17 @@ func unmarshal(b []byte, v any) (err error) {
 	}()
 	return msgpack.Unmarshal(b, v)
 }
+
+// Limits on one write (a batch, op 15, or a commit, op 17), as every server
+// enforces them before the write reaches raft and the state machine again
+// when it applies it. They mirror package raft's MaxMutations and
+// TxnOverhead.
+const (
+	// MaxMutations is the most mutations one write may carry; more is
+	// refused with CodeTxTooLarge.
+	MaxMutations = 10_000
+	// MutationOverhead is what each mutation (and each read range of a
+	// commit) counts against the 10 MB limit on top of its key, value and
+	// range end, so that a write of empty mutations is not free.
+	MutationOverhead = 64
+)

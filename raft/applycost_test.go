@@ -1,0 +1,386 @@
+package raft
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/store"
+)
+
+// applyRig drives an FSM from a test or a benchmark.
+type applyRig struct {
+	tb   testing.TB
+	st   *store.Store
+	fsm  *FSM
+	next uint64
+}
+
+func newApplyRig(tb testing.TB) *applyRig {
+	st, err := store.Open(tb.TempDir(), nil)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { st.Close() })
+	f, err := NewFSM(st, nil, func(err error) { tb.Errorf("FSM failed: %v", err) })
+	require.NoError(tb, err)
+	return &applyRig{tb: tb, st: st, fsm: f, next: f.AppliedIndex() + 1}
+}
+
+// apply applies each group of commands as one batch entry (a group of one
+// as a plain entry), all entries in one ApplyBatch, and returns every
+// command's result in order.
+func (r *applyRig) apply(groups ...[]Command) []*Result {
+	logs := make([]*hraft.Log, 0, len(groups))
+	for _, g := range groups {
+		var data []byte
+		if len(g) == 1 {
+			b, err := EncodeCommand(g[0])
+			require.NoError(r.tb, err)
+			data = b
+		} else {
+			var datas [][]byte
+			for _, c := range g {
+				b, err := EncodeCommand(c)
+				require.NoError(r.tb, err)
+				datas = append(datas, b)
+			}
+			data = encodeBatch(datas)
+		}
+		logs = append(logs, &hraft.Log{Index: r.next, Term: 1, Type: hraft.LogCommand, Data: data})
+		r.next++
+	}
+	var out []*Result
+	for _, o := range r.fsm.ApplyBatch(logs) {
+		switch o := o.(type) {
+		case *Result:
+			out = append(out, o)
+		case *batchResult:
+			out = append(out, o.results...)
+		}
+	}
+	return out
+}
+
+func (r *applyRig) createTenant(name string, limits keyspace.Limits) keyspace.TenantID {
+	res := r.apply([]Command{&CreateTenant{Name: name, Limits: limits, CreatedAt: time.Unix(1700000000, 0)}})
+	require.NoError(r.tb, res[0].err)
+	return res[0].TenantID
+}
+
+// contents returns tenant id's keys and values as the store holds them.
+func (r *applyRig) contents(id keyspace.TenantID) map[string]string {
+	v, err := r.st.Tenant(id)
+	require.NoError(r.tb, err)
+	it, err := v.NewIterator(nil, nil, false)
+	require.NoError(r.tb, err)
+	out := map[string]string{}
+	for it.Next() {
+		out[string(it.Key())] = string(it.Value())
+	}
+	require.NoError(r.tb, it.Close())
+	return out
+}
+
+// model is the obvious, slow semantics of a tenant's ops.
+type model map[string]string
+
+func (m model) apply(ops []Op) {
+	for _, op := range ops {
+		k := string(op.Key)
+		switch op.Kind {
+		case OpSet:
+			m[k] = string(op.Value)
+		case OpDelete:
+			delete(m, k)
+		case OpDeleteRange:
+			r := KeyRange{Start: op.Key, End: op.End}
+			for mk := range m {
+				if r.contains([]byte(mk)) {
+					delete(m, mk)
+				}
+			}
+		case OpAdd, OpMin, OpMax:
+			operand := leInt64(op.Value)
+			res := operand
+			if cur, ok := m[k]; ok {
+				old := leInt64([]byte(cur))
+				switch op.Kind {
+				case OpAdd:
+					res = old + operand
+				case OpMin:
+					res = min(old, operand)
+				case OpMax:
+					res = max(old, operand)
+				}
+			}
+			m[k] = string(binary.LittleEndian.AppendUint64(nil, uint64(res)))
+		case OpCompareAndClear:
+			if cur, ok := m[k]; ok && cur == string(op.Value) {
+				delete(m, k)
+			}
+		}
+	}
+}
+
+func (m model) usage() Usage {
+	var u Usage
+	for k, v := range m {
+		u.Bytes += uint64(len(k) + len(v))
+		u.Keys++
+	}
+	return u
+}
+
+func (m model) clone() model {
+	c := model{}
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// randomOps returns n ops over a small key space, so that sets, deletes,
+// delete-ranges and atomic ops overlap often.
+func randomOps(rng *rand.Rand, n int, atomic bool) []Op {
+	key := func() []byte { return fmt.Appendf(nil, "k%02d", rng.IntN(40)) }
+	ops := make([]Op, 0, n)
+	for range n {
+		switch c := rng.IntN(10); {
+		case c < 4:
+			ops = append(ops, Op{Kind: OpSet, Key: key(), Value: bytes.Repeat([]byte{'v'}, rng.IntN(20))})
+		case c < 6:
+			ops = append(ops, Op{Kind: OpDelete, Key: key()})
+		case c < 8:
+			a, b := key(), key()
+			if bytes.Compare(a, b) > 0 {
+				a, b = b, a
+			}
+			switch rng.IntN(8) {
+			case 0:
+				a = nil
+			case 1:
+				b = nil
+			}
+			if len(b) != 0 && bytes.Compare(a, b) >= 0 {
+				b = append(bytes.Clone(a), 0)
+			}
+			ops = append(ops, Op{Kind: OpDeleteRange, Key: a, End: b})
+		default:
+			if !atomic {
+				ops = append(ops, Op{Kind: OpSet, Key: key(), Value: []byte("x")})
+				continue
+			}
+			kinds := []OpKind{OpAdd, OpMin, OpMax, OpCompareAndClear}
+			k := kinds[rng.IntN(len(kinds))]
+			val := binary.LittleEndian.AppendUint64(nil, uint64(rng.IntN(5)))
+			if k == OpCompareAndClear && rng.IntN(2) == 0 {
+				val = bytes.Repeat([]byte{'v'}, rng.IntN(3))
+			}
+			ops = append(ops, Op{Kind: k, Key: key(), Value: val})
+		}
+	}
+	return ops
+}
+
+// TestApplyMatchesModel applies random writes and commits, several per raft
+// batch and per batch entry, and compares the tenant's data and its exact
+// usage with the obvious model after every batch. Quota refusals must
+// leave no trace.
+func TestApplyMatchesModel(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	r := newApplyRig(t)
+	id := r.createTenant("m", keyspace.Limits{MaxKeys: 30})
+	m := model{}
+	for round := range 200 {
+		vi, err := r.fsm.TenantVersion(id)
+		require.NoError(t, err)
+		var groups [][]Command
+		for range 1 + rng.IntN(3) {
+			var g []Command
+			for range 1 + rng.IntN(3) {
+				var cmd Command
+				if rng.IntN(2) == 0 {
+					cmd = &TenantWrite{TenantID: id, TenantName: "m", Ops: randomOps(rng, 1+rng.IntN(12), false)}
+				} else {
+					cmd = &TxnCommit{TenantID: id, TenantName: "m", ReadVersion: vi.Version, Ops: randomOps(rng, 1+rng.IntN(12), true)}
+				}
+				g = append(g, cmd)
+			}
+			groups = append(groups, g)
+		}
+		res := r.apply(groups...)
+		i := 0
+		for _, g := range groups {
+			for _, c := range g {
+				var ops []Op
+				switch c := c.(type) {
+				case *TenantWrite:
+					ops = c.Ops
+				case *TxnCommit:
+					ops = c.Ops
+				}
+				next := m.clone()
+				next.apply(ops)
+				err := res[i].err
+				if err != nil {
+					require.ErrorIs(t, err, ErrQuotaExceeded, "round %d command %d", round, i)
+					require.Greater(t, next.usage().Keys, uint64(30), "round %d command %d refused within quota", round, i)
+				} else {
+					require.LessOrEqual(t, next.usage().Keys, uint64(30), "round %d command %d: quota not enforced", round, i)
+					m = next
+				}
+				i++
+			}
+		}
+		got := r.contents(id)
+		require.Equal(t, map[string]string(m), got, "round %d: data", round)
+		u, err := r.fsm.Usage(id)
+		require.NoError(t, err)
+		require.Equal(t, m.usage(), u, "round %d: usage", round)
+	}
+}
+
+// expensiveOps is the attack of issue 18: n/2 distinct sets and n/2
+// delete-ranges covering none of them, interleaved. tag keeps each call's
+// keys new.
+func expensiveOps(n int, tag int) []Op {
+	ops := make([]Op, 0, n)
+	for i := 0; len(ops) < n; i++ {
+		k := fmt.Appendf(nil, "a/%06d/%06d/k", tag, i)
+		ops = append(ops, Op{Kind: OpSet, Key: k, Value: []byte{1}})
+		ops = append(ops, Op{Kind: OpDeleteRange, Key: append(bytes.Clone(k), 'x'), End: append(bytes.Clone(k), 'y')})
+	}
+	return ops
+}
+
+// TestApplyReadsAreLinear checks the work of planning a write without
+// timing it: the committed store is read once per point key and walked once
+// per piece of the union of the delete-ranges, also when an earlier command
+// of the same raft batch deleted ranges, and non-covering delete-ranges
+// write nothing.
+func TestApplyReadsAreLinear(t *testing.T) {
+	st, err := store.Open(t.TempDir(), nil)
+	require.NoError(t, err)
+	defer st.Close()
+	for _, n := range []int{100, 1000, 10000} {
+		b := st.NewBatch()
+		v, err := b.TenantUnindexed(5)
+		require.NoError(t, err)
+		d := &tenantData{v: v}
+		for round := range 2 {
+			ops := netOps(expensiveOps(n, round))
+			require.Len(t, ops, n)
+			d.reads = 0
+			plan, err := planWrite(d, ops)
+			require.NoError(t, err)
+			// n/2 point reads and n/2 walks (one per disjoint range).
+			require.LessOrEqual(t, d.reads, n, "n=%d round %d", n, round)
+			require.Empty(t, plan.pieces, "non-covering delete-ranges must write nothing")
+			require.Equal(t, int64(n/2), plan.dKeys)
+			d.wrote(ops)
+		}
+		b.Close()
+	}
+}
+
+// TestSpanSet checks the set of ranges against a brute-force model.
+func TestSpanSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	for range 300 {
+		var s spanSet
+		var added []KeyRange
+		for range 1 + rng.IntN(12) {
+			a, b := []byte{byte('a' + rng.IntN(20))}, []byte{byte('a' + rng.IntN(20))}
+			if bytes.Compare(a, b) > 0 {
+				a, b = b, a
+			}
+			if bytes.Equal(a, b) {
+				b = append(b, 0)
+			}
+			if rng.IntN(10) == 0 {
+				b = nil
+			}
+			if rng.IntN(10) == 0 {
+				a = nil
+			}
+			s.add(a, b)
+			added = append(added, KeyRange{Start: a, End: b})
+		}
+		covered := func(k []byte) bool {
+			for i := range added {
+				if added[i].contains(k) {
+					return true
+				}
+			}
+			return false
+		}
+		for c := byte('a' - 1); c <= 'a'+21; c++ {
+			for _, k := range [][]byte{{c}, {c, 0}, {c, 'm'}} {
+				require.Equal(t, covered(k), s.covers(k), "key %q in %v", k, added)
+			}
+		}
+		// gaps of [lo, hi) are exactly its uncovered keys.
+		lo, hi := []byte{byte('a' + rng.IntN(10))}, []byte{byte('k' + rng.IntN(10))}
+		var pieces []KeyRange
+		require.NoError(t, s.gaps(lo, hi, func(a, b []byte) error {
+			pieces = append(pieces, KeyRange{Start: a, End: b})
+			return nil
+		}))
+		require.True(t, sort.SliceIsSorted(pieces, func(i, j int) bool { return bytes.Compare(pieces[i].Start, pieces[j].Start) < 0 }))
+		for c := byte('a' - 1); c <= 'a'+21; c++ {
+			for _, k := range [][]byte{{c}, {c, 0}} {
+				in := false
+				for i := range pieces {
+					in = in || pieces[i].contains(k)
+				}
+				want := bytes.Compare(k, lo) >= 0 && bytes.Compare(k, hi) < 0 && !covered(k)
+				require.Equal(t, want, in, "key %q, gaps %v of [%q,%q) in %v", k, pieces, lo, hi, added)
+			}
+		}
+	}
+}
+
+// BenchmarkApplyExpensiveWrite applies one write of n mutations (n/2
+// distinct sets, n/2 delete-ranges covering none of them) per op, as a
+// TenantWrite and as a TxnCommit, and two of them in one batch entry. Linear
+// apply shows as ns/op growing ~10x from n=1k to n=10k (quadratic: ~100x).
+func BenchmarkApplyExpensiveWrite(b *testing.B) {
+	for _, kind := range []string{"write", "commit", "two-in-one-entry"} {
+		for _, n := range []int{1000, 10000} {
+			b.Run(fmt.Sprintf("%s/n=%d", kind, n), func(b *testing.B) {
+				r := newApplyRig(b)
+				id := r.createTenant("bench", keyspace.Limits{})
+				tag := 0
+				mk := func() Command {
+					tag++
+					if kind == "commit" {
+						vi, err := r.fsm.TenantVersion(id)
+						require.NoError(b, err)
+						return &TxnCommit{TenantID: id, TenantName: "bench", ReadVersion: vi.Version, Ops: expensiveOps(n, tag)}
+					}
+					return &TenantWrite{TenantID: id, TenantName: "bench", Ops: expensiveOps(n, tag)}
+				}
+				for b.Loop() {
+					g := []Command{mk()}
+					if kind == "two-in-one-entry" {
+						g = append(g, mk())
+					}
+					for _, res := range r.apply(g) {
+						if res.err != nil {
+							b.Fatal(res.err)
+						}
+					}
+				}
+			})
+		}
+	}
+}

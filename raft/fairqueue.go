@@ -1,0 +1,309 @@
+package raft
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/tenantkv/tenantkv/keyspace"
+)
+
+// # A fair share of the apply loop
+//
+// Every tenant's commands are applied by one loop, one batch entry at a
+// time, so a command that takes long to apply delays every command queued
+// behind it, whoever sent it. The batcher therefore does not hand raft the
+// proposals in arrival order. It keeps one FIFO queue per tenant and
+// composes each entry from them:
+//
+//   - A heavy proposal (cost over heavyCost: about 1,000 mutations, or
+//     64 KiB) goes in an entry of its own, and heavy entries alternate
+//     with light ones: while light proposals wait, at most one heavy entry
+//     is applied between two light ones. A light proposal therefore waits
+//     for at most one heavy command, however many are queued.
+//   - Heavy entries take tenants in turn (round robin), so one tenant's
+//     stream of heavy writes waits behind its own, not behind another's.
+//   - A light entry takes up to its share from each tenant in turn (256
+//     commands or 1 MiB in all), so a tenant with a thousand small
+//     proposals queued cannot fill the entry ahead of one with two.
+//   - A tenant may have at most maxTenantProposals proposals queued or in
+//     flight (tenantSlots); further proposals wait in their proposer's
+//     goroutine, so one tenant cannot take the whole proposal queue.
+//
+// A tenant's own proposals keep their order. The cost of a proposal is its
+// encoded size plus TxnOverhead per mutation and per read range: what its
+// apply costs, roughly, in bytes.
+
+const (
+	// heavyCost is the cost above which a proposal goes in an entry of
+	// its own: 1,024 mutations' overhead.
+	heavyCost = 1024 * TxnOverhead
+	// maxTenantProposals bounds one tenant's proposals queued for the
+	// batcher or in flight.
+	maxTenantProposals = 512
+)
+
+// proposalCost returns the tenant a batchable command writes and its cost.
+func proposalCost(cmd Command, data []byte) (keyspace.TenantID, int) {
+	switch c := cmd.(type) {
+	case *TenantWrite:
+		return c.TenantID, len(data) + TxnOverhead*len(c.Ops)
+	case *TxnCommit:
+		return c.TenantID, len(data) + TxnOverhead*(len(c.Ops)+len(c.Reads))
+	case *CompareAndSwap:
+		return c.TenantID, len(data) + TxnOverhead
+	}
+	return 0, len(data)
+}
+
+// fairQueue holds the proposals the batcher has taken from the channel, one
+// FIFO per tenant. It is used by the batcher goroutine only.
+type fairQueue struct {
+	tenants map[keyspace.TenantID]*tenantQueue
+	// ring lists the tenants with queued proposals, in the order they
+	// became active; light and heavy are the round-robin positions.
+	ring      []keyspace.TenantID
+	light     int
+	heavy     int
+	held      int  // proposals queued, at most proposalQueue
+	heavyTurn bool // the next entry may be heavy
+}
+
+type tenantQueue struct {
+	ps   []*proposal
+	head int
+}
+
+func newFairQueue() *fairQueue {
+	return &fairQueue{tenants: make(map[keyspace.TenantID]*tenantQueue)}
+}
+
+func (q *fairQueue) empty() bool { return q.held == 0 }
+
+func (q *fairQueue) push(p *proposal) {
+	tq := q.tenants[p.tenant]
+	if tq == nil {
+		tq = &tenantQueue{}
+		q.tenants[p.tenant] = tq
+		q.ring = append(q.ring, p.tenant)
+	}
+	tq.ps = append(tq.ps, p)
+	q.held++
+}
+
+// fill moves what waits in ch into the queue, without blocking, while the
+// queue holds fewer than proposalQueue proposals.
+func (q *fairQueue) fill(ch <-chan *proposal) {
+	for q.held < proposalQueue {
+		select {
+		case p := <-ch:
+			q.push(p)
+		default:
+			return
+		}
+	}
+}
+
+// peek returns tenant t's first proposal whose proposer still waits,
+// answering and dropping those that gave up; nil if none.
+func (q *fairQueue) peek(t keyspace.TenantID) *proposal {
+	tq := q.tenants[t]
+	for tq != nil && tq.head < len(tq.ps) {
+		p := tq.ps[tq.head]
+		if err := p.ctx.Err(); err != nil {
+			// Its proposer has given up (and reported the commit
+			// unknown): do not append it after all.
+			p.done <- proposalOutcome{err: fmt.Errorf("raft: propose: %w", err)}
+			q.pop(t)
+			continue
+		}
+		return p
+	}
+	return nil
+}
+
+func (q *fairQueue) pop(t keyspace.TenantID) {
+	tq := q.tenants[t]
+	tq.ps[tq.head] = nil
+	tq.head++
+	q.held--
+	switch {
+	case tq.head == len(tq.ps):
+		tq.ps, tq.head = tq.ps[:0], 0
+	case tq.head >= 64 && tq.head*2 >= len(tq.ps): // reclaim the consumed front
+		n := copy(tq.ps, tq.ps[tq.head:])
+		clear(tq.ps[n:])
+		tq.ps, tq.head = tq.ps[:n], 0
+	}
+}
+
+// compact drops the tenants whose queues are empty from the ring.
+func (q *fairQueue) compact() {
+	out := q.ring[:0]
+	for i, t := range q.ring {
+		if tq := q.tenants[t]; tq.head < len(tq.ps) {
+			out = append(out, t)
+			continue
+		}
+		delete(q.tenants, t)
+		if i < q.light {
+			q.light--
+		}
+		if i < q.heavy {
+			q.heavy--
+		}
+	}
+	clear(q.ring[len(out):])
+	q.ring = out
+	if len(q.ring) == 0 {
+		q.light, q.heavy = 0, 0
+		return
+	}
+	q.light %= len(q.ring)
+	q.heavy %= len(q.ring)
+}
+
+// next composes the next entry: a light one or a single heavy proposal,
+// alternating while both kinds wait. It returns nil if every queued
+// proposer had given up.
+func (q *fairQueue) next() []*proposal {
+	defer q.compact()
+	if q.heavyTurn {
+		q.heavyTurn = false
+		if p := q.nextHeavy(); p != nil {
+			return []*proposal{p}
+		}
+	}
+	if batch := q.nextLight(); len(batch) > 0 {
+		q.heavyTurn = true
+		return batch
+	}
+	if p := q.nextHeavy(); p != nil {
+		return []*proposal{p}
+	}
+	return nil
+}
+
+// nextHeavy takes the heavy proposal at the head of the next tenant in
+// turn that has one.
+func (q *fairQueue) nextHeavy() *proposal {
+	for i := range len(q.ring) {
+		at := (q.heavy + i) % len(q.ring)
+		t := q.ring[at]
+		if p := q.peek(t); p != nil && p.cost > heavyCost {
+			q.pop(t)
+			q.heavy = (at + 1) % len(q.ring)
+			return p
+		}
+	}
+	return nil
+}
+
+// nextLight takes light proposals from the tenants in turn, each up to its
+// share of the entry, then whatever still fits.
+func (q *fairQueue) nextLight() []*proposal {
+	var batch []*proposal
+	size := 0
+	n := len(q.ring)
+	if n == 0 {
+		return nil
+	}
+	share := max(1, maxBatchCommands/n)
+	start := q.light
+	for pass := 0; pass < 2; pass++ {
+		progress := false
+		for i := range n {
+			t := q.ring[(start+i)%n]
+			for taken := 0; pass == 1 || taken < share; taken++ {
+				if len(batch) == maxBatchCommands {
+					q.light = (start + 1) % n
+					return batch
+				}
+				p := q.peek(t)
+				if p == nil || p.cost > heavyCost || (len(batch) > 0 && size+len(p.data) > maxBatchBytes) {
+					break
+				}
+				q.pop(t)
+				batch = append(batch, p)
+				size += len(p.data)
+				progress = true
+			}
+		}
+		if !progress {
+			break
+		}
+	}
+	q.light = (start + 1) % n
+	return batch
+}
+
+// fail answers every queued proposal with err.
+func (q *fairQueue) fail(err error) {
+	for _, t := range q.ring {
+		tq := q.tenants[t]
+		for _, p := range tq.ps[tq.head:] {
+			p.done <- proposalOutcome{err: err}
+		}
+	}
+	*q = *newFairQueue()
+}
+
+// tenantSlots bounds each tenant's proposals queued for the batcher or in
+// flight to maxTenantProposals. The zero value is ready.
+type tenantSlots struct {
+	mu sync.Mutex
+	m  map[keyspace.TenantID]*slotCount
+}
+
+type slotCount struct {
+	n    int
+	wait chan struct{} // closed when a slot frees; nil if nobody waits
+}
+
+// acquire takes a slot of tenant t, waiting for one while ctx and closing
+// allow.
+func (s *tenantSlots) acquire(ctx context.Context, t keyspace.TenantID, closing <-chan struct{}) error {
+	for {
+		s.mu.Lock()
+		if s.m == nil {
+			s.m = make(map[keyspace.TenantID]*slotCount)
+		}
+		c := s.m[t]
+		if c == nil {
+			c = &slotCount{}
+			s.m[t] = c
+		}
+		if c.n < maxTenantProposals {
+			c.n++
+			s.mu.Unlock()
+			return nil
+		}
+		if c.wait == nil {
+			c.wait = make(chan struct{})
+		}
+		w := c.wait
+		s.mu.Unlock()
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return fmt.Errorf("raft: propose: %w", ctx.Err())
+		case <-closing:
+			return ErrShutdown
+		}
+	}
+}
+
+// release returns a slot of tenant t.
+func (s *tenantSlots) release(t keyspace.TenantID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.m[t]
+	c.n--
+	if c.wait != nil {
+		close(c.wait)
+		c.wait = nil
+	}
+	if c.n == 0 {
+		delete(s.m, t)
+	}
+}
