@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	"github.com/tenantkv/tenantkv/keyspace"
-	"github.com/tenantkv/tenantkv/store"
 )
 
 // This file holds the apply half of versions, the write history and
