@@ -72,7 +72,10 @@ func newCatalog() *catalog {
 	}
 }
 
-// loadCatalog reads the whole catalog from one snapshot of st.
+// loadCatalog reads the whole catalog from one snapshot of st, with the
+// image of every tenant's retained write history (loadHistory) and the
+// expiry order of the histories: reading every retained entry once, which
+// the history's bounds bound.
 func loadCatalog(st *store.Store) (*catalog, error) {
 	sn := st.NewSnapshot()
 	defer sn.Close()

@@ -62,7 +62,7 @@ var soakScenarios = []soakScenario{
 		runDiskFull(t, 3, 6, seed)
 	}},
 	{"commits-after-history", func(t *testing.T, budget time.Duration, seed uint64) {
-		runHistoryAttack(t)
+		runHistoryAttack(t, 3)
 	}},
 }
 
