@@ -31,11 +31,15 @@ const (
 
 // What a request reserves for its answer before it runs, by operation: a
 // scan or export page holds up to maxScanBytes of keys and values plus a
-// last pair and their encoding; a watch maxWatchBytes likewise. An answer
-// that turns out larger is charged as it is.
+// last pair and their encoding. A watch reserves little: it may wait for
+// long, and reserving its whole possible answer (maxWatchBytes) would
+// stall a connection with a few dozen watches; its answer, at most about
+// 1 MiB, and the tenant's watches at most MaxWatches, is charged when it
+// comes. An answer that turns out larger than its reservation is charged
+// as it is.
 const (
 	pageAnswerReserve  = maxScanBytes + 256<<10
-	watchAnswerReserve = maxWatchBytes + 256<<10
+	watchAnswerReserve = 64 << 10
 	smallAnswerReserve = 16 << 10
 )
 

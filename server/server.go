@@ -215,21 +215,22 @@ func (c *Config) setDefaults() {
 // Server is a running node: the store, the raft node, the client listener
 // and the HTTP endpoints.
 type Server struct {
-	cfg        Config
-	logger     *slog.Logger
-	store      *store.Store
-	node       *raft.Node
-	ln         net.Listener
-	httpLn     net.Listener
-	httpSrv    *http.Server
-	maxFrame   int
-	peerTLS    *tls.Config // dialling other members (joining); nil without TLS
-	limits     limiter
-	exports    exports
-	caught     atomic.Bool // caughtUp succeeded once since start
-	usage      *usageTracker
-	registry   *prometheus.Registry
-	watches    watchHub    // watch.go
+	cfg      Config
+	logger   *slog.Logger
+	store    *store.Store
+	node     *raft.Node
+	ln       net.Listener
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	maxFrame int
+	peerTLS  *tls.Config // dialling other members (joining); nil without TLS
+	limits   limiter
+	exports  exports
+	caught   atomic.Bool // caughtUp succeeded once since start
+	usage    *usageTracker
+	registry *prometheus.Registry
+	watches  watchHub // watch.go
+
 	mem        *byteBudget // MemoryBudget, shared by every connection
 	connLimits connLimits  // connlimits.go
 
