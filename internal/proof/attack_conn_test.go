@@ -226,6 +226,19 @@ const (
 	attackConnMem = 40 << 20  // one connection's share (at least twice the largest frame)
 )
 
+// runConnAttacks runs every attack of this file, for the soak.
+func runConnAttacks(t *testing.T) {
+	for _, a := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"unread-scans", TestAttackConnUnreadScans}, {"tiny-mutations", TestAttackConnTinyMutations},
+		{"idle-flood", TestAttackConnIdleFlood}, {"idle-timeout", TestAttackConnIdleTimeout},
+	} {
+		t.Run(a.name, a.run)
+	}
+}
+
 // TestAttackConnUnreadScans: a tenant pipelines 600 scans of 4 MB answers
 // on one connection and never reads. Before the fix the node buffered the
 // answers of every scan it had started (256 requests in flight and 256

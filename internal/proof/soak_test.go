@@ -61,6 +61,9 @@ var soakScenarios = []soakScenario{
 	{"disk-full", func(t *testing.T, budget time.Duration, seed uint64) {
 		runDiskFull(t, 3, 6, seed)
 	}},
+	{"memory-and-connections", func(t *testing.T, budget time.Duration, seed uint64) {
+		runConnAttacks(t) // attack_conn_test.go
+	}},
 }
 
 // maxScenario caps one scenario's share of the soak, so that every
