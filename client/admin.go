@@ -19,20 +19,22 @@ type TenantConfig struct {
 	Burst         uint64 // requests above OpsPerSec allowed in a burst
 	MaxConcurrent uint64 // requests in flight at once
 	MaxWatches    uint64 // watches open at once
+	Labels        map[string]string
+
 	// MaxConnections caps the tenant's connections on each node; zero
 	// means the node's default (serve --max-connections-per-tenant).
 	MaxConnections uint64
-	Labels         map[string]string
 }
 
 // Limits are a tenant's limits; zero means unlimited.
 type Limits struct {
-	MaxBytes       uint64
-	MaxKeys        uint64
-	OpsPerSec      uint64
-	Burst          uint64
-	MaxConcurrent  uint64
-	MaxWatches     uint64
+	MaxBytes      uint64
+	MaxKeys       uint64
+	OpsPerSec     uint64
+	Burst         uint64
+	MaxConcurrent uint64
+	MaxWatches    uint64
+
 	MaxConnections uint64 // connections on each node; zero: the node's default
 }
 
@@ -336,14 +338,15 @@ func (cfg *TenantConfig) wire() *wire.TenantConfig {
 		return &v
 	}
 	return &wire.TenantConfig{
-		MaxBytes:       opt(cfg.MaxBytes),
-		MaxKeys:        opt(cfg.MaxKeys),
-		OpsPerSec:      opt(cfg.OpsPerSec),
-		Burst:          opt(cfg.Burst),
-		MaxConcurrent:  opt(cfg.MaxConcurrent),
-		MaxWatches:     opt(cfg.MaxWatches),
+		MaxBytes:      opt(cfg.MaxBytes),
+		MaxKeys:       opt(cfg.MaxKeys),
+		OpsPerSec:     opt(cfg.OpsPerSec),
+		Burst:         opt(cfg.Burst),
+		MaxConcurrent: opt(cfg.MaxConcurrent),
+		MaxWatches:    opt(cfg.MaxWatches),
+		Labels:        maps.Clone(cfg.Labels),
+
 		MaxConnections: opt(cfg.MaxConnections),
-		Labels:         maps.Clone(cfg.Labels),
 	}
 }
 

@@ -78,12 +78,13 @@ type exportHeaderJSON struct {
 }
 
 type exportLimitsJSON struct {
-	MaxBytes       uint64 `json:"max_bytes,omitempty"`
-	MaxKeys        uint64 `json:"max_keys,omitempty"`
-	OpsPerSec      uint64 `json:"ops_per_sec,omitempty"`
-	Burst          uint64 `json:"burst,omitempty"`
-	MaxConcurrent  uint64 `json:"max_concurrent,omitempty"`
-	MaxWatches     uint64 `json:"max_watches,omitempty"`
+	MaxBytes      uint64 `json:"max_bytes,omitempty"`
+	MaxKeys       uint64 `json:"max_keys,omitempty"`
+	OpsPerSec     uint64 `json:"ops_per_sec,omitempty"`
+	Burst         uint64 `json:"burst,omitempty"`
+	MaxConcurrent uint64 `json:"max_concurrent,omitempty"`
+	MaxWatches    uint64 `json:"max_watches,omitempty"`
+
 	MaxConnections uint64 `json:"max_connections,omitempty"`
 }
 

@@ -10,24 +10,32 @@ import (
 // are served in order, so a large request is not starved by small ones.
 // A request larger than the whole budget takes all of it, alone.
 //
+// A waiter may already hold bytes (a reader holds its frame's while it
+// waits for what decoding and answering it will take). When every byte
+// taken is held by waiters, nothing would ever be released: the first
+// waiter is then served even past the limit, so the budget can be exceeded
+// by at most one waiter's request, and never deadlocks.
+//
 // It is safe for concurrent use.
 type byteBudget struct {
 	mu      sync.Mutex
 	limit   int64
 	used    int64
+	held    int64 // of used, what waiters hold while they wait
 	waiters []*budgetWaiter
 }
 
 type budgetWaiter struct {
-	n     int64
-	ready chan struct{} // closed when the bytes were granted
+	n, held int64
+	ready   chan struct{} // closed when the bytes were granted
 }
 
 func newByteBudget(limit int64) *byteBudget { return &byteBudget{limit: limit} }
 
 // acquire takes n bytes (at most the whole budget), waiting until they are
-// free or ctx ends. It returns what it took, which the caller releases.
-func (b *byteBudget) acquire(ctx context.Context, n int64) (int64, error) {
+// free or ctx ends; held is what the caller already holds of this budget
+// while it waits. It returns what it took, which the caller releases.
+func (b *byteBudget) acquire(ctx context.Context, n, held int64) (int64, error) {
 	n = min(max(n, 0), b.limit)
 	b.mu.Lock()
 	if len(b.waiters) == 0 && b.used+n <= b.limit {
@@ -35,8 +43,10 @@ func (b *byteBudget) acquire(ctx context.Context, n int64) (int64, error) {
 		b.mu.Unlock()
 		return n, nil
 	}
-	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	w := &budgetWaiter{n: n, held: held, ready: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
+	b.held += held
+	b.grantLocked() // everything taken may be held by waiters now
 	b.mu.Unlock()
 	select {
 	case <-w.ready:
@@ -51,6 +61,7 @@ func (b *byteBudget) acquire(ctx context.Context, n int64) (int64, error) {
 			for i, x := range b.waiters {
 				if x == w {
 					b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+					b.held -= w.held
 					break
 				}
 			}
@@ -83,10 +94,11 @@ func (b *byteBudget) release(n int64) {
 func (b *byteBudget) grantLocked() {
 	for len(b.waiters) > 0 {
 		w := b.waiters[0]
-		if b.used+w.n > b.limit && b.used > 0 {
+		if b.used+w.n > b.limit && b.used > b.held {
 			return
 		}
 		b.used += w.n
+		b.held -= w.held
 		b.waiters = b.waiters[1:]
 		close(w.ready)
 	}

@@ -30,11 +30,15 @@ const (
 
 // What a request reserves for its answer before it runs, by operation: a
 // scan or export page holds up to maxScanBytes of keys and values plus a
-// last pair and their encoding; a watch maxWatchBytes likewise. An answer
-// that turns out larger is charged as it is.
+// last pair and their encoding. A watch reserves little: it may wait for
+// long, and reserving its whole possible answer (maxWatchBytes) would
+// stall a connection with a few dozen watches; its answer, at most about
+// 1 MiB, and the tenant's watches at most MaxWatches, is charged when it
+// comes. An answer that turns out larger than its reservation is charged
+// as it is.
 const (
 	pageAnswerReserve  = maxScanBytes + 256<<10
-	watchAnswerReserve = maxWatchBytes + 256<<10
+	watchAnswerReserve = 64 << 10
 	smallAnswerReserve = 16 << 10
 )
 
@@ -81,15 +85,16 @@ type conn struct {
 }
 
 // charge takes n bytes from the connection's budget and the node's,
-// waiting for both; it returns what to release.
-func (c *conn) charge(n int64) (int64, error) {
-	got, err := c.mem.acquire(c.ctx, n)
+// waiting for both while holding held bytes of each; it returns what to
+// release.
+func (c *conn) charge(n, held int64) (int64, error) {
+	got, err := c.mem.acquire(c.ctx, n, held)
 	if err != nil {
 		return 0, err
 	}
 	// The node's share is the same amount: a request larger than the
 	// connection's budget was refused before.
-	if _, err := c.srv.mem.acquire(c.ctx, got); err != nil {
+	if _, err := c.srv.mem.acquire(c.ctx, got, held); err != nil {
 		c.mem.release(got)
 		return 0, err
 	}
@@ -140,7 +145,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	var frameCharge int64
 	fr.SetAdmit(func(n int) error {
 		var err error
-		frameCharge, err = c.charge(int64(n))
+		frameCharge, err = c.charge(int64(n), 0)
 		return err
 	})
 	go c.writeLoop()
@@ -174,10 +179,12 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			}
 			return
 		}
-		// What decoding will allocate, charged before it does; a request
-		// that would take more than the connection's whole budget is
-		// refused undecoded (the frame boundary is intact).
-		cost, id := wire.DecodeCost(body)
+		// What decoding will allocate and what the answer may take,
+		// charged at once before decoding (a reader that waited twice,
+		// holding the first charge, could deadlock with others); a
+		// request that would take more than the connection's whole budget
+		// is refused undecoded (the frame boundary is intact).
+		cost, id, op := wire.DecodeCost(body)
 		if int64(cost)+int64(len(body)) > s.cfg.MaxConnMemory {
 			c.uncharge(frameCharge)
 			s.connLimits.refusedDecode.Add(1)
@@ -185,24 +192,21 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 				"request too large: decoding it would take %d bytes, more than a connection may hold (%d)", cost, s.cfg.MaxConnMemory)}, 0)
 			continue
 		}
-		decodeCharge, err := c.charge(int64(cost))
+		answer := answerReserve(op)
+		charged, err := c.charge(int64(cost)+answer, frameCharge)
 		if err != nil {
 			c.uncharge(frameCharge)
 			return
 		}
+		decodeCharge, answer := charged-min(answer, charged), min(answer, charged)
 		req := new(wire.Request)
 		err = wire.DecodeRequest(body, req)
 		c.uncharge(frameCharge) // the frame buffer is reused from here on
 		if err != nil {
 			c.uncharge(decodeCharge)
 			// The frame boundary is intact, so the connection can go on.
-			c.send(&wire.Response{ID: req.ID, Code: wire.CodeBadRequest, Msg: "malformed request: " + err.Error()}, 0)
+			c.send(&wire.Response{ID: req.ID, Code: wire.CodeBadRequest, Msg: "malformed request: " + err.Error()}, answer)
 			continue
-		}
-		answer, err := c.charge(answerReserve(req.Op))
-		if err != nil {
-			c.uncharge(decodeCharge)
-			return
 		}
 		select {
 		case c.sem <- struct{}{}:

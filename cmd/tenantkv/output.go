@@ -139,12 +139,13 @@ func newKVJSON(key, value []byte) kvJSON {
 }
 
 type limitsJSON struct {
-	MaxBytes       uint64 `json:"max_bytes"`
-	MaxKeys        uint64 `json:"max_keys"`
-	OpsPerSec      uint64 `json:"ops_per_sec"`
-	Burst          uint64 `json:"burst"`
-	MaxConcurrent  uint64 `json:"max_concurrent"`
-	MaxWatches     uint64 `json:"max_watches"`
+	MaxBytes      uint64 `json:"max_bytes"`
+	MaxKeys       uint64 `json:"max_keys"`
+	OpsPerSec     uint64 `json:"ops_per_sec"`
+	Burst         uint64 `json:"burst"`
+	MaxConcurrent uint64 `json:"max_concurrent"`
+	MaxWatches    uint64 `json:"max_watches"`
+
 	MaxConnections uint64 `json:"max_connections"`
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,6 +153,41 @@ func (p *rssPeak) finish() int64 {
 	return p.peak.Load()
 }
 
+// metric returns the value of a metric without labels from the node's
+// /metrics, or -1.
+func (n *attackNode) metric(name string) float64 {
+	resp, err := http.Get("http://" + n.http + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return v
+		}
+	}
+	return -1
+}
+
+// checkMemoryReturned fails t unless the bytes charged to the node's
+// budget go back to (about) nothing once the attack is over.
+func (n *attackNode) checkMemoryReturned(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var v float64
+	if err := poll(ctx, func() error {
+		if v = n.metric("tenantkv_memory_in_flight_bytes"); v < 0 || v > 1<<20 {
+			return fmt.Errorf("%v bytes in flight", v)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("the node's memory budget was not given back after the attack: %v", err)
+	}
+}
+
 // openAs opens a client of the node with token.
 func (n *attackNode) openAs(t *testing.T, token string, logger *slog.Logger) *client.DB {
 	t.Helper()
@@ -189,6 +225,19 @@ const (
 	attackBudget  = 128 << 20 // the node's memory budget in these tests
 	attackConnMem = 40 << 20  // one connection's share (at least twice the largest frame)
 )
+
+// runConnAttacks runs every attack of this file, for the soak.
+func runConnAttacks(t *testing.T) {
+	for _, a := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"unread-scans", TestAttackConnUnreadScans}, {"tiny-mutations", TestAttackConnTinyMutations},
+		{"idle-flood", TestAttackConnIdleFlood}, {"idle-timeout", TestAttackConnIdleTimeout},
+	} {
+		t.Run(a.name, a.run)
+	}
+}
 
 // TestAttackConnUnreadScans: a tenant pipelines 600 scans of 4 MB answers
 // on one connection and never reads. Before the fix the node buffered the
@@ -267,6 +316,7 @@ func TestAttackConnUnreadScans(t *testing.T) {
 	cutAfter := time.Since(start)
 	top := peak.finish()
 	g.finish(t)
+	n.checkMemoryReturned(t)
 	growth := top - base
 	bound := (2*attackBudget + 96<<20) * memoryScale()
 	t.Logf("600 pipelined 4.5 MB scans never read, on one connection: node RSS %d MiB before, peak %d MiB (%+d MiB; "+
@@ -324,6 +374,7 @@ func TestAttackConnTinyMutations(t *testing.T) {
 	peak := n.watchRSS()
 	g := startGoodClient(t, victim)
 	var wg sync.WaitGroup
+	attackStart := time.Now()
 	answers := make([]string, len(frames))
 	for i := range frames {
 		wg.Add(1)
@@ -346,6 +397,7 @@ func TestAttackConnTinyMutations(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	t.Logf("16 MiB frames answered after %v", time.Since(attackStart).Round(time.Millisecond))
 	// Frames of 2 MiB of the same mutations fit a connection's memory:
 	// they are decoded (and refused by the handler), four at once.
 	small := make([]string, 4)
@@ -368,7 +420,7 @@ func TestAttackConnTinyMutations(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("4 frames of 2 MiB of 4-byte mutations: answers %q", small)
+	t.Logf("4 frames of 2 MiB of 4-byte mutations: answers %q after %v", small, time.Since(attackStart).Round(time.Millisecond))
 	// Let the victim show it is served.
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -380,6 +432,7 @@ func TestAttackConnTinyMutations(t *testing.T) {
 	})
 	top := peak.finish()
 	g.finish(t)
+	n.checkMemoryReturned(t)
 	growth := top - base
 	bound := (2*attackBudget + 96<<20) * memoryScale()
 	t.Logf("4 frames of %d MiB of 4-byte mutations at once: node RSS %d MiB before, peak %d MiB (%+d MiB, %.1f bytes per frame byte; "+

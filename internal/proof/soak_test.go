@@ -64,6 +64,9 @@ var soakScenarios = []soakScenario{
 	{"commits-after-history", func(t *testing.T, budget time.Duration, seed uint64) {
 		runHistoryAttack(t, 3)
 	}},
+	{"memory-and-connections", func(t *testing.T, budget time.Duration, seed uint64) {
+		runConnAttacks(t) // attack_conn_test.go
+	}},
 }
 
 // maxScenario caps one scenario's share of the soak, so that every

@@ -346,14 +346,15 @@ func skipValue(b []byte, off int) (int, bool) {
 }
 
 // DecodeCost returns about how many bytes DecodeRequest allocates to decode
-// body, without decoding it, and the request's ID: the byte fields (at most
+// body, without decoding it, and the request's ID and operation: the byte fields (at most
 // the body's size) and the mutations and read ranges it holds. It costs
 // one pass over the top level of the message. A body that is not a
-// well-formed map costs its size (decoding it fails early) and has ID 0.
-func DecodeCost(body []byte) (cost int, id uint64) {
+// well-formed map costs its size (decoding it fails early), with ID and
+// operation 0.
+func DecodeCost(body []byte) (cost int, id uint64, op Op) {
 	cost = len(body)
 	if len(body) == 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	off := 0
 	var n int
@@ -365,17 +366,17 @@ func DecodeCost(body []byte) (cost int, id uint64) {
 	case c == 0xdf && len(body) >= 5:
 		n, off = int(binary.BigEndian.Uint32(body[1:])), 5
 	default:
-		return cost, 0
+		return cost, 0, 0
 	}
 	r := &frameSource{b: body}
 	for range n {
 		r.off = off
 		if r.off >= len(body) {
-			return cost, id
+			return cost, id, op
 		}
 		start, end, ok := r.strAt()
 		if !ok || r.off >= len(body) {
-			return cost, id
+			return cost, id, op
 		}
 		switch key := string(body[start:end]); key {
 		case "i":
@@ -383,6 +384,12 @@ func DecodeCost(body []byte) (cost int, id uint64) {
 				v, err := r.uint64At()
 				if err == nil {
 					id = v
+				}
+			}
+		case "o":
+			if c := body[r.off]; c <= 0x7f || c == 0xcc {
+				if v, err := r.uint64At(); err == nil {
+					op = Op(v)
 				}
 			}
 		case "mu", "rr":
@@ -403,10 +410,10 @@ func DecodeCost(body []byte) (cost int, id uint64) {
 			}
 		}
 		if off, ok = skipValue(body, r.off); !ok {
-			return cost, id
+			return cost, id, op
 		}
 	}
-	return cost, id
+	return cost, id, op
 }
 
 // uint64At reads an unsigned integer at r.off, if the bytes are there.

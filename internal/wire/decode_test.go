@@ -36,15 +36,15 @@ func TestDecodeTinyMutationsAllocation(t *testing.T) {
 	alloc := m1.TotalAlloc - m0.TotalAlloc
 	perByte := float64(alloc) / float64(len(body))
 	t.Logf("frame of %d bytes, %d mutations: %d MiB allocated, %.1f bytes per frame byte, %d allocations; DecodeCost %d MiB",
-		len(body), len(req.Muts), alloc>>20, perByte, m1.Mallocs-m0.Mallocs, func() int { c, _ := DecodeCost(body); return c }()>>20)
+		len(body), len(req.Muts), alloc>>20, perByte, m1.Mallocs-m0.Mallocs, func() int { c, _, _ := DecodeCost(body); return c }()>>20)
 	if len(req.Muts) != (DefaultMaxFrame-64)/4 || req.Muts[7].Kind != MutDeleteRange {
 		t.Fatalf("decoded %d mutations, the eighth %+v", len(req.Muts), req.Muts[7])
 	}
 	if perByte > 1+float64(sizeofMutation)/minMutationBytes+0.5 {
 		t.Errorf("decoding allocated %.1f bytes per frame byte", perByte)
 	}
-	if c, id := DecodeCost(body); uint64(c) < alloc || id != 1 {
-		t.Errorf("DecodeCost %d (id %d) is below what decoding allocated, %d", c, id, alloc)
+	if c, id, op := DecodeCost(body); uint64(c) < alloc || id != 1 || op != OpBatch {
+		t.Errorf("DecodeCost %d (id %d, op %v) is below what decoding allocated, %d", c, id, op, alloc)
 	}
 }
 

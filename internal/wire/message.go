@@ -147,15 +147,16 @@ type Event struct {
 // clears them); without it, a non-empty Labels replaces them and an absent
 // one leaves them unchanged, as before ReplaceLabels existed.
 type TenantConfig struct {
-	MaxBytes       *uint64           `msgpack:"mb,omitempty"`
-	MaxKeys        *uint64           `msgpack:"mk,omitempty"`
-	OpsPerSec      *uint64           `msgpack:"ops,omitempty"`
-	Burst          *uint64           `msgpack:"burst,omitempty"`
-	MaxConcurrent  *uint64           `msgpack:"mc,omitempty"`
-	MaxWatches     *uint64           `msgpack:"mw,omitempty"`
-	MaxConnections *uint64           `msgpack:"mcn,omitempty"`
-	Labels         map[string]string `msgpack:"lbl,omitempty"`
-	ReplaceLabels  bool              `msgpack:"rl,omitempty"`
+	MaxBytes      *uint64           `msgpack:"mb,omitempty"`
+	MaxKeys       *uint64           `msgpack:"mk,omitempty"`
+	OpsPerSec     *uint64           `msgpack:"ops,omitempty"`
+	Burst         *uint64           `msgpack:"burst,omitempty"`
+	MaxConcurrent *uint64           `msgpack:"mc,omitempty"`
+	MaxWatches    *uint64           `msgpack:"mw,omitempty"`
+	Labels        map[string]string `msgpack:"lbl,omitempty"`
+	ReplaceLabels bool              `msgpack:"rl,omitempty"`
+
+	MaxConnections *uint64 `msgpack:"mcn,omitempty"`
 }
 
 // LabelsUpdate returns the labels an update sets, and whether it sets any:
@@ -216,12 +217,13 @@ type TenantInfo struct {
 
 // Limits are a tenant's limits; zero means unlimited.
 type Limits struct {
-	MaxBytes       uint64 `msgpack:"mb,omitempty"`
-	MaxKeys        uint64 `msgpack:"mk,omitempty"`
-	OpsPerSec      uint64 `msgpack:"ops,omitempty"`
-	Burst          uint64 `msgpack:"burst,omitempty"`
-	MaxConcurrent  uint64 `msgpack:"mc,omitempty"`
-	MaxWatches     uint64 `msgpack:"mw,omitempty"`
+	MaxBytes      uint64 `msgpack:"mb,omitempty"`
+	MaxKeys       uint64 `msgpack:"mk,omitempty"`
+	OpsPerSec     uint64 `msgpack:"ops,omitempty"`
+	Burst         uint64 `msgpack:"burst,omitempty"`
+	MaxConcurrent uint64 `msgpack:"mc,omitempty"`
+	MaxWatches    uint64 `msgpack:"mw,omitempty"`
+
 	MaxConnections uint64 `msgpack:"mcn,omitempty"`
 }
 
