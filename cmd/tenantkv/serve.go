@@ -167,15 +167,8 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 		cfg.JoinToken = tok
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(x.stderr, &slog.HandlerOptions{Level: level}))
-	for _, hook := range serveTestHooks {
-		hook(&cfg)
-	}
 	return cfg, nil
 }
-
-// serveTestHooks adjust a node's configuration in test builds only (the
-// tenantkvfaults build tag, faults_hooks.go); a release binary has none.
-var serveTestHooks []func(*server.Config)
 
 func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 	var f serveFlags

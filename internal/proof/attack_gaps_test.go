@@ -730,7 +730,7 @@ func TestAttackGapsDataDirPermissions(t *testing.T) {
 }
 
 // faultBinary builds cmd/tenantkv with the tenantkvfaults tag, whose test
-// hooks (cmd/tenantkv/faults_hooks.go) the environment switches on.
+// hooks (server/faults_hooks.go) the environment switches on.
 var faultBuilt struct {
 	once sync.Once
 	path string
