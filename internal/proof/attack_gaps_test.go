@@ -772,6 +772,60 @@ func TestAttackGapsSIGTERMBounded(t *testing.T) {
 	for _, at := range []string{"store-wal", "raft-log"} {
 		t.Run(at, func(t *testing.T) { sigtermDuringStall(t, bin, at) })
 	}
+	t.Run("while-starting", func(t *testing.T) { sigtermWhileStarting(t, bin) })
+}
+
+// sigtermWhileStarting: a new node whose first raft log write (its
+// bootstrap configuration) stalls never becomes ready; SIGTERM must still
+// stop it within the shutdown timeout.
+func sigtermWhileStarting(t *testing.T, bin string) {
+	trigger := filepath.Join(t.TempDir(), "stall")
+	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--data", filepath.Join(t.TempDir(), "data"), "--listen", ports[0], "--raft", ports[1],
+		"--http", ports[2], "--shutdown-timeout", "3s")
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TENANTKV_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, "TENANTKV_FAULT_STALL_FILE="+trigger, "TENANTKV_FAULT_STALL=60s", "TENANTKV_FAULT_STALL_AT=raft-log")
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+	}()
+	err = poll(t.Context(), func() error {
+		if !strings.Contains(stderr.String(), "fault hook: stalling") {
+			return errors.New("not stalled yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the fault hook never stalled the start: %v\n%s", err, tailOf(stderr.String(), 2000))
+	}
+	start := time.Now()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		t.Logf("SIGTERM while the bootstrap stalled: exited after %v (%v): %s", time.Since(start).Round(time.Millisecond), err, tailOf(stderr.String(), 400))
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("SIGTERM took %v to stop a node stalled in its start (shutdown timeout 3s)", d.Round(time.Millisecond))
+		}
+	case <-time.After(45 * time.Second):
+		t.Errorf("SIGTERM did not stop a node stalled in its start within 45s (shutdown timeout 3s)")
+	}
 }
 
 func sigtermDuringStall(t *testing.T, bin, at string) {
