@@ -84,6 +84,7 @@ func pipelineWatches(t *testing.T, addr, token string, n int, wait time.Duration
 // are refused past 10 waiting at once (each waiting watch holds a slot).
 // Before the fix all 200 were answered OK in both cases.
 func TestAttackGapsWatchLimits(t *testing.T) {
+	totals.Runs.Add(1)
 	c := newCluster(t, 1)
 	ctx := t.Context()
 	addr := c.nodes[0].listen
@@ -112,6 +113,7 @@ func TestAttackGapsWatchLimits(t *testing.T) {
 			wait := 2 * time.Second
 			start := time.Now()
 			answers := pipelineWatches(t, addr, tok, n, wait)
+			totals.Attacks.Add(n)
 			elapsed := time.Since(start)
 			ok, limited := 0, 0
 			for _, r := range answers {
@@ -130,6 +132,7 @@ func TestAttackGapsWatchLimits(t *testing.T) {
 			t.Logf("%d watches of a tenant with %+v, waiting %v each: %d answered, %d refused as rate limited, in %v",
 				n, tc.cfg, wait, ok, limited, elapsed.Round(time.Millisecond))
 			if limit := tc.max(elapsed); ok > limit {
+				totals.Violations.Add(1)
 				t.Errorf("%d of %d watches were admitted, the limits allow at most %d: watches are not counted against the tenant's limits", ok, n, limit)
 			}
 			if limited == 0 {
@@ -179,6 +182,7 @@ func tenantVersion(t *testing.T, addr, token string) uint64 {
 // refusal, and never deliver a write applied after the revocation. Before
 // the fix the watch went on waiting and delivered the next write.
 func TestAttackGapsWatchCutAtRevocation(t *testing.T) {
+	totals.Runs.Add(1)
 	c := newCluster(t, 1)
 	ctx := t.Context()
 	addr := c.nodes[0].listen
@@ -198,6 +202,7 @@ func TestAttackGapsWatchCutAtRevocation(t *testing.T) {
 			}
 			v := tenantVersion(t, addr, tok)
 			ch, closeW := startWatch(t, addr, tok, v, wait)
+			totals.Attacks.Add(1)
 			// Let the watch reach its wait (it answers at once if it sees
 			// anything; it sees nothing until the writes below).
 			select {
@@ -222,6 +227,7 @@ func TestAttackGapsWatchCutAtRevocation(t *testing.T) {
 			closeW()
 			for _, e := range r.Events {
 				if bytes.HasPrefix(e.Key, []byte("post/")) {
+					totals.Violations.Add(1)
 					t.Errorf("round %d: a watch of a revoked token delivered %q (version %d), written after the revocation", round, e.Key, e.Version)
 				}
 			}
@@ -319,6 +325,7 @@ func helloAnswer(t *testing.T, addr, token string) (*wire.Response, []byte) {
 // not-leader and the leader's address, and a known ID with permission
 // denied, so that token IDs could be probed.
 func TestAttackGapsHelloAnswers(t *testing.T) {
+	totals.Runs.Add(1)
 	rng := rand.New(rand.NewPCG(gapSeed(t), 18))
 	c := newCluster(t, 3)
 	ctx := t.Context()
@@ -360,6 +367,7 @@ func TestAttackGapsHelloAnswers(t *testing.T) {
 		for _, nd := range nodes {
 			for _, b := range bad {
 				resp, raw := helloAnswer(t, nd.listen, b.token)
+				totals.Attacks.Add(1)
 				what := fmt.Sprintf("%s on %s", b.name, nd.id)
 				t.Logf("%s: %s %q leader=%q", what, resp.Code, resp.Msg, resp.Leader)
 				if resp.Leader != "" {
@@ -374,6 +382,7 @@ func TestAttackGapsHelloAnswers(t *testing.T) {
 				if first == nil {
 					first, firstWhat = raw, what
 				} else if !bytes.Equal(raw, first) {
+					totals.Violations.Add(1)
 					t.Errorf("hello answers differ: %s got %x, %s got %x", what, raw, firstWhat, first)
 				}
 			}
