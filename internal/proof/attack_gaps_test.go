@@ -542,7 +542,8 @@ func (n *gapNode) db(t *testing.T, token string) *client.DB {
 	return db
 }
 
-// httpGet does one request to the node's HTTP address.
+// httpDo does one request to a node's HTTP address, with a bearer token
+// unless it is empty, and returns the status and the body.
 func httpDo(t *testing.T, method, url, bearer string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
@@ -634,7 +635,7 @@ func TestAttackGapsHTTPEndpoints(t *testing.T) {
 	})
 }
 
-// modes returns every path under dir with a mode other than 0700 for a
+// wrongModes returns every path under dir with a mode other than 0700 for a
 // directory or 0600 for a file.
 func wrongModes(t *testing.T, dir string) []string {
 	t.Helper()
