@@ -204,7 +204,8 @@ func TestAttackGapsWatchCutAtRevocation(t *testing.T) {
 			ch, closeW := startWatch(t, addr, tok, v, wait)
 			totals.Attacks.Add(1)
 			// Let the watch reach its wait (it answers at once if it sees
-			// anything; it sees nothing until the writes below).
+			// anything; it sees nothing until the writes below). The checks
+			// below hold whether or not it got there.
 			select {
 			case r := <-ch:
 				t.Fatalf("round %d: the watch answered before any change: %+v", round, r)
