@@ -19,6 +19,16 @@
 // certificate of it; without, Start refuses a raft address that is not
 // loopback unless Config.InsecurePeers (peers.go).
 //
+// # Before authentication
+//
+// Until a connection has authenticated it hears only fixed answers
+// (hello.go): every bad token gets the same frame on every node, and no
+// answer carries a raft index, an address or a count. A follower that
+// refuses a token asks the leader, so that an unknown token ID and a known
+// one with a wrong secret are refused alike. The HTTP address names no
+// tenant in /metrics without an operator token (or MetricsTenantLabels),
+// and serves /debug only with Debug.
+//
 // # Concurrency
 //
 // Each connection has a reader goroutine, a writer goroutine that coalesces

@@ -15,7 +15,9 @@ func (s *Server) serveHTTP() {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.node.Err(); err != nil {
-			http.Error(w, "node stopped: "+err.Error(), http.StatusServiceUnavailable)
+			// The cause (paths, indexes) is in the node's log, not here:
+			// the HTTP address needs no token.
+			http.Error(w, "node stopped: its storage failed (see its log)", http.StatusServiceUnavailable)
 			return
 		}
 		if !s.started.Load() {

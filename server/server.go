@@ -281,6 +281,10 @@ type Server struct {
 	started atomic.Bool
 }
 
+// testHooks adjust every node's configuration in test builds only (the
+// tenantkvfaults build tag, faults_hooks.go); a release build has none.
+var testHooks []func(*Config)
+
 // OperatorTokenFile is the name of the file, in the data directory of the
 // node that bootstrapped the cluster, that holds the first operator token.
 const OperatorTokenFile = "operator.token"
@@ -293,6 +297,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
+	for _, hook := range testHooks {
+		hook(&cfg)
+	}
 	if err := checkPeerAddrs(ctx, &cfg); err != nil {
 		return nil, err
 	}

@@ -228,7 +228,7 @@ func (s *Server) watch(ctx context.Context, p *principal, req *wire.Request) (*w
 				if !s.node.IsLeader() {
 					return nil, raft.ErrNotLeader
 				}
-				// A revocation, an expiry or a lock wakes nobody: look.
+				// A revocation or an expiry wakes nobody: look.
 				if err := s.stillValid(p); err != nil {
 					return nil, err
 				}

@@ -231,15 +231,8 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 		cfg.JoinToken = tok
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(x.stderr, &slog.HandlerOptions{Level: level}))
-	for _, hook := range serveTestHooks {
-		hook(&cfg)
-	}
 	return cfg, nil
 }
-
-// serveTestHooks adjust a node's configuration in test builds only (the
-// tenantkvfaults build tag, faults_hooks.go); a release binary has none.
-var serveTestHooks []func(*server.Config)
 
 func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 	var f serveFlags
@@ -252,7 +245,7 @@ func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 		// Files the node creates are its user's alone (0600, directories
 		// 0700); server.Start makes what already exists so.
 		restrictUmask()
-		srv, err := server.Start(ctx, cfg)
+		srv, err := startWithin(ctx, cfg, f.shutdownTimeout)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("interrupted while starting: %w", err)
@@ -276,6 +269,37 @@ func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 		}
 		cfg.Logger.Info("stopped")
 		return nil
+	}
+}
+
+// startWithin starts a node. A signal during the start (ctx ends) makes
+// Start give up and clean up; if it has not returned d later (a snapshot
+// restore or a replay that takes long), startWithin returns without it, so
+// that the process exits: that is as safe as an exit after closeWithin
+// gives up.
+func startWithin(ctx context.Context, cfg server.Config, d time.Duration) (*server.Server, error) {
+	type started struct {
+		srv *server.Server
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		srv, err := server.Start(ctx, cfg)
+		ch <- started{srv, err}
+	}()
+	select {
+	case st := <-ch:
+		return st.srv, st.err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case st := <-ch:
+		return st.srv, st.err
+	case <-t.C:
+		cfg.Logger.Error("start did not stop in time after the signal; exiting anyway (the raft log replays on restart)", "timeout", d)
+		return nil, fmt.Errorf("%w: still starting %v later (--shutdown-timeout); exited anyway", context.Cause(ctx), d)
 	}
 }
 

@@ -84,6 +84,7 @@ func pipelineWatches(t *testing.T, addr, token string, n int, wait time.Duration
 // are refused past 10 waiting at once (each waiting watch holds a slot).
 // Before the fix all 200 were answered OK in both cases.
 func TestAttackGapsWatchLimits(t *testing.T) {
+	totals.Runs.Add(1)
 	c := newCluster(t, 1)
 	ctx := t.Context()
 	addr := c.nodes[0].listen
@@ -112,6 +113,7 @@ func TestAttackGapsWatchLimits(t *testing.T) {
 			wait := 2 * time.Second
 			start := time.Now()
 			answers := pipelineWatches(t, addr, tok, n, wait)
+			totals.Attacks.Add(n)
 			elapsed := time.Since(start)
 			ok, limited := 0, 0
 			for _, r := range answers {
@@ -130,6 +132,7 @@ func TestAttackGapsWatchLimits(t *testing.T) {
 			t.Logf("%d watches of a tenant with %+v, waiting %v each: %d answered, %d refused as rate limited, in %v",
 				n, tc.cfg, wait, ok, limited, elapsed.Round(time.Millisecond))
 			if limit := tc.max(elapsed); ok > limit {
+				totals.Violations.Add(1)
 				t.Errorf("%d of %d watches were admitted, the limits allow at most %d: watches are not counted against the tenant's limits", ok, n, limit)
 			}
 			if limited == 0 {
@@ -179,6 +182,7 @@ func tenantVersion(t *testing.T, addr, token string) uint64 {
 // refusal, and never deliver a write applied after the revocation. Before
 // the fix the watch went on waiting and delivered the next write.
 func TestAttackGapsWatchCutAtRevocation(t *testing.T) {
+	totals.Runs.Add(1)
 	c := newCluster(t, 1)
 	ctx := t.Context()
 	addr := c.nodes[0].listen
@@ -198,8 +202,10 @@ func TestAttackGapsWatchCutAtRevocation(t *testing.T) {
 			}
 			v := tenantVersion(t, addr, tok)
 			ch, closeW := startWatch(t, addr, tok, v, wait)
+			totals.Attacks.Add(1)
 			// Let the watch reach its wait (it answers at once if it sees
-			// anything; it sees nothing until the writes below).
+			// anything; it sees nothing until the writes below). The checks
+			// below hold whether or not it got there.
 			select {
 			case r := <-ch:
 				t.Fatalf("round %d: the watch answered before any change: %+v", round, r)
@@ -222,6 +228,7 @@ func TestAttackGapsWatchCutAtRevocation(t *testing.T) {
 			closeW()
 			for _, e := range r.Events {
 				if bytes.HasPrefix(e.Key, []byte("post/")) {
+					totals.Violations.Add(1)
 					t.Errorf("round %d: a watch of a revoked token delivered %q (version %d), written after the revocation", round, e.Key, e.Version)
 				}
 			}
@@ -319,6 +326,7 @@ func helloAnswer(t *testing.T, addr, token string) (*wire.Response, []byte) {
 // not-leader and the leader's address, and a known ID with permission
 // denied, so that token IDs could be probed.
 func TestAttackGapsHelloAnswers(t *testing.T) {
+	totals.Runs.Add(1)
 	rng := rand.New(rand.NewPCG(gapSeed(t), 18))
 	c := newCluster(t, 3)
 	ctx := t.Context()
@@ -360,6 +368,7 @@ func TestAttackGapsHelloAnswers(t *testing.T) {
 		for _, nd := range nodes {
 			for _, b := range bad {
 				resp, raw := helloAnswer(t, nd.listen, b.token)
+				totals.Attacks.Add(1)
 				what := fmt.Sprintf("%s on %s", b.name, nd.id)
 				t.Logf("%s: %s %q leader=%q", what, resp.Code, resp.Msg, resp.Leader)
 				if resp.Leader != "" {
@@ -374,6 +383,7 @@ func TestAttackGapsHelloAnswers(t *testing.T) {
 				if first == nil {
 					first, firstWhat = raw, what
 				} else if !bytes.Equal(raw, first) {
+					totals.Violations.Add(1)
 					t.Errorf("hello answers differ: %s got %x, %s got %x", what, raw, firstWhat, first)
 				}
 			}
@@ -533,7 +543,8 @@ func (n *gapNode) db(t *testing.T, token string) *client.DB {
 	return db
 }
 
-// httpGet does one request to the node's HTTP address.
+// httpDo does one request to a node's HTTP address, with a bearer token
+// unless it is empty, and returns the status and the body.
 func httpDo(t *testing.T, method, url, bearer string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
@@ -625,7 +636,7 @@ func TestAttackGapsHTTPEndpoints(t *testing.T) {
 	})
 }
 
-// modes returns every path under dir with a mode other than 0700 for a
+// wrongModes returns every path under dir with a mode other than 0700 for a
 // directory or 0600 for a file.
 func wrongModes(t *testing.T, dir string) []string {
 	t.Helper()
@@ -730,7 +741,7 @@ func TestAttackGapsDataDirPermissions(t *testing.T) {
 }
 
 // faultBinary builds cmd/tenantkv with the tenantkvfaults tag, whose test
-// hooks (cmd/tenantkv/faults_hooks.go) the environment switches on.
+// hooks (server/faults_hooks.go) the environment switches on.
 var faultBuilt struct {
 	once sync.Once
 	path string
@@ -771,6 +782,60 @@ func TestAttackGapsSIGTERMBounded(t *testing.T) {
 	bin := buildFaultBinary(t)
 	for _, at := range []string{"store-wal", "raft-log"} {
 		t.Run(at, func(t *testing.T) { sigtermDuringStall(t, bin, at) })
+	}
+	t.Run("while-starting", func(t *testing.T) { sigtermWhileStarting(t, bin) })
+}
+
+// sigtermWhileStarting: a new node whose first raft log write (its
+// bootstrap configuration) stalls never becomes ready; SIGTERM must still
+// stop it within the shutdown timeout.
+func sigtermWhileStarting(t *testing.T, bin string) {
+	trigger := filepath.Join(t.TempDir(), "stall")
+	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--data", filepath.Join(t.TempDir(), "data"), "--listen", ports[0], "--raft", ports[1],
+		"--http", ports[2], "--shutdown-timeout", "3s")
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TENANTKV_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, "TENANTKV_FAULT_STALL_FILE="+trigger, "TENANTKV_FAULT_STALL=60s", "TENANTKV_FAULT_STALL_AT=raft-log")
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+	}()
+	err = poll(t.Context(), func() error {
+		if !strings.Contains(stderr.String(), "fault hook: stalling") {
+			return errors.New("not stalled yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the fault hook never stalled the start: %v\n%s", err, tailOf(stderr.String(), 2000))
+	}
+	start := time.Now()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		t.Logf("SIGTERM while the bootstrap stalled: exited after %v (%v): %s", time.Since(start).Round(time.Millisecond), err, tailOf(stderr.String(), 400))
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("SIGTERM took %v to stop a node stalled in its start (shutdown timeout 3s)", d.Round(time.Millisecond))
+		}
+	case <-time.After(45 * time.Second):
+		t.Errorf("SIGTERM did not stop a node stalled in its start within 45s (shutdown timeout 3s)")
 	}
 }
 

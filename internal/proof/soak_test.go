@@ -67,6 +67,12 @@ var soakScenarios = []soakScenario{
 	{"memory-and-connections", func(t *testing.T, budget time.Duration, seed uint64) {
 		runConnAttacks(t) // attack_conn_test.go
 	}},
+	{"small-gaps", func(t *testing.T, budget time.Duration, seed uint64) {
+		// Issue 18's smaller gaps (attack_gaps_test.go), in process.
+		t.Run("watch-limits", TestAttackGapsWatchLimits)
+		t.Run("watch-revocation", TestAttackGapsWatchCutAtRevocation)
+		t.Run("hello-answers", TestAttackGapsHelloAnswers)
+	}},
 }
 
 // maxScenario caps one scenario's share of the soak, so that every

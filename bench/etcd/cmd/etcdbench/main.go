@@ -519,8 +519,8 @@ func (p *profiler) wait(status io.Writer) {
 }
 
 // tenantkvLeaderPprof returns the CPU profile URL of the tenantkv leader,
-// found through the cluster status (every node serves /debug/pprof on its
-// HTTP address).
+// found through the cluster status (every node of a bench.StartLocal
+// cluster runs with --debug and serves /debug/pprof on its HTTP address).
 func tenantkvLeaderPprof(ctx context.Context, t bench.Target) (string, error) {
 	db, err := client.Open(ctx, t.Endpoints, &client.Options{Token: t.Token})
 	if err != nil {

@@ -1,6 +1,6 @@
 //go:build tenantkvfaults
 
-package main
+package server
 
 import (
 	"os"
@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/tenantkv/tenantkv/raft"
-	"github.com/tenantkv/tenantkv/server"
 	"github.com/tenantkv/tenantkv/store"
 )
 
 // Fault hooks of test builds (go build -tags tenantkvfaults), for end-to-end
-// tests that need a node to hang where no outside action can make it hang.
-// A release binary does not contain this file.
+// tests of the real binary that need a node to hang where no outside action
+// can make it hang. Start applies them to every node's configuration; a
+// release build does not contain this file.
 //
 // TENANTKV_FAULT_STALL_FILE=PATH, TENANTKV_FAULT_STALL=D and
 // TENANTKV_FAULT_STALL_AT=WHERE: while the file PATH exists, every write at
@@ -25,7 +25,7 @@ import (
 // (the store's write-ahead log, so the apply in progress hangs in its
 // commit once the log's buffers are full).
 func init() {
-	serveTestHooks = append(serveTestHooks, func(cfg *server.Config) {
+	testHooks = append(testHooks, func(cfg *Config) {
 		path := os.Getenv("TENANTKV_FAULT_STALL_FILE")
 		d, err := time.ParseDuration(os.Getenv("TENANTKV_FAULT_STALL"))
 		if path == "" || err != nil {
