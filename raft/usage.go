@@ -126,10 +126,18 @@ func planWrite(d *tenantData, ops []Op) (*writePlan, error) {
 			p.absent[i] = !present
 		}
 	}
-	err := eachUnion(ranges, func(start, end []byte) error {
+	if len(ranges) == 0 {
+		return p, nil
+	}
+	it, err := d.newIter()
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	err = eachUnion(ranges, func(start, end []byte) error {
 		pc := rangePiece{start: start, end: end}
 		n := 0
-		err := d.walk(start, end, func(k []byte, size int) error {
+		err := d.walk(it, start, end, func(k []byte, size int) error {
 			if _, ok := pointKeys[string(k)]; ok {
 				return nil // its point op decides, counted above
 			}
