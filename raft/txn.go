@@ -70,7 +70,7 @@ const TxnOverhead = 64
 // write (distinct sets and delete-ranges) applies in tens of milliseconds
 // on two cores, under the 100 ms a victim's p99 may take; imports write
 // 1,000 keys per batch.
-const MaxMutations = 10_000
+const MaxMutations = 5_000
 
 // checkWriteSize refuses ops that exceed MaxMutations, or MaxTxnBytes
 // together with size, the bytes already counted (a commit's read ranges).

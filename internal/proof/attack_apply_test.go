@@ -17,6 +17,7 @@ import (
 
 	"github.com/tenantkv/tenantkv/client"
 	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/server"
 )
 
 // The attacks of hardening issue 18, item 1 ("quadratic apply") and the bulk
@@ -153,9 +154,14 @@ func (v *victim) finish(t *testing.T, what string) (p99, worst time.Duration) {
 // removed: newCluster registers its TempDir after its own cleanup, so the
 // removal would run first and race with compactions of these large
 // writes.
+//
+// It runs raft with its default timing (1 s heartbeat timeout), as a node
+// does in production: the test is about the apply loop, not elections, and
+// with the harness's 200 ms timeouts three in-process nodes on two shared
+// cores lose their leader under any heavy load.
 func newAttackCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	c := newCluster(t, n)
+	c := newClusterTuned(t, n, server.RaftTuning{})
 	t.Cleanup(c.close)
 	return c
 }
