@@ -23,10 +23,11 @@ import (
 //     is applied between two light ones. A light proposal therefore waits
 //     for at most one heavy command, however many are queued.
 //   - While light proposals are being sent, a heavy entry that took d to
-//     apply is followed by at least d of light entries only: heavy work
-//     takes at most about half of the loop's time while others have work
+//     apply is followed by at least 2d of light entries only: heavy work
+//     takes at most a third of the loop's time while others have work
 //     (and all of it when nobody else does), so the apply loop, and the
-//     CPU it runs on, is not saturated by one tenant's expensive writes.
+//     CPU it runs on (every replica applies every entry), is not saturated
+//     by one tenant's expensive writes.
 //   - Heavy entries take tenants in turn (round robin), so one tenant's
 //     stream of heavy writes waits behind its own, not behind another's.
 //   - A light entry takes up to its share from each tenant in turn (256
@@ -47,6 +48,10 @@ const (
 	// maxTenantProposals bounds one tenant's proposals queued for the
 	// batcher or in flight.
 	maxTenantProposals = 512
+	// heavyPause is how many times its own apply time a heavy entry is
+	// followed by light entries only, while light proposals are sent:
+	// heavy work takes at most 1/(1+heavyPause) of the apply loop then.
+	heavyPause = 2
 )
 
 // proposalCost returns the tenant a batchable command writes and its cost.
@@ -75,8 +80,7 @@ type fairQueue struct {
 	heavyTurn bool // the next entry may be heavy
 	// After a heavy entry that took d to apply, while light proposals
 	// are being sent, the next heavy one waits until pauseUntil (its end
-	// plus d): heavy entries take at most about half of the apply loop's
-	// time while others have work, and all of it when nobody else does.
+	// plus heavyPause×d).
 	pauseUntil      time.Time
 	lightSinceHeavy bool
 }
@@ -178,7 +182,7 @@ func (q *fairQueue) compact() {
 // heavyDone records that a heavy entry sent at start has been applied,
 // at now.
 func (q *fairQueue) heavyDone(start, now time.Time) {
-	q.pauseUntil = now.Add(now.Sub(start))
+	q.pauseUntil = now.Add(heavyPause * now.Sub(start))
 	q.lightSinceHeavy = false
 }
 
