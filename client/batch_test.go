@@ -32,7 +32,7 @@ func TestBatch(t *testing.T) {
 	b.Delete([]byte("a"))
 	b.DeleteRange(Prefix([]byte("tmp/")))
 	b.Set([]byte("tmp/3"), []byte("new")) // after the clear: kept
-	if b.Len() != 5 || b.Size() != len("bBemptyatmp/tmp0tmp/3new") {
+	if b.Len() != 5 || b.Size() != len("bBemptyatmp/tmp0tmp/3new")+5*TxnOverhead {
 		t.Errorf("Len %d, Size %d", b.Len(), b.Size())
 	}
 	if err := b.Commit(ctx); err != nil {

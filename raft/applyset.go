@@ -310,10 +310,29 @@ func (d *tenantData) get(k []byte) ([]byte, bool, error) {
 	return val, true, nil
 }
 
+// sizeOf returns the size of k's current value, reading the committed
+// store with it, a forward iterator over the tenant's keys (newIter).
+// Seeking one iterator in key order costs far less than a Get per key.
+func (d *tenantData) sizeOf(it *store.Iterator, k []byte) (int, bool, error) {
+	d.settle()
+	if w, ok := d.ov.points.get(k); ok {
+		return len(w.val), w.present, nil
+	}
+	if d.ov.cleared.covers(k) {
+		return 0, false, nil
+	}
+	d.reads++
+	if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
+		return len(it.Value()), true, nil
+	}
+	return 0, false, it.Err()
+}
+
 // walk calls fn for every live key in [start, end) with the size of its
 // value, once each, in no particular order. It reads the committed store
-// only where this batch has not deleted.
-func (d *tenantData) walk(start, end []byte, fn func(k []byte, size int) error) error {
+// only where this batch has not deleted, with it, an iterator the caller
+// made over the tenant's keys (newIter) and closes.
+func (d *tenantData) walk(it *store.Iterator, start, end []byte, fn func(k []byte, size int) error) error {
 	d.settle()
 	err := d.ov.points.ascend(start, end, func(w pointWrite) error {
 		if w.present {
@@ -326,21 +345,28 @@ func (d *tenantData) walk(start, end []byte, fn func(k []byte, size int) error) 
 	}
 	return d.ov.cleared.gaps(start, end, func(lo, hi []byte) error {
 		d.reads++
-		it, err := d.v.NewIterator(lo, hi, false)
-		if err != nil {
-			return err
-		}
-		for it.Next() {
-			if _, ok := d.ov.points.get(it.Key()); ok {
-				continue // shadowed by this batch's write, counted above
+		for ok := it.SeekGE(lo); ok; ok = it.Next() {
+			k := it.Key()
+			if len(hi) != 0 && bytes.Compare(k, hi) >= 0 {
+				return nil
 			}
-			if err := fn(it.Key(), len(it.Value())); err != nil {
-				it.Close()
+			if d.ov.points.t != nil {
+				if _, ok := d.ov.points.get(k); ok {
+					continue // shadowed by this batch's write, counted above
+				}
+			}
+			if err := fn(k, len(it.Value())); err != nil {
 				return err
 			}
 		}
-		return it.Close()
+		return it.Err()
 	})
+}
+
+// newIter returns a forward iterator over all of the tenant's committed
+// keys, for walk.
+func (d *tenantData) newIter() (*store.Iterator, error) {
+	return d.v.NewIterator(nil, nil, false)
 }
 
 // tenantData returns this batch's access to tenant id's data.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/tenantkv/tenantkv/keyspace"
 )
@@ -186,6 +187,8 @@ func (n *Node) runBatcher() {
 	defer n.wg.Done()
 	q := newFairQueue()
 	var datas [][]byte
+	var heavyStart time.Time // when the heavy entry in flight was sent
+	var wait *time.Timer
 	for {
 		if q.empty() {
 			select {
@@ -205,11 +208,40 @@ func (n *Node) runBatcher() {
 			n.drainProposals()
 			return
 		}
+		now := time.Now()
+		if !heavyStart.IsZero() {
+			// The slot is free: the heavy entry has been applied.
+			q.heavyDone(heavyStart, now)
+			heavyStart = time.Time{}
+		}
 		q.fill(n.proposals)
-		batch := q.next()
+		batch, heavy, pause := q.next(now)
 		if len(batch) == 0 {
-			<-n.inflight // every candidate's proposer had given up
+			<-n.inflight
+			if pause <= 0 {
+				continue // every candidate's proposer had given up
+			}
+			// Only heavy proposals wait, and must pause: wait for the
+			// pause to end or for a new proposal.
+			if wait == nil {
+				wait = time.NewTimer(pause)
+			} else {
+				wait.Reset(pause)
+			}
+			select {
+			case p := <-n.proposals:
+				q.push(p)
+			case <-wait.C:
+			case <-n.closing:
+				q.fail(ErrShutdown)
+				n.drainProposals()
+				return
+			}
+			wait.Stop()
 			continue
+		}
+		if heavy {
+			heavyStart = now
 		}
 		if len(batch) == 1 {
 			n.send(batch, batch[0].data)

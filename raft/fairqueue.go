@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tenantkv/tenantkv/keyspace"
 )
@@ -21,6 +22,12 @@ import (
 //     with light ones: while light proposals wait, at most one heavy entry
 //     is applied between two light ones. A light proposal therefore waits
 //     for at most one heavy command, however many are queued.
+//   - While light proposals are being sent, a heavy entry that took d to
+//     apply is followed by at least 2d of light entries only: heavy work
+//     takes at most a third of the loop's time while others have work
+//     (and all of it when nobody else does), so the apply loop, and the
+//     CPU it runs on (every replica applies every entry), is not saturated
+//     by one tenant's expensive writes.
 //   - Heavy entries take tenants in turn (round robin), so one tenant's
 //     stream of heavy writes waits behind its own, not behind another's.
 //   - A light entry takes up to its share from each tenant in turn (256
@@ -41,6 +48,10 @@ const (
 	// maxTenantProposals bounds one tenant's proposals queued for the
 	// batcher or in flight.
 	maxTenantProposals = 512
+	// heavyPause is how many times its own apply time a heavy entry is
+	// followed by light entries only, while light proposals are sent:
+	// heavy work takes at most 1/(1+heavyPause) of the apply loop then.
+	heavyPause = 2
 )
 
 // proposalCost returns the tenant a batchable command writes and its cost.
@@ -67,6 +78,11 @@ type fairQueue struct {
 	heavy     int
 	held      int  // proposals queued, at most proposalQueue
 	heavyTurn bool // the next entry may be heavy
+	// After a heavy entry that took d to apply, while light proposals
+	// are being sent, the next heavy one waits until pauseUntil (its end
+	// plus heavyPause×d).
+	pauseUntil      time.Time
+	lightSinceHeavy bool
 }
 
 type tenantQueue struct {
@@ -163,25 +179,38 @@ func (q *fairQueue) compact() {
 	q.heavy %= len(q.ring)
 }
 
-// next composes the next entry: a light one or a single heavy proposal,
-// alternating while both kinds wait. It returns nil if every queued
-// proposer had given up.
-func (q *fairQueue) next() []*proposal {
+// heavyDone records that a heavy entry sent at start has been applied,
+// at now.
+func (q *fairQueue) heavyDone(start, now time.Time) {
+	q.pauseUntil = now.Add(heavyPause * now.Sub(start))
+	q.lightSinceHeavy = false
+}
+
+// next composes the next entry at now: a light one or a single heavy
+// proposal, alternating while both kinds wait. If it returns no entry
+// while proposals are queued, wait is how long the heavy ones must wait
+// (zero if every queued proposer had given up).
+func (q *fairQueue) next(now time.Time) (batch []*proposal, heavy bool, wait time.Duration) {
 	defer q.compact()
-	if q.heavyTurn {
+	paused := q.lightSinceHeavy && now.Before(q.pauseUntil)
+	if q.heavyTurn && !paused {
 		q.heavyTurn = false
 		if p := q.nextHeavy(); p != nil {
-			return []*proposal{p}
+			return []*proposal{p}, true, 0
 		}
 	}
 	if batch := q.nextLight(); len(batch) > 0 {
 		q.heavyTurn = true
-		return batch
+		q.lightSinceHeavy = true
+		return batch, false, 0
+	}
+	if paused {
+		return nil, false, q.pauseUntil.Sub(now)
 	}
 	if p := q.nextHeavy(); p != nil {
-		return []*proposal{p}
+		return []*proposal{p}, true, 0
 	}
-	return nil
+	return nil, false, 0
 }
 
 // nextHeavy takes the heavy proposal at the head of the next tenant in

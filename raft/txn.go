@@ -65,12 +65,14 @@ const TxnOverhead = 64
 // MaxMutations is the most mutations one TenantWrite or TxnCommit may
 // carry, like etcd's --max-txn-ops (whose default is 128) and unlike
 // FoundationDB, which bounds a transaction by its 10 MB only. Apply time is
-// linear in the mutations (applyset.go), and one command holds the apply
-// loop of every tenant while it applies: at 10,000, the most expensive
-// write (distinct sets and delete-ranges) applies in tens of milliseconds
-// on two cores, under the 100 ms a victim's p99 may take; imports write
-// 1,000 keys per batch.
-const MaxMutations = 10_000
+// linear in the mutations (applyset.go), but one command holds the apply
+// loop of every tenant while it applies, and cannot be interrupted: at
+// 5,000 the most expensive write (distinct sets and delete-ranges) applies
+// in about 10 ms of CPU on the 2-core reference machine, so another
+// tenant's p99 stays under 100 ms while it is sent back to back (at 10,000
+// it measured 150 to 300 ms; docs/RELIABILITY.md). Imports write 1,000
+// keys per batch.
+const MaxMutations = 5_000
 
 // checkWriteSize refuses ops that exceed MaxMutations, or MaxTxnBytes
 // together with size, the bytes already counted (a commit's read ranges).

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tenantkv/tenantkv/keyspace"
 )
@@ -499,23 +500,23 @@ func leInt64(b []byte) int64 {
 // covering it), keeping the order of the rest. Applying the result gives
 // the same state, and touches the same keys, as applying ops; the history
 // and watches then carry each key's final write of the command only. One
-// pass from the end, with the later delete-ranges in a spanSet: O(n log n).
+// sort-and-sweep finds the covered writes (coveredLater), one pass from
+// the end the overwritten ones: O(n log n).
 func netOps(ops []Op) []Op {
 	if len(ops) < 2 {
 		return ops
 	}
+	covered := coveredLater(ops)
 	seen := make(map[string]struct{}, len(ops))
-	var later spanSet // delete-ranges after the current op
 	keep := make([]bool, len(ops))
 	dropped := 0
 	for i := len(ops) - 1; i >= 0; i-- {
 		op := &ops[i]
 		if op.Kind == OpDeleteRange {
 			keep[i] = true
-			later.add(op.Key, op.End)
 			continue
 		}
-		if _, ok := seen[string(op.Key)]; ok || later.covers(op.Key) {
+		if _, ok := seen[string(op.Key)]; ok || (covered != nil && covered[i]) {
 			dropped++
 			continue
 		}
@@ -532,4 +533,63 @@ func netOps(ops []Op) []Op {
 		}
 	}
 	return out
+}
+
+// coveredLater reports, for each point op of ops, whether a delete-range
+// later in ops covers its key; nil if there are no delete-ranges. The point
+// keys are swept in order with the delete-ranges begun so far in a heap by
+// their position: after dropping those that ended, the top is the latest
+// one covering the key. O(n log n).
+func coveredLater(ops []Op) []bool {
+	var points []int
+	var ranges rangeHeap
+	for i := range ops {
+		if ops[i].Kind == OpDeleteRange {
+			ranges.idx = append(ranges.idx, i)
+		} else {
+			points = append(points, i)
+		}
+	}
+	if len(ranges.idx) == 0 || len(points) == 0 {
+		return nil
+	}
+	ranges.ops = ops
+	starts := slices.Clone(ranges.idx)
+	slices.SortFunc(starts, func(a, b int) int { return bytes.Compare(ops[a].Key, ops[b].Key) })
+	slices.SortFunc(points, func(a, b int) int { return bytes.Compare(ops[a].Key, ops[b].Key) })
+	ranges.idx = ranges.idx[:0]
+	out := make([]bool, len(ops))
+	next := 0
+	for _, pi := range points {
+		k := ops[pi].Key
+		for next < len(starts) && bytes.Compare(ops[starts[next]].Key, k) <= 0 {
+			heap.Push(&ranges, starts[next])
+			next++
+		}
+		for ranges.Len() > 0 {
+			end := ops[ranges.idx[0]].End
+			if len(end) == 0 || bytes.Compare(k, end) < 0 {
+				break
+			}
+			heap.Pop(&ranges) // ended before k, so before every later key
+		}
+		out[pi] = ranges.Len() > 0 && ranges.idx[0] > pi
+	}
+	return out
+}
+
+// rangeHeap is a max-heap of positions of delete-ranges in ops.
+type rangeHeap struct {
+	ops []Op
+	idx []int
+}
+
+func (h *rangeHeap) Len() int           { return len(h.idx) }
+func (h *rangeHeap) Less(i, j int) bool { return h.idx[i] > h.idx[j] }
+func (h *rangeHeap) Swap(i, j int)      { h.idx[i], h.idx[j] = h.idx[j], h.idx[i] }
+func (h *rangeHeap) Push(x any)         { h.idx = append(h.idx, x.(int)) }
+func (h *rangeHeap) Pop() any {
+	x := h.idx[len(h.idx)-1]
+	h.idx = h.idx[:len(h.idx)-1]
+	return x
 }

@@ -18,6 +18,10 @@
 //   - Batch.Tenant and Batch.System read through the batch (they see its own
 //     writes) and write into it; Batch.Commit makes all of them durable
 //     atomically together with an applied index.
+//   - Batch.TenantUnindexed reads the store as last committed (not the
+//     batch's own writes) and writes into an unindexed part of the batch,
+//     whose range deletions no read ever fragments; the raft applier
+//     overlays its own writes.
 //   - Snapshot.Tenant and Snapshot.System read a consistent point in time and
 //     refuse writes.
 //

@@ -174,6 +174,33 @@ func (it *Iterator) Next() bool {
 	return true
 }
 
+// SeekGE positions a forward iterator on the first pair at or after the
+// user key key (within its bounds) and reports whether there is one; Next
+// then continues from there. Seeking a reverse iterator is an error.
+func (it *Iterator) SeekGE(key []byte) bool {
+	if it.err != nil || it.it == nil {
+		return false
+	}
+	if it.reverse {
+		it.err = fmt.Errorf("store: SeekGE on a reverse iterator")
+		return false
+	}
+	var buf [128]byte
+	ok := it.it.SeekGE(keyspace.AppendTenantKey(buf[:0], it.id, key))
+	it.started = true
+	if !ok {
+		it.err = it.it.Error()
+		return false
+	}
+	uk, inSpan := keyspace.UserKeyIn(it.id, it.it.Key())
+	if !inSpan {
+		it.err = ErrIsolation
+		return false
+	}
+	it.key = uk
+	return true
+}
+
 // Key returns the current user key.
 func (it *Iterator) Key() []byte { return it.key }
 

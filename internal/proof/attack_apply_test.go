@@ -17,6 +17,7 @@ import (
 
 	"github.com/tenantkv/tenantkv/client"
 	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/server"
 )
 
 // The attacks of hardening issue 18, item 1 ("quadratic apply") and the bulk
@@ -29,9 +30,19 @@ import (
 // victimP99Bound is the seed's p99 target for the victim.
 const victimP99Bound = 100 * time.Millisecond
 
-// writeAttackBound is the victim's p99 bound under expensive writes in the
-// normal run (see TestAttackApplyCost).
-const writeAttackBound = time.Second
+// normalBound is the victim's p99 bound in the normal run (make test runs
+// with the race detector, under which the victim's p99 on two shared cores
+// is about 200 ms with no attack at all). The 100 ms bound holds under
+// TENANTKV_ATTACK_FULL=1, to be run without the race detector.
+const normalBound = time.Second
+
+// p99Bound is the victim's p99 bound of this run.
+func p99Bound() time.Duration {
+	if attackFull() {
+		return victimP99Bound
+	}
+	return normalBound
+}
 
 // attackFull reports whether the bulk attacks run at the issue's full size
 // (200,000 keys): TENANTKV_ATTACK_FULL=1. The normal run uses 50,000 keys
@@ -149,6 +160,22 @@ func (v *victim) finish(t *testing.T, what string) (p99, worst time.Duration) {
 	return p99, worst
 }
 
+// newAttackCluster is newCluster, shut down before its directories are
+// removed: newCluster registers its TempDir after its own cleanup, so the
+// removal would run first and race with compactions of these large
+// writes.
+//
+// It runs raft with its default timing (1 s heartbeat timeout), as a node
+// does in production: the test is about the apply loop, not elections, and
+// with the harness's 200 ms timeouts three in-process nodes on two shared
+// cores lose their leader under any heavy load.
+func newAttackCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	c := newClusterTuned(t, n, server.RaftTuning{})
+	t.Cleanup(c.close)
+	return c
+}
+
 // attackSetup creates tenants victim and attacker and returns a client of
 // the victim and the attacker's token.
 func attackSetup(t *testing.T, c *cluster) (*client.DB, string) {
@@ -257,26 +284,29 @@ func attackWrites(ctx context.Context, t *testing.T, addr, token string, seed ui
 // three; a node that joins afterwards catches up in time proportional to
 // what was written.
 //
-// On the 2-core machines shared by several builds, the 100 ms bound and the
-// 3-node run hold only under TENANTKV_ATTACK_FULL=1; the normal run checks
-// one node against writeAttackBound, which the quadratic apply (victim p99
-// 7 s) fails by far.
+// The normal run checks one node against normalBound, which the quadratic
+// apply (victim p99 5 to 7 s) fails by far; TENANTKV_ATTACK_FULL=1 runs
+// one and three nodes against 100 ms.
 func TestAttackApplyCost(t *testing.T) {
-	sizes, bound := []int{1}, writeAttackBound
+	sizes, bound := []int{1}, p99Bound()
 	if attackFull() {
-		sizes, bound = []int{1, 3}, victimP99Bound
+		sizes = []int{1, 3}
 	}
 	for _, nodes := range sizes {
 		t.Run(fmt.Sprintf("%d-nodes", nodes), func(t *testing.T) {
 			seed := attackSeed(t)
-			c := newCluster(t, nodes)
+			c := newAttackCluster(t, nodes)
 			ctx := t.Context()
 			vdb, atok := attackSetup(t, c)
 			leader, err := c.waitLeader(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The victim alone first: the machine's own figure.
 			v := startVictim(vdb)
+			pause(ctx, 2*time.Second)
+			v.finish(t, "no attack (baseline)")
+			v = startVictim(vdb)
 			stop := make(chan struct{})
 			counts, wg := attackWrites(ctx, t, leader.listen, atok, seed, stop)
 			dur := 6 * time.Second
@@ -348,8 +378,8 @@ func joinAfter(t *testing.T, c *cluster, written int64) {
 
 // TestAttackBulkWork: the victim's p99 stays under 100 ms while another
 // tenant imports 200,000 keys, and while that tenant deletes them with one
-// delete-range (50,000 keys in the normal run; TENANTKV_ATTACK_FULL=1 for
-// the full size).
+// delete-range (TENANTKV_ATTACK_FULL=1; the normal run is a smoke test
+// with 50,000 keys and normalBound, which the old code passed too).
 func TestAttackBulkWork(t *testing.T) {
 	seed := attackSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 7))
@@ -357,7 +387,7 @@ func TestAttackBulkWork(t *testing.T) {
 	if attackFull() {
 		keys = 200_000
 	}
-	c := newCluster(t, 1)
+	c := newAttackCluster(t, 1)
 	ctx := t.Context()
 	vdb, atok := attackSetup(t, c)
 
@@ -390,8 +420,8 @@ func TestAttackBulkWork(t *testing.T) {
 	pause(ctx, 200*time.Millisecond)
 	p99, _ := v.finish(t, fmt.Sprintf("import of %d keys", keys))
 	t.Logf("import of %d keys took %v", keys, took.Round(time.Millisecond))
-	if p99 > victimP99Bound {
-		t.Errorf("victim p99 %v during an import of %d keys, want < %v", p99, keys, victimP99Bound)
+	if p99 > p99Bound() {
+		t.Errorf("victim p99 %v during an import of %d keys, want < %v", p99, keys, p99Bound())
 	}
 
 	// One delete-range over all of them, by the importing tenant itself.
@@ -415,8 +445,8 @@ func TestAttackBulkWork(t *testing.T) {
 	pause(ctx, 300*time.Millisecond)
 	p99, _ = v.finish(t, fmt.Sprintf("delete-range over %d keys", keys))
 	t.Logf("delete-range over %d keys took %v", keys, took.Round(time.Millisecond))
-	if p99 > victimP99Bound {
-		t.Errorf("victim p99 %v during a delete-range over %d keys, want < %v", p99, keys, victimP99Bound)
+	if p99 > p99Bound() {
+		t.Errorf("victim p99 %v during a delete-range over %d keys, want < %v", p99, keys, p99Bound())
 	}
 	info, err := c.admin.TenantInfo(ctx, "bulk")
 	if err != nil {
@@ -424,5 +454,55 @@ func TestAttackBulkWork(t *testing.T) {
 	}
 	if info.Usage.Keys != 0 || info.Usage.LogicalBytes != 0 {
 		t.Errorf("after the delete-range the tenant's usage is %d keys, %d bytes; want 0", info.Usage.Keys, info.Usage.LogicalBytes)
+	}
+}
+
+// TestAttackFillsAsTheStoreGrows imports the same 200,000 keys (50,000 in
+// the normal run) into three new tenants in a row and reports each
+// import's time: issue 18 measured 1.5 s, 7 s, 23 s (here before the fix:
+// 3.0 s, 6.7 s, 7.4 s). The third may take at most 1.5 times the first
+// (and 1 s more, for noise on shared machines; five times in the normal
+// run).
+func TestAttackFillsAsTheStoreGrows(t *testing.T) {
+	seed := attackSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 9))
+	keys := 50_000
+	if attackFull() {
+		keys = 200_000
+	}
+	c := newAttackCluster(t, 1)
+	ctx := t.Context()
+	var file bytes.Buffer
+	ew, err := client.NewExportWriter(&file, &client.ExportHeader{Name: "fill", State: client.StateActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := make([]byte, 100)
+	for i := range keys {
+		for j := range val {
+			val[j] = byte('a' + rng.IntN(26))
+		}
+		if err := ew.Add(fmt.Appendf(nil, "fill/%08d", i), val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ew.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var took []time.Duration
+	for i := range 3 {
+		start := time.Now()
+		if _, err := c.admin.ImportTenant(ctx, fmt.Sprintf("fill-%d", i), bytes.NewReader(file.Bytes()), func(client.Progress) {}); err != nil {
+			t.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+		t.Logf("fill %d of %d keys: %v", i+1, keys, took[i].Round(time.Millisecond))
+	}
+	slack := took[0] / 2
+	if !attackFull() {
+		slack = 4 * took[0] // small fills under the race detector are noisy
+	}
+	if took[2] > took[0]+slack+time.Second {
+		t.Errorf("fills slow down as the store grows: %v", took)
 	}
 }

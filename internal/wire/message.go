@@ -420,7 +420,7 @@ func unmarshal(b []byte, v any) (err error) {
 const (
 	// MaxMutations is the most mutations one write may carry; more is
 	// refused with CodeTxTooLarge.
-	MaxMutations = 10_000
+	MaxMutations = 5_000
 	// MutationOverhead is what each mutation (and each read range of a
 	// commit) counts against the 10 MB limit on top of its key, value and
 	// range end, so that a write of empty mutations is not free.
