@@ -422,6 +422,37 @@ func TestChangesForWatches(t *testing.T) {
 	require.Len(t, chs, 2)
 }
 
+// TestChangesReadBoundedHistory pins the bound on what one Changes call
+// reads of the history: a watch of a key nobody writes, behind entries of
+// other keys larger than maxChangesScan in all, gets no changes and a
+// version short of the tenant's, and reaches it over several calls.
+func TestChangesReadBoundedHistory(t *testing.T) {
+	h := newFSMHarness(t)
+	id := h.createTenant("acme")
+	const entries = 12
+	value := bytes.Repeat([]byte{'v'}, keyspace.MaxValueSize)
+	for i := range entries {
+		w := &TenantWrite{TenantID: id, TenantName: "acme"}
+		for j := range 5 { // 500 KB an entry: 6 MB in all
+			w.Ops = append(w.Ops, Op{Kind: OpSet, Key: fmt.Appendf(nil, "big/%d/%d", i, j), Value: value})
+		}
+		h.must(w)
+	}
+	last := h.version(id).Version
+	after, calls := uint64(0), 0
+	for after < last {
+		chs, upTo, err := h.fsm.Changes(id, after, rng("quiet/", "quiet0"), 1<<20)
+		require.NoError(t, err)
+		require.Empty(t, chs)
+		require.Greater(t, upTo, after, "every call makes progress")
+		require.LessOrEqual(t, upTo-after, uint64(maxChangesScan/(500<<10)+1), "one call read more than its bound")
+		after = upTo
+		calls++
+	}
+	require.Equal(t, last, after)
+	require.Greater(t, calls, 1)
+}
+
 func TestOnApplied(t *testing.T) {
 	h := newFSMHarness(t)
 	var mu sync.Mutex

@@ -114,6 +114,10 @@ func (f *FSM) Changes(id keyspace.TenantID, after uint64, r KeyRange, maxBytes i
 	return readChanges(sn.System(), id, after, r, maxBytes)
 }
 
+// maxChangesScan bounds the history bytes one readChanges call reads:
+// about one stored chunk of a large entry more than this at most.
+const maxChangesScan = 4 << 20
+
 func readChanges(sys *store.SystemView, id keyspace.TenantID, after uint64, r KeyRange, maxBytes int) ([]Change, uint64, error) {
 	st, err := readVersionState(sys, id)
 	if err != nil {
@@ -127,14 +131,18 @@ func readChanges(sys *store.SystemView, id keyspace.TenantID, after uint64, r Ke
 	}
 	rs := []KeyRange{r}
 	var out []Change
-	size := 0
+	size, scanned := 0, 0
 	upTo := st.Version
 	err = scanHistory(sys, id, after, st.Version, func(version uint64, head *entryHead, body []byte) (bool, error) {
-		if head != nil && size >= maxBytes && len(out) > 0 {
+		if head != nil && ((size >= maxBytes && len(out) > 0) || scanned >= maxChangesScan) {
 			// Stop at this version boundary: everything before it is in.
+			// A narrow watch over a long history stops after reading
+			// maxChangesScan bytes of it, so that one call costs a bounded
+			// read whatever the history holds; the caller resumes at upTo.
 			upTo = version - 1
 			return false, nil
 		}
+		scanned += len(body)
 		err := eachRecord(body, func(rec *logRecord) bool {
 			if !intersects(rs, rec) {
 				return true
