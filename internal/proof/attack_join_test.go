@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -352,6 +353,7 @@ func TestAttackJoinsUnderLoad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(joinSeed(t), 18))
 	ctx := t.Context()
 	mb := joinAttackMB(t)
+	t.Logf("two nodes join a node holding %d MB (TENANTKV_JOIN_ATTACK_MB sets it)", mb)
 	c := bigSnapshotNode(ctx, t, mb, rng)
 	if _, err := c.admin.CreateTenant(ctx, "victim", nil); err != nil {
 		t.Fatal(err)
@@ -384,15 +386,17 @@ func TestAttackJoinsUnderLoad(t *testing.T) {
 	}
 	// Both joiners become voters; the victim keeps going meanwhile.
 	err = c.waitVoters(ctx, c.nodes[0], 3)
-	joinEnd := time.Now()
-	pause(ctx, time.Second)
+	voters := time.Now()
+	pause(ctx, time.Second) // the joins' aftermath counts too
+	end := time.Now()
 	v.finish()
 	if err != nil {
 		t.Fatalf("after the joins: %v", err)
 	}
-	base, f := v.figures(begin, joinStart), v.figures(joinStart, joinEnd)
+	base, f := v.figures(begin, joinStart), v.figures(joinStart, end)
 	t.Logf("victim before the joins: %v", base)
-	t.Logf("victim during two joins of a node holding %d MB (%v): %v", mb, joinEnd.Sub(joinStart).Round(time.Millisecond), f)
+	t.Logf("victim from the first join to 1s after both were voters (%v, %v of it joining): %v",
+		end.Sub(joinStart).Round(time.Millisecond), voters.Sub(joinStart).Round(time.Millisecond), f)
 	for i, err := range f.errs {
 		if i == 5 {
 			t.Errorf("… and %d more", len(f.errs)-5)
@@ -645,5 +649,60 @@ func TestJoinerReadyzOnlyWhenCaughtUp(t *testing.T) {
 	t.Logf("/readyz answered not ready %d times while the joiner caught up", notReady)
 	if notReady == 0 {
 		t.Errorf("/readyz was never seen saying not ready: the catch-up was too quick to check anything")
+	}
+}
+
+// TestJoinerProcessReadyLineAfterCatchUp runs the real binary: a `tenantkv
+// serve --join` process must print its ready line only once it has caught
+// up (applied what was committed before it joined) and been promoted to
+// voter, and its /readyz must then answer 200.
+func TestJoinerProcessReadyLineAfterCatchUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the tenantkv binary")
+	}
+	rng := rand.New(rand.NewPCG(joinSeed(t), 21))
+	ctx := t.Context()
+	pc := newProcCluster(t, 1)
+	if _, err := pc.admin.CreateTenant(ctx, "bulk", nil); err != nil {
+		t.Fatal(err)
+	}
+	fillTenant(ctx, t, pc.admin.Tenant("bulk"), 8, rng)
+	before, err := nodeStatus(ctx, pc.nodes[0].listen, pc.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := &procNode{idx: len(pc.nodes), id: strings.TrimSuffix(pc.nodes[0].id, "-p1") + "-p2",
+		dir: filepath.Join(t.TempDir(), "p2")}
+	pc.nodes = append(pc.nodes, nd)
+	for attempt := 1; ; attempt++ {
+		ports, err := freePorts(3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd.listen, nd.raft, nd.http = ports[0], ports[1], ports[2]
+		err = pc.start(nd) // returns once the ready line is printed
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+			t.Fatal(err)
+		}
+		os.RemoveAll(nd.dir)
+	}
+	st, err := nodeStatus(ctx, nd.listen, pc.token)
+	if err != nil {
+		t.Fatalf("status of the joiner after its ready line: %v", err)
+	}
+	if st.AppliedIndex < before.CommitIndex || memberSuffrage(st, nd.id) != "voter" {
+		t.Errorf("ready line printed at applied index %d of %d, as a %q; want caught up, as a voter",
+			st.AppliedIndex, before.CommitIndex, memberSuffrage(st, nd.id))
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + nd.http + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz after the ready line: %s", resp.Status)
 	}
 }
