@@ -652,10 +652,12 @@ func TestJoinerReadyzOnlyWhenCaughtUp(t *testing.T) {
 	}
 }
 
-// TestJoinerProcessReadyLineAfterCatchUp runs the real binary: a `tenantkv
-// serve --join` process must print its ready line only once it has caught
-// up (applied what was committed before it joined) and been promoted to
-// voter, and its /readyz must then answer 200.
+// TestJoinerProcessReadyLineAfterCatchUp runs the real binary: two
+// `tenantkv serve --join` processes join one after the other, and each must
+// print its ready line only once it has caught up (applied what was
+// committed before it joined) and been promoted to voter; its /readyz must
+// then answer 200. (Before, the second joiner said ready at once: two
+// voters of three already made the quorum that committed its addition.)
 func TestJoinerProcessReadyLineAfterCatchUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the tenantkv binary")
@@ -666,43 +668,46 @@ func TestJoinerProcessReadyLineAfterCatchUp(t *testing.T) {
 	if _, err := pc.admin.CreateTenant(ctx, "bulk", nil); err != nil {
 		t.Fatal(err)
 	}
-	fillTenant(ctx, t, pc.admin.Tenant("bulk"), 8, rng)
+	fillTenant(ctx, t, pc.admin.Tenant("bulk"), 16, rng)
 	before, err := nodeStatus(ctx, pc.nodes[0].listen, pc.token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nd := &procNode{idx: len(pc.nodes), id: strings.TrimSuffix(pc.nodes[0].id, "-p1") + "-p2",
-		dir: filepath.Join(t.TempDir(), "p2")}
-	pc.nodes = append(pc.nodes, nd)
-	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(3)
+	prefix := strings.TrimSuffix(pc.nodes[0].id, "-p1")
+	for i := 2; i <= 3; i++ {
+		nd := &procNode{idx: len(pc.nodes), id: fmt.Sprintf("%s-p%d", prefix, i),
+			dir: filepath.Join(t.TempDir(), fmt.Sprintf("p%d", i))}
+		pc.nodes = append(pc.nodes, nd)
+		for attempt := 1; ; attempt++ {
+			ports, err := freePorts(3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nd.listen, nd.raft, nd.http = ports[0], ports[1], ports[2]
+			err = pc.start(nd) // returns once the ready line is printed
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+				t.Fatal(err)
+			}
+			os.RemoveAll(nd.dir)
+		}
+		st, err := nodeStatus(ctx, nd.listen, pc.token)
+		if err != nil {
+			t.Fatalf("status of %s right after its ready line: %v", nd.id, err)
+		}
+		if st.AppliedIndex < before.CommitIndex || memberSuffrage(st, nd.id) != "voter" {
+			t.Errorf("%s printed its ready line at applied index %d of %d, as a %q; want caught up, as a voter",
+				nd.id, st.AppliedIndex, before.CommitIndex, memberSuffrage(st, nd.id))
+		}
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + nd.http + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}
-		nd.listen, nd.raft, nd.http = ports[0], ports[1], ports[2]
-		err = pc.start(nd) // returns once the ready line is printed
-		if err == nil {
-			break
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("/readyz of %s after its ready line: %s", nd.id, resp.Status)
 		}
-		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
-			t.Fatal(err)
-		}
-		os.RemoveAll(nd.dir)
-	}
-	st, err := nodeStatus(ctx, nd.listen, pc.token)
-	if err != nil {
-		t.Fatalf("status of the joiner after its ready line: %v", err)
-	}
-	if st.AppliedIndex < before.CommitIndex || memberSuffrage(st, nd.id) != "voter" {
-		t.Errorf("ready line printed at applied index %d of %d, as a %q; want caught up, as a voter",
-			st.AppliedIndex, before.CommitIndex, memberSuffrage(st, nd.id))
-	}
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + nd.http + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("/readyz after the ready line: %s", resp.Status)
 	}
 }
