@@ -375,6 +375,7 @@ func TestAttackJoinsUnderLoad(t *testing.T) {
 	begin := time.Now()
 	pause(ctx, time.Second) // a baseline before the joins
 	joinStart := time.Now()
+	var phases [][2]time.Time
 	for range 2 {
 		nd := c.addJoiner(t)
 		start := time.Now()
@@ -382,6 +383,7 @@ func TestAttackJoinsUnderLoad(t *testing.T) {
 			v.finish()
 			t.Fatalf("join %s: %v", nd.id, err)
 		}
+		phases = append(phases, [2]time.Time{start, time.Now()})
 		t.Logf("%s joined and said ready after %v", nd.id, time.Since(start).Round(time.Millisecond))
 	}
 	// Both joiners become voters; the victim keeps going meanwhile.
@@ -395,6 +397,9 @@ func TestAttackJoinsUnderLoad(t *testing.T) {
 	}
 	base, f := v.figures(begin, joinStart), v.figures(joinStart, end)
 	t.Logf("victim before the joins: %v", base)
+	for i, ph := range phases {
+		t.Logf("victim while joiner %d joined: %v", i+1, v.figures(ph[0], ph[1]))
+	}
 	t.Logf("victim from the first join to 1s after both were voters (%v, %v of it joining): %v",
 		end.Sub(joinStart).Round(time.Millisecond), voters.Sub(joinStart).Round(time.Millisecond), f)
 	for i, err := range f.errs {
