@@ -286,8 +286,8 @@ func (n *Node) suffrage() string {
 // WaitPromoted blocks until this node is a voter in the configuration it
 // holds and has applied every entry it knows to be committed: for a node
 // that joined, that is after it installed the leader's snapshot, caught up
-// and was promoted (the leader promotes only a node whose log is within a
-// few entries of its own). It logs its progress every few seconds while it
+// and was promoted (the leader promotes only a node whose log keeps pace
+// with its own). It logs its progress every few seconds while it
 // waits, and returns early with ctx's error or ErrShutdown.
 func (n *Node) WaitPromoted(ctx context.Context) error {
 	tick := time.NewTicker(max(n.heartbeat/20, 5*time.Millisecond))
