@@ -683,6 +683,14 @@ func TestJoinerProcessReadyLineAfterCatchUp(t *testing.T) {
 		nd := &procNode{idx: len(pc.nodes), id: fmt.Sprintf("%s-p%d", prefix, i),
 			dir: filepath.Join(t.TempDir(), fmt.Sprintf("p%d", i))}
 		pc.nodes = append(pc.nodes, nd)
+		// Stop the process before its directory is removed (cleanups run
+		// last registered first).
+		t.Cleanup(func() {
+			nd.mu.Lock()
+			nd.stopping = true
+			nd.mu.Unlock()
+			pc.kill(nd)
+		})
 		for attempt := 1; ; attempt++ {
 			ports, err := freePorts(3)
 			if err != nil {
