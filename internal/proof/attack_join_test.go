@@ -350,9 +350,14 @@ func (c *cluster) waitVoters(ctx context.Context, nd *testNode, n int) error {
 // successful write far below the 3.7 s a join cost before (no moment
 // without a quorum), and every operation must succeed.
 func TestAttackJoinsUnderLoad(t *testing.T) {
-	rng := rand.New(rand.NewPCG(joinSeed(t), 18))
+	runJoinAttack(t, joinAttackMB(t), joinSeed(t))
+}
+
+// runJoinAttack is TestAttackJoinsUnderLoad with mb megabytes on the first
+// node; the soak runs it too.
+func runJoinAttack(t *testing.T, mb int, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 18))
 	ctx := t.Context()
-	mb := joinAttackMB(t)
 	t.Logf("two nodes join a node holding %d MB (TENANTKV_JOIN_ATTACK_MB sets it)", mb)
 	c := bigSnapshotNode(ctx, t, mb, rng)
 	if _, err := c.admin.CreateTenant(ctx, "victim", nil); err != nil {
@@ -723,4 +728,13 @@ func TestJoinerProcessReadyLineAfterCatchUp(t *testing.T) {
 			t.Errorf("/readyz of %s after its ready line: %s", nd.id, resp.Status)
 		}
 	}
+}
+
+// soakJoinMB is the size of the soak's join attack: TENANTKV_JOIN_ATTACK_MB,
+// default 64.
+func soakJoinMB(t *testing.T) int {
+	if os.Getenv("TENANTKV_JOIN_ATTACK_MB") != "" {
+		return joinAttackMB(t)
+	}
+	return 64
 }

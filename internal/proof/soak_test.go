@@ -61,6 +61,9 @@ var soakScenarios = []soakScenario{
 	{"disk-full", func(t *testing.T, budget time.Duration, seed uint64) {
 		runDiskFull(t, 3, 6, seed)
 	}},
+	{"joins-under-load", func(t *testing.T, budget time.Duration, seed uint64) {
+		runJoinAttack(t, soakJoinMB(t), seed)
+	}},
 }
 
 // maxScenario caps one scenario's share of the soak, so that every
