@@ -61,8 +61,8 @@ func (n *Node) AddVoter(ctx context.Context, id, raftAddr string) error {
 // non-voter: it receives the log (or the leader's snapshot) but does not
 // count in elections or in the quorum, so a node that needs long to catch
 // up takes nothing from the cluster's availability. The leader promotes it
-// to voter once its log has been within a few entries of the leader's for
-// a moment (promote.go); whichever node leads then does it, so a leader
+// to voter once its log has kept pace with the leader's for a moment
+// (promote.go); whichever node leads then does it, so a leader
 // change does not lose the promotion. Only the leader can add; others
 // return a *NotLeaderError. A node already in the configuration keeps its
 // suffrage (a voter stays a voter) and takes the new address, if any.

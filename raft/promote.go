@@ -23,12 +23,33 @@ func promoteStable(heartbeat time.Duration) time.Duration {
 	return max(heartbeat/2, 10*time.Millisecond)
 }
 
+// promoteMaxDelay is how far behind the leader, in time, a follower's log
+// may be and still count as caught up: half the heartbeat timeout.
+func promoteMaxDelay(heartbeat time.Duration) time.Duration {
+	return max(heartbeat/2, 10*time.Millisecond)
+}
+
+// progressSamples is how many of the leader's recent requests to one
+// follower are remembered (its last index when each left); at the
+// heartbeat rate (every tenth to fifth of the heartbeat timeout) they span
+// more than promoteMaxDelay.
+const progressSamples = 32
+
+// sendSample is the leader's last log index when a request left.
+type sendSample struct {
+	at   time.Time
+	last uint64
+}
+
 // peerProgress is what the leader saw of one follower's log.
 type peerProgress struct {
-	seen time.Time // last answer
-	// sent is the leader's last index when it sent the request of the
-	// last answer; lag is how far the follower's log was behind it.
-	sent, lag uint64
+	sends [progressSamples]sendSample // a ring; zero at: unused
+	next  int
+	seen  time.Time // last answer
+	// delay is how far behind in time the last answer showed the
+	// follower's log: the age of the newest request whose leader index
+	// the follower had reached; -1 when it had reached none of them.
+	delay time.Duration
 	// caughtUpSince is when the answers began to be caught up without a
 	// break (no answer behind, no silence longer than the heartbeat
 	// timeout); zero while the follower is behind.
@@ -36,8 +57,8 @@ type peerProgress struct {
 }
 
 // progressTracker records peerProgress per follower. Its size is bounded
-// by the configuration: entries of servers that left are pruned. It is
-// safe for concurrent use.
+// by the configuration (entries of servers that left are pruned) and by
+// progressSamples per follower. It is safe for concurrent use.
 type progressTracker struct {
 	heartbeat time.Duration
 	// lastIndex returns the local last log index; nil until raft runs.
@@ -51,49 +72,70 @@ func newProgressTracker(heartbeat time.Duration) *progressTracker {
 	return &progressTracker{heartbeat: heartbeat, peers: map[hraft.ServerID]*peerProgress{}}
 }
 
-// observe records one AppendEntries answer of follower id; leaderLast is
-// the leader's last log index when the request was sent. The follower is
-// caught up when its log reaches at least where the leader's was when the
-// previous request to it left (a heartbeat interval before, a fraction of
-// the heartbeat timeout): it keeps pace with the leader. Counting entries
+func (p *progressTracker) peer(id hraft.ServerID) *peerProgress {
+	pp := p.peers[id]
+	if pp == nil {
+		pp = &peerProgress{delay: -1}
+		p.peers[id] = pp
+	}
+	return pp
+}
+
+// sending records that a request to follower id leaves now, while the
+// leader's last log index is leaderLast.
+func (p *progressTracker) sending(id hraft.ServerID, leaderLast uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pp := p.peer(id)
+	pp.sends[pp.next] = sendSample{at: time.Now(), last: leaderLast}
+	pp.next = (pp.next + 1) % progressSamples
+}
+
+// observe records one AppendEntries answer of follower id to a request of
+// term. The follower is caught up when its log holds everything the
+// leader's held promoteMaxDelay ago or later: it keeps pace with the
+// leader, within a fraction of the heartbeat timeout. Counting entries
 // instead would say nothing: one entry may hold a batch of megabytes, and
 // a joiner that must install a snapshot may be only a few entries behind.
-func (p *progressTracker) observe(id hraft.ServerID, leaderLast uint64, resp *hraft.AppendEntriesResponse, term uint64) {
+func (p *progressTracker) observe(id hraft.ServerID, resp *hraft.AppendEntriesResponse, term uint64) {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pp := p.peers[id]
-	if pp == nil {
-		pp = &peerProgress{}
-		p.peers[id] = pp
-	}
+	pp := p.peer(id)
 	gap := pp.seen.IsZero() || now.Sub(pp.seen) > p.heartbeat
-	caughtUp := !gap && resp.Success && resp.Term == term && resp.LastLog >= pp.sent
+	var reached time.Time
+	for _, s := range pp.sends {
+		if !s.at.IsZero() && s.last <= resp.LastLog && s.at.After(reached) {
+			reached = s.at
+		}
+	}
+	pp.delay = -1
+	if !reached.IsZero() {
+		pp.delay = now.Sub(reached)
+	}
+	caughtUp := !gap && resp.Success && resp.Term == term && pp.delay >= 0 && pp.delay <= promoteMaxDelay(p.heartbeat)
 	switch {
 	case !caughtUp:
 		pp.caughtUpSince = time.Time{}
 	case pp.caughtUpSince.IsZero():
 		pp.caughtUpSince = now
 	}
-	pp.seen, pp.sent = now, leaderLast
-	pp.lag = 0
-	if leaderLast > resp.LastLog {
-		pp.lag = leaderLast - resp.LastLog
-	}
+	pp.seen = now
 }
 
 // caughtUp reports whether follower id has been caught up for at least
-// stable, and its last answer is recent, with the lag of that answer.
-func (p *progressTracker) caughtUp(id hraft.ServerID, stable time.Duration) (bool, uint64) {
+// stable and its last answer is recent, with how far behind in time that
+// answer showed it (-1: further than the requests remembered).
+func (p *progressTracker) caughtUp(id hraft.ServerID, stable time.Duration) (bool, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pp := p.peers[id]
 	if pp == nil {
-		return false, 0
+		return false, -1
 	}
 	now := time.Now()
 	ok := !pp.caughtUpSince.IsZero() && now.Sub(pp.seen) <= p.heartbeat && now.Sub(pp.caughtUpSince) >= stable
-	return ok, pp.lag
+	return ok, pp.delay
 }
 
 // prune forgets followers that are not in conf.
@@ -144,14 +186,14 @@ var (
 
 // AppendEntries sends the request and records the follower's answer.
 func (t *progressTransport) AppendEntries(id hraft.ServerID, target hraft.ServerAddress, args *hraft.AppendEntriesRequest, resp *hraft.AppendEntriesResponse) error {
-	var last uint64
 	lastIndex := t.progress.lastIndex.Load()
-	if lastIndex != nil {
-		last = (*lastIndex)()
+	if lastIndex == nil {
+		return t.Transport.AppendEntries(id, target, args, resp)
 	}
+	t.progress.sending(id, (*lastIndex)())
 	err := t.Transport.AppendEntries(id, target, args, resp)
-	if err == nil && lastIndex != nil {
-		t.progress.observe(id, last, resp, args.Term)
+	if err == nil {
+		t.progress.observe(id, resp, args.Term)
 	}
 	return err
 }
@@ -201,7 +243,7 @@ func (n *Node) promoteOne() {
 		if s.Suffrage == hraft.Voter || s.ID == hraft.ServerID(n.cfg.ID) {
 			continue
 		}
-		ok, lag := n.progress.caughtUp(s.ID, promoteStable(n.heartbeat))
+		ok, delay := n.progress.caughtUp(s.ID, promoteStable(n.heartbeat))
 		if !ok {
 			continue
 		}
@@ -217,7 +259,7 @@ func (n *Node) promoteOne() {
 			n.logger.Warn("raft: promote non-voter", "id", s.ID, "error", err)
 			return
 		}
-		n.logger.Info("raft: promoted caught-up non-voter to voter", "id", s.ID, "address", s.Address, "lag", lag)
+		n.logger.Info("raft: promoted caught-up non-voter to voter", "id", s.ID, "address", s.Address, "behind", delay)
 		return
 	}
 }
@@ -244,8 +286,8 @@ func (n *Node) suffrage() string {
 // WaitPromoted blocks until this node is a voter in the configuration it
 // holds and has applied every entry it knows to be committed: for a node
 // that joined, that is after it installed the leader's snapshot, caught up
-// and was promoted (the leader promotes only a node whose log is within a
-// few entries of its own). It logs its progress every few seconds while it
+// and was promoted (the leader promotes only a node whose log keeps pace
+// with its own). It logs its progress every few seconds while it
 // waits, and returns early with ctx's error or ErrShutdown.
 func (n *Node) WaitPromoted(ctx context.Context) error {
 	tick := time.NewTicker(max(n.heartbeat/20, 5*time.Millisecond))

@@ -10,43 +10,61 @@ import (
 )
 
 // TestProgressTrackerNeedsPaceWithoutBreak checks the promotion rule on its
-// own: a follower is caught up once an answer reaches the leader's last
-// index of the previous request, stays so only without a behind answer or
-// a silence, and only for long enough.
+// own: a follower is caught up when an answer shows its log holding what
+// the leader's held at most promoteMaxDelay ago, and stays so only without
+// an answer behind, a refusal or a silence, and only for long enough.
 func TestProgressTrackerNeedsPaceWithoutBreak(t *testing.T) {
-	const hb = time.Minute // no silence unless the test makes one
+	const hb = time.Minute // promoteMaxDelay 30s; no silence unless the test makes one
 	p := newProgressTracker(hb)
-	ok := func(last uint64) *hraft.AppendEntriesResponse {
-		return &hraft.AppendEntriesResponse{Term: 3, LastLog: last, Success: true}
-	}
 	id := hraft.ServerID("j")
+	// send records a request that left age ago with the leader at last.
+	send := func(last uint64, age time.Duration) {
+		p.sending(id, last)
+		pp := p.peers[id]
+		pp.sends[(pp.next+progressSamples-1)%progressSamples].at = time.Now().Add(-age)
+	}
+	answer := func(last uint64) {
+		p.observe(id, &hraft.AppendEntriesResponse{Term: 3, LastLog: last, Success: true}, 3)
+	}
 	caught := func() bool { c, _ := p.caughtUp(id, 0); return c }
 
 	require.False(t, caught(), "never heard of")
-	p.observe(id, 100, ok(0), 3)
-	require.False(t, caught(), "first answer: nothing to compare with")
-	p.observe(id, 100, ok(12), 3) // a snapshot-sized gap, few entries
-	require.False(t, caught(), "behind the leader's previous last index")
-	p.observe(id, 120, ok(100), 3)
-	require.True(t, caught(), "reached where the leader was")
-	_, lag := p.caughtUp(id, 0)
-	require.EqualValues(t, 20, lag)
+	send(100, 0)
+	answer(100)
+	require.False(t, caught(), "first answer: no run of answers yet")
+	send(100, 0)
+	answer(12) // a snapshot-sized gap, few entries
+	require.False(t, caught(), "behind every request remembered")
+	_, delay := p.caughtUp(id, 0)
+	require.EqualValues(t, -1, delay)
+	send(120, 0)
+	answer(120)
+	require.True(t, caught(), "level with the leader")
 	c, _ := p.caughtUp(id, time.Hour)
 	require.False(t, c, "not yet for long enough")
 
-	p.observe(id, 130, ok(119), 3)
-	require.False(t, caught(), "one answer behind breaks the run")
-	p.observe(id, 130, ok(130), 3)
+	// Behind by less than promoteMaxDelay is keeping pace; by more is not.
+	p.peers[id].sends = [progressSamples]sendSample{} // forget the requests above
+	send(130, 40*time.Second)
+	send(140, 20*time.Second)
+	send(150, 0)
+	answer(140)
+	require.True(t, caught(), "20s behind, within 30s")
+	_, delay = p.caughtUp(id, 0)
+	require.InDelta(t, 20*time.Second, delay, float64(time.Second))
+	answer(130)
+	require.False(t, caught(), "40s behind")
+
+	answer(150)
 	require.True(t, caught())
-	p.observe(id, 130, &hraft.AppendEntriesResponse{Term: 4, LastLog: 130}, 3)
+	p.observe(id, &hraft.AppendEntriesResponse{Term: 4, LastLog: 150}, 3)
 	require.False(t, caught(), "a refused request")
 
 	// A silence longer than the heartbeat timeout breaks the run too.
-	p.observe(id, 130, ok(130), 3)
-	p.observe(id, 130, ok(130), 3)
+	answer(150)
 	require.True(t, caught())
 	p.peers[id].seen = time.Now().Add(-2 * hb)
-	p.observe(id, 130, ok(130), 3)
+	answer(150)
 	require.False(t, caught(), "answer after a silence")
 
 	p.prune(hraft.Configuration{Servers: []hraft.Server{{ID: "other"}}})

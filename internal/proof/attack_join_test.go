@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -349,9 +350,15 @@ func (c *cluster) waitVoters(ctx context.Context, nd *testNode, n int) error {
 // successful write far below the 3.7 s a join cost before (no moment
 // without a quorum), and every operation must succeed.
 func TestAttackJoinsUnderLoad(t *testing.T) {
-	rng := rand.New(rand.NewPCG(joinSeed(t), 18))
+	runJoinAttack(t, joinAttackMB(t), joinSeed(t))
+}
+
+// runJoinAttack is TestAttackJoinsUnderLoad with mb megabytes on the first
+// node; the soak runs it too.
+func runJoinAttack(t *testing.T, mb int, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 18))
 	ctx := t.Context()
-	mb := joinAttackMB(t)
+	t.Logf("two nodes join a node holding %d MB (TENANTKV_JOIN_ATTACK_MB sets it)", mb)
 	c := bigSnapshotNode(ctx, t, mb, rng)
 	if _, err := c.admin.CreateTenant(ctx, "victim", nil); err != nil {
 		t.Fatal(err)
@@ -373,6 +380,7 @@ func TestAttackJoinsUnderLoad(t *testing.T) {
 	begin := time.Now()
 	pause(ctx, time.Second) // a baseline before the joins
 	joinStart := time.Now()
+	var phases [][2]time.Time
 	for range 2 {
 		nd := c.addJoiner(t)
 		start := time.Now()
@@ -380,19 +388,25 @@ func TestAttackJoinsUnderLoad(t *testing.T) {
 			v.finish()
 			t.Fatalf("join %s: %v", nd.id, err)
 		}
+		phases = append(phases, [2]time.Time{start, time.Now()})
 		t.Logf("%s joined and said ready after %v", nd.id, time.Since(start).Round(time.Millisecond))
 	}
 	// Both joiners become voters; the victim keeps going meanwhile.
 	err = c.waitVoters(ctx, c.nodes[0], 3)
-	joinEnd := time.Now()
-	pause(ctx, time.Second)
+	voters := time.Now()
+	pause(ctx, time.Second) // the joins' aftermath counts too
+	end := time.Now()
 	v.finish()
 	if err != nil {
 		t.Fatalf("after the joins: %v", err)
 	}
-	base, f := v.figures(begin, joinStart), v.figures(joinStart, joinEnd)
+	base, f := v.figures(begin, joinStart), v.figures(joinStart, end)
 	t.Logf("victim before the joins: %v", base)
-	t.Logf("victim during two joins of a node holding %d MB (%v): %v", mb, joinEnd.Sub(joinStart).Round(time.Millisecond), f)
+	for i, ph := range phases {
+		t.Logf("victim while joiner %d joined: %v", i+1, v.figures(ph[0], ph[1]))
+	}
+	t.Logf("victim from the first join to 1s after both were voters (%v, %v of it joining): %v",
+		end.Sub(joinStart).Round(time.Millisecond), voters.Sub(joinStart).Round(time.Millisecond), f)
 	for i, err := range f.errs {
 		if i == 5 {
 			t.Errorf("… and %d more", len(f.errs)-5)
@@ -646,4 +660,81 @@ func TestJoinerReadyzOnlyWhenCaughtUp(t *testing.T) {
 	if notReady == 0 {
 		t.Errorf("/readyz was never seen saying not ready: the catch-up was too quick to check anything")
 	}
+}
+
+// TestJoinerProcessReadyLineAfterCatchUp runs the real binary: two
+// `tenantkv serve --join` processes join one after the other, and each must
+// print its ready line only once it has caught up (applied what was
+// committed before it joined) and been promoted to voter; its /readyz must
+// then answer 200. (Before, the second joiner said ready at once: two
+// voters of three already made the quorum that committed its addition.)
+func TestJoinerProcessReadyLineAfterCatchUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the tenantkv binary")
+	}
+	rng := rand.New(rand.NewPCG(joinSeed(t), 21))
+	ctx := t.Context()
+	pc := newProcCluster(t, 1)
+	if _, err := pc.admin.CreateTenant(ctx, "bulk", nil); err != nil {
+		t.Fatal(err)
+	}
+	fillTenant(ctx, t, pc.admin.Tenant("bulk"), 16, rng)
+	before, err := nodeStatus(ctx, pc.nodes[0].listen, pc.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := strings.TrimSuffix(pc.nodes[0].id, "-p1")
+	for i := 2; i <= 3; i++ {
+		nd := &procNode{idx: len(pc.nodes), id: fmt.Sprintf("%s-p%d", prefix, i),
+			dir: filepath.Join(t.TempDir(), fmt.Sprintf("p%d", i))}
+		pc.nodes = append(pc.nodes, nd)
+		// Stop the process before its directory is removed (cleanups run
+		// last registered first).
+		t.Cleanup(func() {
+			nd.mu.Lock()
+			nd.stopping = true
+			nd.mu.Unlock()
+			pc.kill(nd)
+		})
+		for attempt := 1; ; attempt++ {
+			ports, err := freePorts(3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nd.listen, nd.raft, nd.http = ports[0], ports[1], ports[2]
+			err = pc.start(nd) // returns once the ready line is printed
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
+				t.Fatal(err)
+			}
+			os.RemoveAll(nd.dir)
+		}
+		st, err := nodeStatus(ctx, nd.listen, pc.token)
+		if err != nil {
+			t.Fatalf("status of %s right after its ready line: %v", nd.id, err)
+		}
+		if st.AppliedIndex < before.CommitIndex || memberSuffrage(st, nd.id) != "voter" {
+			t.Errorf("%s printed its ready line at applied index %d of %d, as a %q; want caught up, as a voter",
+				nd.id, st.AppliedIndex, before.CommitIndex, memberSuffrage(st, nd.id))
+		}
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + nd.http + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("/readyz of %s after its ready line: %s", nd.id, resp.Status)
+		}
+	}
+}
+
+// soakJoinMB is the size of the soak's join attack: TENANTKV_JOIN_ATTACK_MB,
+// default 64.
+func soakJoinMB(t *testing.T) int {
+	if os.Getenv("TENANTKV_JOIN_ATTACK_MB") != "" {
+		return joinAttackMB(t)
+	}
+	return 64
 }

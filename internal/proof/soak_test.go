@@ -73,6 +73,9 @@ var soakScenarios = []soakScenario{
 		t.Run("watch-revocation", TestAttackGapsWatchCutAtRevocation)
 		t.Run("hello-answers", TestAttackGapsHelloAnswers)
 	}},
+	{"joins-under-load", func(t *testing.T, budget time.Duration, seed uint64) {
+		runJoinAttack(t, soakJoinMB(t), seed)
+	}},
 }
 
 // maxScenario caps one scenario's share of the soak, so that every
