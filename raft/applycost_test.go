@@ -466,7 +466,7 @@ func TestFairQueue(t *testing.T) {
 	require.Len(t, b, 1)
 	require.Equal(t, keyspace.TenantID(1), b[0].tenant)
 	// The heavy entry took 10 ms; a victim proposal arrives and is sent:
-	// the next heavy one must wait 2×10 ms from the end.
+	// the next heavy one must wait heavyPause×10 ms from the end.
 	q.heavyDone(now, now.Add(10*time.Millisecond))
 	now = now.Add(10 * time.Millisecond)
 	q.push(testProposal(3, 10))
@@ -475,9 +475,9 @@ func TestFairQueue(t *testing.T) {
 	require.Len(t, b, 1)
 	b, _, wait := q.next(now.Add(5 * time.Millisecond))
 	require.Empty(t, b)
-	require.Equal(t, 15*time.Millisecond, wait)
+	require.Equal(t, heavyPause*10*time.Millisecond-5*time.Millisecond, wait)
 	// After the pause, tenants take turns: tenant 2 before tenant 1's second.
-	b, isHeavy, _ = q.next(now.Add(20 * time.Millisecond))
+	b, isHeavy, _ = q.next(now.Add(heavyPause * 10 * time.Millisecond))
 	require.True(t, isHeavy)
 	require.Equal(t, keyspace.TenantID(2), b[0].tenant)
 	// With nobody else sending, heavy entries follow each other at once.
