@@ -511,3 +511,37 @@ func TestFairQueueShares(t *testing.T) {
 	}
 	require.Equal(t, 2, n2)
 }
+
+// TestApplyRefusesOversizedWrites: a log entry carrying more than
+// MaxMutations mutations, or empty mutations beyond 10 MB with their
+// overhead, is refused at apply time (a forged entry never reached
+// Propose), identically on every replica, and changes nothing.
+func TestApplyRefusesOversizedWrites(t *testing.T) {
+	r := newApplyRig(t)
+	id := r.createTenant("big", keyspace.Limits{})
+	many := make([]Op, MaxMutations+1)
+	for i := range many {
+		many[i] = Op{Kind: OpDelete, Key: fmt.Appendf(nil, "k%d", i)}
+	}
+	res := r.apply(
+		[]Command{&TenantWrite{TenantID: id, TenantName: "big", Ops: many}},
+		[]Command{&TxnCommit{TenantID: id, TenantName: "big", Ops: many}},
+		[]Command{&TenantWrite{TenantID: id, TenantName: "big", Ops: many[:MaxMutations]}},
+	)
+	require.ErrorIs(t, res[0].err, ErrTxTooLarge)
+	require.ErrorContains(t, res[0].err, "mutations")
+	require.ErrorIs(t, res[1].err, ErrTxTooLarge)
+	require.NoError(t, res[2].err, "exactly MaxMutations is allowed")
+	vi, err := r.fsm.TenantVersion(id)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), vi.Version, "only the allowed write took effect")
+	// The overhead counts: these ops hold 10,255,000 bytes, under 10 MiB,
+	// and 10,580,000 with 64 bytes each, over it.
+	val := make([]byte, 2050)
+	big := make([]Op, MaxMutations)
+	for i := range big {
+		big[i] = Op{Kind: OpSet, Key: []byte{'k'}, Value: val}
+	}
+	require.ErrorIs(t, checkWriteSize(big, 0), ErrTxTooLarge)
+	require.NoError(t, checkWriteSize(big[:MaxMutations-200], 0))
+}
