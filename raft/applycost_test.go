@@ -466,7 +466,7 @@ func TestFairQueue(t *testing.T) {
 	require.Len(t, b, 1)
 	require.Equal(t, keyspace.TenantID(1), b[0].tenant)
 	// The heavy entry took 10 ms; a victim proposal arrives and is sent:
-	// the next heavy one must wait 2×10 ms from the end.
+	// the next heavy one must wait heavyPause×10 ms from the end.
 	q.heavyDone(now, now.Add(10*time.Millisecond))
 	now = now.Add(10 * time.Millisecond)
 	q.push(testProposal(3, 10))
@@ -475,9 +475,9 @@ func TestFairQueue(t *testing.T) {
 	require.Len(t, b, 1)
 	b, _, wait := q.next(now.Add(5 * time.Millisecond))
 	require.Empty(t, b)
-	require.Equal(t, 15*time.Millisecond, wait)
+	require.Equal(t, heavyPause*10*time.Millisecond-5*time.Millisecond, wait)
 	// After the pause, tenants take turns: tenant 2 before tenant 1's second.
-	b, isHeavy, _ = q.next(now.Add(20 * time.Millisecond))
+	b, isHeavy, _ = q.next(now.Add(heavyPause * 10 * time.Millisecond))
 	require.True(t, isHeavy)
 	require.Equal(t, keyspace.TenantID(2), b[0].tenant)
 	// With nobody else sending, heavy entries follow each other at once.
@@ -510,4 +510,38 @@ func TestFairQueueShares(t *testing.T) {
 		}
 	}
 	require.Equal(t, 2, n2)
+}
+
+// TestApplyRefusesOversizedWrites: a log entry carrying more than
+// MaxMutations mutations, or empty mutations beyond 10 MB with their
+// overhead, is refused at apply time (a forged entry never reached
+// Propose), identically on every replica, and changes nothing.
+func TestApplyRefusesOversizedWrites(t *testing.T) {
+	r := newApplyRig(t)
+	id := r.createTenant("big", keyspace.Limits{})
+	many := make([]Op, MaxMutations+1)
+	for i := range many {
+		many[i] = Op{Kind: OpDelete, Key: fmt.Appendf(nil, "k%d", i)}
+	}
+	res := r.apply(
+		[]Command{&TenantWrite{TenantID: id, TenantName: "big", Ops: many}},
+		[]Command{&TxnCommit{TenantID: id, TenantName: "big", Ops: many}},
+		[]Command{&TenantWrite{TenantID: id, TenantName: "big", Ops: many[:MaxMutations]}},
+	)
+	require.ErrorIs(t, res[0].err, ErrTxTooLarge)
+	require.ErrorContains(t, res[0].err, "mutations")
+	require.ErrorIs(t, res[1].err, ErrTxTooLarge)
+	require.NoError(t, res[2].err, "exactly MaxMutations is allowed")
+	vi, err := r.fsm.TenantVersion(id)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), vi.Version, "only the allowed write took effect")
+	// The overhead counts: these ops hold 10,255,000 bytes, under 10 MiB,
+	// and 10,580,000 with 64 bytes each, over it.
+	val := make([]byte, 2050)
+	big := make([]Op, MaxMutations)
+	for i := range big {
+		big[i] = Op{Kind: OpSet, Key: []byte{'k'}, Value: val}
+	}
+	require.ErrorIs(t, checkWriteSize(big, 0), ErrTxTooLarge)
+	require.NoError(t, checkWriteSize(big[:MaxMutations-200], 0))
 }

@@ -13,22 +13,25 @@ import (
 // # Apply cost
 //
 // Applying a command costs O(n log n) in its n mutations plus the live keys
-// its delete-ranges remove, never a pass per pair of mutations. Three
-// ordered structures make that so:
+// its delete-ranges remove, never a pass per pair of mutations:
 //
 //   - spanSet, a set of disjoint key ranges, answers "is this key covered by
-//     a delete-range" in O(log n) (netOps, resolveOps, the overlay);
+//     a delete-range" in O(log n) (resolveOps, the overlay);
 //   - pointSet, an ordered map of point writes, lets a delete-range remove
 //     the earlier writes it covers without looking at the others;
 //   - dataOverlay holds what the commands before this one in the same raft
-//     batch wrote to a tenant.
+//     batch wrote to a tenant;
+//   - netOps finds the writes a later delete-range covers by one sort and
+//     sweep (coveredLater), and planWrite walks the union of a command's
+//     delete-ranges, sorted and merged (eachUnion), once, and reads its
+//     point keys by seeking one iterator in key order.
 //
 // Reads of a tenant's data never go through the Pebble batch: an indexed
 // batch re-fragments all its range deletions on every Get, which made one
 // write of 10,000 delete-ranges take seconds. The applier writes tenant
 // data into an unindexed part of the batch (store.Batch.TenantUnindexed),
 // reads the committed store, and overlays the raft batch's own earlier
-// writes (dataOverlay) and the command's own (resolveOps, usageDelta)
+// writes (dataOverlay) and the command's own (resolveOps, planWrite)
 // itself. Everything here depends only on replicated state and the order
 // of the log, so every replica computes the same.
 
@@ -104,19 +107,6 @@ func (s *spanSet) covers(k []byte) bool {
 		return false
 	})
 	return in
-}
-
-// each calls fn for every range of the set, in key order, until fn fails.
-func (s *spanSet) each(fn func(start, end []byte) error) error {
-	if s.t == nil {
-		return nil
-	}
-	var err error
-	s.t.Ascend(func(p keySpan) bool {
-		err = fn(p.start, p.end)
-		return err == nil
-	})
-	return err
 }
 
 // gaps calls fn, in key order, for each maximal piece of [start, end) that

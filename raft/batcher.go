@@ -210,7 +210,8 @@ func (n *Node) runBatcher() {
 		}
 		now := time.Now()
 		if !heavyStart.IsZero() {
-			// The slot is free: the heavy entry has been applied.
+			// The slot is free: the heavy entry has been applied (one
+			// entry in flight, maxInFlightEntries).
 			q.heavyDone(heavyStart, now)
 			heavyStart = time.Time{}
 		}

@@ -506,3 +506,42 @@ func TestAttackFillsAsTheStoreGrows(t *testing.T) {
 		t.Errorf("fills slow down as the store grows: %v", took)
 	}
 }
+
+// TestAttackWriteLimits: a write of more than wire.MaxMutations mutations,
+// even empty ones (the 16 MiB frame of mutations without key,
+// value or end counted zero bytes), is refused before raft with code 27,
+// as a batch and as a commit, and the node keeps serving.
+func TestAttackWriteLimits(t *testing.T) {
+	c := newAttackCluster(t, 1)
+	ctx := t.Context()
+	vdb, atok := attackSetup(t, c)
+	rc, _, err := loginRaw(ctx, c.nodes[0].listen, atok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	empty := make([]wire.Mutation, wire.MaxMutations+1)
+	for i := range empty {
+		empty[i] = wire.Mutation{Kind: wire.MutDelete, Key: []byte{'k'}}
+	}
+	for _, req := range []*wire.Request{
+		{Op: wire.OpBatch, Muts: empty},
+		{Op: wire.OpCommit, Muts: empty},
+	} {
+		resp, _, err := rc.call(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Code != wire.CodeTxTooLarge {
+			t.Errorf("op %d with %d mutations: code %d (%s), want %d", req.Op, len(req.Muts), resp.Code, resp.Msg, wire.CodeTxTooLarge)
+		}
+		t.Logf("op %d with %d mutations: %s", req.Op, len(req.Muts), resp.Msg)
+	}
+	resp, _, err := rc.call(&wire.Request{Op: wire.OpBatch, Muts: empty[:wire.MaxMutations]})
+	if err != nil || resp.Code != wire.CodeOK {
+		t.Fatalf("a batch of exactly %d mutations: %v %v %s", wire.MaxMutations, err, resp.Code, resp.Msg)
+	}
+	if err := vdb.Tenant("").Set(ctx, []byte("after"), []byte("ok")); err != nil {
+		t.Fatalf("the node stopped serving: %v", err)
+	}
+}
