@@ -244,7 +244,7 @@ func TestConflictIndexBounded(t *testing.T) {
 	h := newFSMHarness(t)
 	id := h.createTenant("big")
 	at := time.Unix(1700000000, 0).UnixNano()
-	const perWrite = 10_000
+	const perWrite = MaxMutations
 	rv := h.version(id).Version
 	written := 0
 	for w := 0; uint64(written)*recordCost([]byte("k/00000000"), nil) < 2*HistoryMaxIndexBytes; w++ {
