@@ -17,9 +17,9 @@ import (
 	"github.com/tenantkv/tenantkv/store"
 )
 
-// historyTestSeed returns the seed of a randomized test: TENANTKV_SEED if
+// testSeed returns the seed of a randomized test: TENANTKV_SEED if
 // set, else the clock. It is logged so that a failure can be replayed.
-func historyTestSeed(t testing.TB) uint64 {
+func testSeed(t testing.TB) uint64 {
 	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("TENANTKV_SEED"); s != "" {
@@ -89,7 +89,7 @@ func outcome(r *Result) string {
 // all three, and the answer of the old scan of the stored history; every
 // replica's history image must equal one loaded afresh from its store.
 func TestConflictIndexMatchesScan(t *testing.T) {
-	r := rand.New(rand.NewPCG(historyTestSeed(t), 7))
+	r := rand.New(rand.NewPCG(testSeed(t), 7))
 	live := newFSMHarness(t)
 	grouped := newFSMHarness(t)
 	var forked *fsmHarness
@@ -461,7 +461,7 @@ func TestQuietTenantHistoryExpires(t *testing.T) {
 // then and one never swept agree on every range for every read version at
 // or above the floor, and as step functions.
 func TestConflictIndexSweep(t *testing.T) {
-	r := rand.New(rand.NewPCG(historyTestSeed(t), 11))
+	r := rand.New(rand.NewPCG(testSeed(t), 11))
 	var swept, full conflictIndex
 	key := func() []byte { return fmt.Appendf(nil, "%c%c", 'a'+r.IntN(8), 'a'+r.IntN(8)) }
 	var floor uint64

@@ -49,22 +49,6 @@ func p99Bound() time.Duration {
 // to stay within make test's budget on two cores.
 func attackFull() bool { return os.Getenv("TENANTKV_ATTACK_FULL") == "1" }
 
-// attackSeed returns the test's random seed, TENANTKV_SEED or the clock,
-// and logs it.
-func attackSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("TENANTKV_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("TENANTKV_SEED=%q: %v", v, err)
-		}
-		seed = s
-	}
-	t.Logf("seed %d (TENANTKV_SEED=%d replays it)", seed, seed)
-	return seed
-}
-
 // victim issues linearizable sets and gets of one tenant at a fixed rate,
 // each request on its own (as many independent clients would), and records
 // each latency. A stall of the apply loop delays every request due during
@@ -160,20 +144,13 @@ func (v *victim) finish(t *testing.T, what string) (p99, worst time.Duration) {
 	return p99, worst
 }
 
-// newAttackCluster is newCluster, shut down before its directories are
-// removed: newCluster registers its TempDir after its own cleanup, so the
-// removal would run first and race with compactions of these large
-// writes.
-//
-// It runs raft with its default timing (1 s heartbeat timeout), as a node
+// newAttackCluster is newCluster with raft's default timing. It runs raft with its default timing (1 s heartbeat timeout), as a node
 // does in production: the test is about the apply loop, not elections, and
 // with the harness's 200 ms timeouts three in-process nodes on two shared
 // cores lose their leader under any heavy load.
 func newAttackCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	c := newClusterTuned(t, n, server.RaftTuning{})
-	t.Cleanup(c.close)
-	return c
+	return newClusterTuned(t, n, server.RaftTuning{})
 }
 
 // attackSetup creates tenants victim and attacker and returns a client of
@@ -294,7 +271,7 @@ func TestAttackApplyCost(t *testing.T) {
 	}
 	for _, nodes := range sizes {
 		t.Run(fmt.Sprintf("%d-nodes", nodes), func(t *testing.T) {
-			seed := attackSeed(t)
+			seed := testSeed(t)
 			c := newAttackCluster(t, nodes)
 			ctx := t.Context()
 			vdb, atok := attackSetup(t, c)
@@ -381,7 +358,7 @@ func joinAfter(t *testing.T, c *cluster, written int64) {
 // delete-range (TENANTKV_ATTACK_FULL=1; the normal run is a smoke test
 // with 50,000 keys and normalBound, which the old code passed too).
 func TestAttackBulkWork(t *testing.T) {
-	seed := attackSeed(t)
+	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	keys := 50_000
 	if attackFull() {
@@ -464,7 +441,7 @@ func TestAttackBulkWork(t *testing.T) {
 // (and 1 s more, for noise on shared machines; five times in the normal
 // run).
 func TestAttackFillsAsTheStoreGrows(t *testing.T) {
-	seed := attackSeed(t)
+	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 9))
 	keys := 50_000
 	if attackFull() {

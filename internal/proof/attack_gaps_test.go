@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,22 +27,6 @@ import (
 // revocation of its token, hello answers that tell token IDs apart, debug
 // and per-tenant metrics endpoints open to anyone, a data directory
 // readable by other users, and a SIGTERM that waits for a slow apply.
-
-// gapSeed returns the seed of a test's randomness: TENANTKV_SEED when set
-// (to replay a run), else the clock. It is logged.
-func gapSeed(t testing.TB) uint64 {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("TENANTKV_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("TENANTKV_SEED=%q: %v", v, err)
-		}
-		seed = n
-	}
-	t.Logf("seed %d (TENANTKV_SEED=%d replays it)", seed, seed)
-	return seed
-}
 
 // pipelineWatches sends n watch requests on one connection at once and
 // returns the answers, in the order they arrive.
@@ -327,7 +310,7 @@ func helloAnswer(t *testing.T, addr, token string) (*wire.Response, []byte) {
 // denied, so that token IDs could be probed.
 func TestAttackGapsHelloAnswers(t *testing.T) {
 	totals.Runs.Add(1)
-	rng := rand.New(rand.NewPCG(gapSeed(t), 18))
+	rng := rand.New(rand.NewPCG(testSeed(t), 18))
 	c := newCluster(t, 3)
 	ctx := t.Context()
 	if _, err := c.admin.CreateTenant(ctx, "hl", nil); err != nil {

@@ -56,20 +56,6 @@ func joinAttackMB(t *testing.T) int {
 	return 32
 }
 
-// joinSeed is the seed of this file's tests: TENANTKV_SEED replays one.
-func joinSeed(t *testing.T) uint64 {
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("TENANTKV_SEED"); v != "" {
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("TENANTKV_SEED=%q: want an unsigned integer", v)
-		}
-		seed = s
-	}
-	t.Logf("seed %d (TENANTKV_SEED=%d replays it)", seed, seed)
-	return seed
-}
-
 // Raft timings of the attack: raft's defaults (heartbeat and election
 // timeouts 1s, leader lease 500ms), which are what an operator runs; the
 // test harness's 200 ms timings make a leader step down whenever one
@@ -89,7 +75,7 @@ func (c *cluster) addJoiner(t *testing.T) *testNode {
 	t.Helper()
 	prefix := strings.TrimSuffix(c.nodes[0].id, "-n1")
 	nd := &testNode{idx: len(c.nodes), id: fmt.Sprintf("%s-n%d", prefix, len(c.nodes)+1),
-		dir: filepath.Join(t.TempDir(), "node")}
+		dir: filepath.Join(c.root, fmt.Sprintf("n%d", len(c.nodes)+1))}
 	p, err := c.net.Listen(nd.id)
 	if err != nil {
 		t.Fatal(err)
@@ -350,7 +336,7 @@ func (c *cluster) waitVoters(ctx context.Context, nd *testNode, n int) error {
 // successful write far below the 3.7 s a join cost before (no moment
 // without a quorum), and every operation must succeed.
 func TestAttackJoinsUnderLoad(t *testing.T) {
-	runJoinAttack(t, joinAttackMB(t), joinSeed(t))
+	runJoinAttack(t, joinAttackMB(t), testSeed(t))
 }
 
 // runJoinAttack is TestAttackJoinsUnderLoad with mb megabytes on the first
@@ -494,7 +480,7 @@ func (c *cluster) writeWithin(ctx context.Context, d time.Duration) error {
 // (server.Start returns, which is when serve prints its ready line), with
 // everything written before it joined applied.
 func TestJoinerIsNonvoterUntilCaughtUp(t *testing.T) {
-	rng := rand.New(rand.NewPCG(joinSeed(t), 19))
+	rng := rand.New(rand.NewPCG(testSeed(t), 19))
 	ctx := t.Context()
 	c := newCluster(t, 1)
 	if _, err := c.admin.CreateTenant(ctx, "bulk", nil); err != nil {
@@ -550,7 +536,7 @@ func TestJoinerIsNonvoterUntilCaughtUp(t *testing.T) {
 // cluster while its raft traffic is cut, kills the leader while the joiner
 // is still a non-voter, then heals: the new leader must promote it.
 func TestJoinPromotionSurvivesLeaderChange(t *testing.T) {
-	joinSeed(t)
+	testSeed(t)
 	ctx := t.Context()
 	c := newCluster(t, 3)
 	if _, err := c.admin.CreateTenant(ctx, "bulk", nil); err != nil {
@@ -607,7 +593,7 @@ func TestJoinPromotionSurvivesLeaderChange(t *testing.T) {
 // answer ready while the joiner has not applied what was committed before
 // it joined, nor while it is not a voter.
 func TestJoinerReadyzOnlyWhenCaughtUp(t *testing.T) {
-	rng := rand.New(rand.NewPCG(joinSeed(t), 20))
+	rng := rand.New(rand.NewPCG(testSeed(t), 20))
 	ctx := t.Context()
 	c := newCluster(t, 1)
 	if _, err := c.admin.CreateTenant(ctx, "bulk", nil); err != nil {
@@ -672,7 +658,7 @@ func TestJoinerProcessReadyLineAfterCatchUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the tenantkv binary")
 	}
-	rng := rand.New(rand.NewPCG(joinSeed(t), 21))
+	rng := rand.New(rand.NewPCG(testSeed(t), 21))
 	ctx := t.Context()
 	pc := newProcCluster(t, 1)
 	if _, err := pc.admin.CreateTenant(ctx, "bulk", nil); err != nil {

@@ -535,7 +535,7 @@ func TestPeerTLSCluster(t *testing.T) {
 
 	// A node whose certificate comes from another CA cannot join.
 	other := newCA(t, "another CA")
-	rogue := &testNode{idx: len(c.nodes), id: n4.id[:len(n4.id)-2] + "rogue", dir: filepath.Join(t.TempDir(), "rogue")}
+	rogue := &testNode{idx: len(c.nodes), id: n4.id[:len(n4.id)-2] + "rogue", dir: filepath.Join(c.root, "rogue")}
 	ports, err := freePorts(2)
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,10 @@ type cluster struct {
 	admin  *client.DB   // operator client on every endpoint
 	// configure, if set, adjusts each node's configuration (peer TLS).
 	configure func(nd *testNode, cfg *server.Config)
+	// root holds the nodes' directories; it is removed after the cluster
+	// is shut down (its TempDir is made before the shutdown is registered,
+	// and cleanups run last first).
+	root string
 }
 
 // newCluster starts n nodes: the first bootstraps, the others join it. The
@@ -92,11 +96,11 @@ func newClusterTuned(t testing.TB, n int, tuning server.RaftTuning) *cluster {
 // of proto.
 func newClusterWith(t testing.TB, n int, proto *cluster) *cluster {
 	t.Helper()
-	c := &cluster{t: t, net: NewNetwork(), tuning: proto.tuning, logger: proto.logger, configure: proto.configure}
+	root := t.TempDir() // before the shutdown below, so removed after it
+	c := &cluster{t: t, net: NewNetwork(), tuning: proto.tuning, logger: proto.logger, configure: proto.configure, root: root}
 	t.Cleanup(c.close)
 	var suffix [3]byte
 	_, _ = rand.Read(suffix[:])
-	root := t.TempDir()
 	for i := range n {
 		nd := &testNode{idx: i, id: fmt.Sprintf("proof-%s-n%d", hex.EncodeToString(suffix[:]), i+1),
 			dir: filepath.Join(root, fmt.Sprintf("n%d", i+1))}
