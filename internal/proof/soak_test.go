@@ -76,6 +76,50 @@ var soakScenarios = []soakScenario{
 	{"joins-under-load", func(t *testing.T, budget time.Duration, seed uint64) {
 		runJoinAttack(t, soakJoinMB(t), seed)
 	}},
+	{"apply-cost", func(t *testing.T, budget time.Duration, seed uint64) {
+		// Issue 18's expensive writes, bulk work and write limits
+		// (attack_apply_test.go); each asserts the victim's latency, so
+		// they run alone.
+		t.Run("expensive-writes", TestAttackApplyCost)
+		t.Run("bulk-work", TestAttackBulkWork)
+		t.Run("write-limits", TestAttackWriteLimits)
+	}},
+	{"forged-raft-rpcs", func(t *testing.T, budget time.Duration, seed uint64) {
+		TestAttackForgedRaftRPCRefusedWithPeerTLS(t) // attack_peer_test.go
+	}},
+	{"attacks-beside-linearizability", func(t *testing.T, budget time.Duration, seed uint64) {
+		runAttacksBeside(t, budget, seed)
+	}},
+}
+
+// runAttacksBeside runs the attacks whose checks are bounds and refusals
+// rather than latencies (memory and connections, forged raft RPCs, write
+// limits, the smaller gaps) in a loop, on clusters of their own, at the same
+// time as a linearizability check under faults and SIGSTOP/SIGKILL crash
+// cycles of real processes: the safety checks must hold while the machine
+// is also under attack, and the attacks' bounds while it is also faulting.
+func runAttacksBeside(t *testing.T, budget time.Duration, seed uint64) {
+	t.Run("linearizability", func(t *testing.T) {
+		t.Parallel()
+		runInProcess(t, linConfig{name: "soak-beside-lin", nodes: 3, tenants: 3, keys: 5, workers: 9,
+			duration: budget, faults: allFaults, seed: seed})
+	})
+	t.Run("crashes", func(t *testing.T) {
+		t.Parallel()
+		runProcesses(t, linConfig{name: "soak-beside-proc", nodes: 3, tenants: 2, keys: 4, workers: 6,
+			duration: budget, faults: allProcFaults, seed: seed + 1})
+	})
+	t.Run("attacks", func(t *testing.T) {
+		t.Parallel()
+		deadline := time.Now().Add(budget)
+		for round := 0; round == 0 || time.Now().Before(deadline); round++ {
+			t.Run(fmt.Sprintf("%02d-memory-and-connections", round), runConnAttacks)
+			t.Run(fmt.Sprintf("%02d-forged-raft-rpcs", round), TestAttackForgedRaftRPCRefusedWithPeerTLS)
+			t.Run(fmt.Sprintf("%02d-write-limits", round), TestAttackWriteLimits)
+			t.Run(fmt.Sprintf("%02d-watch-revocation", round), TestAttackGapsWatchCutAtRevocation)
+			t.Run(fmt.Sprintf("%02d-hello-answers", round), TestAttackGapsHelloAnswers)
+		}
+	})
 }
 
 // maxScenario caps one scenario's share of the soak, so that every
