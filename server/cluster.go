@@ -128,7 +128,12 @@ func (s *Server) isMember(ctx context.Context, id string) (bool, error) {
 }
 
 // joinCluster asks the members in cfg.Join, following redirects to the
-// leader, to add this node, retrying until ctx ends.
+// leader, to add this node, retrying until ctx ends. A join whose answer
+// was lost may have added the node all the same (the leader died after
+// adding it, before publishing its metadata): the node's own raft then
+// hears from the cluster, and the retries go first to the leader it knows
+// of, since the members of cfg.Join may be down for good. A node that
+// leads has joined (it publishes its own metadata as leader).
 func (s *Server) joinCluster(ctx context.Context) error {
 	if s.cfg.JoinToken == "" {
 		return errors.New("server: joining a cluster needs an operator token (--token or --token-file)")
@@ -159,6 +164,15 @@ func (s *Server) joinCluster(ctx context.Context) error {
 			return fmt.Errorf("server: join %s: permission denied (is the token an operator token? with peer TLS, is this node's certificate from the cluster CA and for its raft address? the member's log says why)", addr)
 		default:
 			lastErr = fmt.Errorf("%s: %s", resp.Code, resp.Msg)
+		}
+		if hint := s.leaderClientAddr(); hint == s.Addr() {
+			s.logger.Info("joined cluster: this node was added and leads", "last_join_error", lastErr)
+			return nil
+		} else if hint != "" && hint != targets[0] {
+			// This node is in the configuration: the leader's raft
+			// reached it. Ask that leader, then cfg.Join again.
+			targets = append([]string{hint}, s.cfg.Join...)
+			attempt = -1
 		}
 		s.logger.Info("join: retrying", "via", addr, "in", backoff, "error", lastErr)
 		select {
