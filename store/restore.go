@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -21,6 +22,37 @@ var restoreMarker = keyspace.MetaKey("restore-in-progress")
 
 // restoreChunk is how many bytes of records a restore commits at a time.
 const restoreChunk = 4 << 20
+
+// restoreRate bounds how fast a restore writes into the store. A restore
+// writes every byte of the snapshot to Pebble's WAL and then again when the
+// memtables flush; unpaced, a node installing a snapshot of a few hundred
+// MB saturates the disk it shares with the voters (three nodes on one
+// machine in tests, or co-located data directories), whose fsyncs then wait
+// behind it. The node restoring serves nothing until it is done, so
+// slowing it costs only its own catch-up time.
+const restoreRate = 64 << 20 // bytes per second
+
+// restorePacer spaces a restore's chunks to at most rate bytes a second
+// on average; the first chunks of a burst pass at once.
+type restorePacer struct {
+	rate  float64
+	start time.Time
+	sent  float64
+}
+
+func newRestorePacer(rate int) *restorePacer {
+	return &restorePacer{rate: float64(rate), start: time.Now()}
+}
+
+// wait records n more bytes written and sleeps until the average rate
+// since the start is back within the bound.
+func (p *restorePacer) wait(n int) {
+	p.sent += float64(n)
+	due := p.start.Add(time.Duration(p.sent / p.rate * float64(time.Second)))
+	if d := time.Until(due); d > 0 {
+		time.Sleep(d)
+	}
+}
 
 // Restore replaces the whole content of the store with a store stream written
 // by Snapshot.WriteTo. It first records a marker and clears everything, then
@@ -48,6 +80,7 @@ func (s *Store) Restore(r io.Reader) error {
 	b.Close()
 	b = s.db.NewBatch()
 	defer func() { b.Close() }()
+	pace := newRestorePacer(restoreRate)
 	for {
 		k, v, err := sr.Next()
 		if errors.Is(err, io.EOF) {
@@ -76,6 +109,7 @@ func (s *Store) Restore(r io.Reader) error {
 			}
 			b.Close()
 			b = s.db.NewBatch()
+			pace.wait(restoreChunk)
 		}
 	}
 	if err := b.Delete(restoreMarker, nil); err != nil {
