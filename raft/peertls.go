@@ -74,6 +74,11 @@ const (
 	// so a flood of slow handshakers costs at most this many goroutines
 	// and sockets for at most peerHandshakeTimeout each.
 	maxPeerHandshakes = 64
+	// maxPeerHandshakesPerIP bounds the handshakes in progress from one
+	// source address, so that one host holding slots open without ever
+	// handshaking cannot take them all: the cluster's peers, on other
+	// hosts, still get in.
+	maxPeerHandshakesPerIP = 8
 	// refusalLogEvery and refusalLogBurst rate-limit the warnings about
 	// refused peers, so that a flood cannot fill the log: refusals beyond
 	// the rate are counted and the count is reported with the next warning.
@@ -95,6 +100,8 @@ type tlsStreamLayer struct {
 
 	ready     chan net.Conn // handshaken connections waiting for Accept
 	slots     chan struct{} // one per handshake in progress
+	perIPMu   sync.Mutex
+	perIP     map[string]int // handshakes in progress by source IP
 	closing   chan struct{}
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
@@ -128,6 +135,7 @@ func newTLSStreamLayer(bind string, advertise net.Addr, p *PeerTLS, slogger *slo
 		refusals:  newRefusalLog(slogger),
 		ready:     make(chan net.Conn),
 		slots:     make(chan struct{}, maxPeerHandshakes),
+		perIP:     make(map[string]int),
 		closing:   make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -169,21 +177,60 @@ func (s *tlsStreamLayer) acceptLoop() {
 			continue
 		}
 		delay = 0
+		ip := sourceIP(c.RemoteAddr())
+		if !s.takeIP(ip) {
+			s.refusals.refuse(c.RemoteAddr(), "too many TLS handshakes in progress from this address")
+			c.Close()
+			continue
+		}
 		select {
 		case s.slots <- struct{}{}:
 			s.wg.Add(1)
-			go s.handshake(c)
+			go s.handshake(c, ip)
 		default:
+			s.releaseIP(ip)
 			s.refusals.refuse(c.RemoteAddr(), "too many TLS handshakes in progress")
 			c.Close()
 		}
 	}
 }
 
+// sourceIP is the host part of a connection's remote address.
+func sourceIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// takeIP counts one more handshake from ip, unless it has
+// maxPeerHandshakesPerIP in progress already.
+func (s *tlsStreamLayer) takeIP(ip string) bool {
+	s.perIPMu.Lock()
+	defer s.perIPMu.Unlock()
+	if s.perIP[ip] >= maxPeerHandshakesPerIP {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *tlsStreamLayer) releaseIP(ip string) {
+	s.perIPMu.Lock()
+	defer s.perIPMu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
 // handshake verifies the peer of c and hands the connection to Accept.
-func (s *tlsStreamLayer) handshake(c net.Conn) {
+func (s *tlsStreamLayer) handshake(c net.Conn, ip string) {
 	defer s.wg.Done()
-	defer func() { <-s.slots }()
+	defer func() { <-s.slots; s.releaseIP(ip) }()
 	tc := tls.Server(c, s.server)
 	// Closing the layer (s.ctx) ends handshakes in progress too.
 	ctx, cancel := context.WithTimeout(s.ctx, peerHandshakeTimeout)

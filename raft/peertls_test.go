@@ -154,8 +154,20 @@ func portOf(addr string) string {
 	return p
 }
 
+// dialFrom dials addr from the loopback address 127.0.0.<host>, so that a
+// test can play hosts other than the cluster's peers (Linux routes all of
+// 127.0.0.0/8 to the loopback interface).
+func dialFrom(t *testing.T, host byte, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, host)}}
+	c, err := d.Dial("tcp", addr)
+	require.NoError(t, err)
+	return c
+}
+
 // Connections that never complete their handshake do not keep a peer from
-// being accepted, and beyond maxPeerHandshakes they are closed at once.
+// being accepted: beyond maxPeerHandshakes in all, or
+// maxPeerHandshakesPerIP from one address, they are closed at once.
 func TestPeerTLSSlowHandshakesDoNotBlockAccept(t *testing.T) {
 	ca := newPeerCA(t)
 	s := newTestStreamLayer(t, ca.peer(t, loopback), io.Discard)
@@ -166,30 +178,36 @@ func TestPeerTLSSlowHandshakesDoNotBlockAccept(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for range maxPeerHandshakes {
-		c, err := net.Dial("tcp", addr)
-		require.NoError(t, err)
-		idle = append(idle, c) // sends nothing: a handshake that never ends
+	closedAtOnce := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(peerHandshakeTimeout / 2))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+	// Idle connections from many hosts fill every slot.
+	for i := range maxPeerHandshakes {
+		// sends nothing: a handshake that never ends
+		idle = append(idle, dialFrom(t, byte(2+i/maxPeerHandshakesPerIP), addr))
 	}
 	require.Eventually(t, func() bool { return len(s.slots) == maxPeerHandshakes }, 10*time.Second, 5*time.Millisecond)
 	// One more is closed at once, and counted.
-	extra, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
+	extra := dialFrom(t, 100, addr)
 	defer extra.Close()
-	_ = extra.SetReadDeadline(time.Now().Add(peerHandshakeTimeout / 2))
-	_, err = extra.Read(make([]byte, 1))
-	var ne net.Error
-	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the connection over the bound was not closed at once")
+	require.True(t, closedAtOnce(extra), "the connection over the bound was not closed at once")
 	require.Equal(t, uint64(1), s.refusals.total.Load())
 
-	// The idle ones time out; a real peer then gets in while new idle
-	// connections keep arriving.
+	// The idle ones time out. Then one host opens many idle connections
+	// at once: only maxPeerHandshakesPerIP of them take a slot, the rest
+	// are closed at once, and a real peer gets in at once.
 	require.Eventually(t, func() bool { return s.refusals.total.Load() >= 1+maxPeerHandshakes }, 3*peerHandshakeTimeout, 10*time.Millisecond)
-	for range 8 {
-		c, err := net.Dial("tcp", addr)
-		require.NoError(t, err)
-		idle = append(idle, c)
+	before := s.refusals.total.Load()
+	for range maxPeerHandshakes {
+		idle = append(idle, dialFrom(t, 2, addr))
 	}
+	require.Eventually(t, func() bool {
+		return s.refusals.total.Load() == before+maxPeerHandshakes-maxPeerHandshakesPerIP
+	}, 10*time.Second, 5*time.Millisecond, "one host's connections beyond its share were not refused")
+	require.LessOrEqual(t, len(s.slots), maxPeerHandshakesPerIP)
 	client := newTestStreamLayer(t, ca.peer(t, loopback), io.Discard)
 	start := time.Now()
 	c, err := client.Dial(hraft.ServerAddress(addr), 5*time.Second)

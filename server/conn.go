@@ -133,11 +133,13 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	// The hello is bounded by helloTimeout as a whole; frames after it get
 	// frameBodyTimeout for their bodies.
 	fr := wire.NewConnFrameReader(nc, 0)
+	// Registered before the hello: a hello that took a tenant's connection
+	// slot and then failed to write its answer must give the slot back.
+	defer func() { c.release() }()
 	if !c.hello(fr) {
 		nc.Close()
 		return
 	}
-	defer c.release()
 	fr.SetBodyTimeout(frameBodyTimeout)
 	fr.SetIdleTimeout(s.cfg.IdleTimeout)
 	// The frame body is charged once its header has arrived, before it is
