@@ -516,25 +516,23 @@ func TestFairQueueShares(t *testing.T) {
 // MaxMutations mutations, or empty mutations beyond 10 MB with their
 // overhead, is refused at apply time (a forged entry never reached
 // Propose), identically on every replica, and changes nothing.
-func TestApplyRefusesOversizedWrites(t *testing.T) {
+// TestOversizedWritesRefusedBeforeRaft: this release's limits
+// (MaxMutations, TxnOverhead) refuse a write when it is proposed, while the
+// state machine applies what earlier releases accepted and acknowledged
+// (their entries are still in the log after an upgrade), refusing only a
+// commit over MaxTxnBytes at their 16 bytes a mutation.
+func TestOversizedWritesRefusedBeforeRaft(t *testing.T) {
 	r := newApplyRig(t)
 	id := r.createTenant("big", keyspace.Limits{})
 	many := make([]Op, MaxMutations+1)
 	for i := range many {
 		many[i] = Op{Kind: OpDelete, Key: fmt.Appendf(nil, "k%d", i)}
 	}
-	res := r.apply(
-		[]Command{&TenantWrite{TenantID: id, TenantName: "big", Ops: many}},
-		[]Command{&TxnCommit{TenantID: id, TenantName: "big", Ops: many}},
-		[]Command{&TenantWrite{TenantID: id, TenantName: "big", Ops: many[:MaxMutations]}},
-	)
-	require.ErrorIs(t, res[0].err, ErrTxTooLarge)
-	require.ErrorContains(t, res[0].err, "mutations")
-	require.ErrorIs(t, res[1].err, ErrTxTooLarge)
-	require.NoError(t, res[2].err, "exactly MaxMutations is allowed")
-	vi, err := r.fsm.TenantVersion(id)
-	require.NoError(t, err)
-	require.Equal(t, uint64(1), vi.Version, "only the allowed write took effect")
+	err := checkProposedSize(&TenantWrite{TenantID: id, TenantName: "big", Ops: many})
+	require.ErrorIs(t, err, ErrTxTooLarge)
+	require.ErrorContains(t, err, "mutations")
+	require.ErrorIs(t, checkProposedSize(&TxnCommit{TenantID: id, TenantName: "big", Ops: many}), ErrTxTooLarge)
+	require.NoError(t, checkProposedSize(&TenantWrite{TenantID: id, TenantName: "big", Ops: many[:MaxMutations]}))
 	// The overhead counts: these ops hold 10,255,000 bytes, under 10 MiB,
 	// and 10,580,000 with 64 bytes each, over it.
 	val := make([]byte, 2050)
@@ -544,4 +542,26 @@ func TestApplyRefusesOversizedWrites(t *testing.T) {
 	}
 	require.ErrorIs(t, checkWriteSize(big, 0), ErrTxTooLarge)
 	require.NoError(t, checkWriteSize(big[:MaxMutations-200], 0))
+
+	// Entries an earlier release proposed apply: more than MaxMutations,
+	// and a commit within 10 MiB at 16 bytes a mutation.
+	huge := make([]Op, 100_000)
+	for i := range huge {
+		huge[i] = Op{Kind: OpDelete, Key: fmt.Appendf(nil, "k%d", i)}
+	}
+	tooBig := make([]Op, 120) // 10.8 MB of values
+	for i := range tooBig {
+		tooBig[i] = Op{Kind: OpSet, Key: fmt.Appendf(nil, "v%d", i), Value: make([]byte, 90_000)}
+	}
+	res := r.apply(
+		[]Command{&TenantWrite{TenantID: id, TenantName: "big", Ops: many}},
+		[]Command{&TxnCommit{TenantID: id, TenantName: "big", Ops: huge}},
+		[]Command{&TxnCommit{TenantID: id, TenantName: "big", Ops: tooBig}},
+	)
+	require.NoError(t, res[0].err, "a TenantWrite an earlier release accepted")
+	require.NoError(t, res[1].err, "a commit within 10 MiB at 16 bytes a mutation")
+	require.ErrorIs(t, res[2].err, ErrTxTooLarge, "a commit over 10 MiB")
+	vi, err := r.fsm.TenantVersion(id)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), vi.Version, "the two writes within the earlier limits took effect")
 }

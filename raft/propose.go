@@ -36,6 +36,11 @@ func (n *Node) Propose(ctx context.Context, cmd Command) (*Result, error) {
 	if err := cmd.validate(); err != nil {
 		return nil, err
 	}
+	// This release's write limits hold before raft; apply keeps the
+	// earlier releases' rule (appliedTxnOverhead).
+	if err := checkProposedSize(cmd); err != nil {
+		return nil, err
+	}
 	data, err := EncodeCommand(cmd)
 	if err != nil {
 		return nil, err

@@ -74,8 +74,43 @@ const TxnOverhead = 64
 // keys per batch.
 const MaxMutations = 5_000
 
+// appliedTxnOverhead is the per-mutation and per-read-range cost the state
+// machine itself charges a TxnCommit against MaxTxnBytes when it applies
+// one: the 16 bytes of the releases before TxnOverhead was raised to 64.
+//
+// The state machine must not refuse an entry that an earlier release
+// accepted and acknowledged: the log still holds such entries after an
+// upgrade, and a replica replaying them (after a restart, or catching up
+// from the log) would drop an acknowledged write, or diverge from one that
+// applied it before the upgrade. So the limits of this release, TxnOverhead
+// and MaxMutations, are enforced before raft (by the server, and by the
+// client library), and apply keeps the rule of the earlier releases: a
+// TxnCommit within MaxTxnBytes at 16 bytes a mutation, a TenantWrite
+// unchecked (its size is bounded by the frame that carried it). Tightening
+// it needs the log format version of the state machine issue. A forged
+// entry needs a cluster certificate (peer TLS), and apply is linear in its
+// mutations.
+const appliedTxnOverhead = 16
+
+// checkProposedSize applies checkWriteSize to the commands that write
+// tenant data, when they are proposed.
+func checkProposedSize(cmd Command) error {
+	switch c := cmd.(type) {
+	case *TenantWrite:
+		return checkWriteSize(c.Ops, 0)
+	case *TxnCommit:
+		size := 0
+		for i := range c.Reads {
+			size += len(c.Reads[i].Start) + len(c.Reads[i].End) + TxnOverhead
+		}
+		return checkWriteSize(c.Ops, size)
+	}
+	return nil
+}
+
 // checkWriteSize refuses ops that exceed MaxMutations, or MaxTxnBytes
-// together with size, the bytes already counted (a commit's read ranges).
+// together with size, the bytes already counted (a commit's read ranges):
+// the limits of a write before it is proposed.
 func checkWriteSize(ops []Op, size int) error {
 	if len(ops) > MaxMutations {
 		return fmt.Errorf("%w: %d mutations, limit %d", ErrTxTooLarge, len(ops), MaxMutations)
@@ -143,15 +178,16 @@ func (c *TxnCommit) validate() error {
 		if err := keyspace.CheckRange(r.Start, r.End); err != nil {
 			return fmt.Errorf("read range %d: %w", i, err)
 		}
-		size += len(r.Start) + len(r.End) + TxnOverhead
-	}
-	if err := checkWriteSize(c.Ops, size); err != nil {
-		return err
+		size += len(r.Start) + len(r.End) + appliedTxnOverhead
 	}
 	for i := range c.Ops {
 		if err := validateTxnOp(&c.Ops[i]); err != nil {
 			return fmt.Errorf("op %d: %w", i, err)
 		}
+		size += len(c.Ops[i].Key) + len(c.Ops[i].Value) + len(c.Ops[i].End) + appliedTxnOverhead
+	}
+	if size > MaxTxnBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTxTooLarge, size, MaxTxnBytes)
 	}
 	return nil
 }
