@@ -33,12 +33,13 @@ func (n *Node) Propose(ctx context.Context, cmd Command) (*Result, error) {
 	if cmd == nil {
 		return nil, fmt.Errorf("%w: nil command", ErrBadCommand)
 	}
-	if err := cmd.validate(); err != nil {
+	// This release's write limits hold before raft, and before the
+	// per-op checks; apply keeps the earlier releases' rule
+	// (appliedTxnOverhead).
+	if err := checkProposedSize(cmd); err != nil {
 		return nil, err
 	}
-	// This release's write limits hold before raft; apply keeps the
-	// earlier releases' rule (appliedTxnOverhead).
-	if err := checkProposedSize(cmd); err != nil {
+	if err := cmd.validate(); err != nil {
 		return nil, err
 	}
 	data, err := EncodeCommand(cmd)
