@@ -30,31 +30,7 @@ type Member struct {
 // added with AddNonvoter instead, which the leader promotes once it caught
 // up.
 func (n *Node) AddVoter(ctx context.Context, id, raftAddr string) error {
-	if id == "" || raftAddr == "" {
-		return fmt.Errorf("%w: add voter needs an id and an address", ErrBadCommand)
-	}
-	if err := n.checkOpen(); err != nil {
-		return err
-	}
-	if !n.IsLeader() {
-		return n.notLeader("")
-	}
-	n.membership.Lock()
-	defer n.membership.Unlock()
-	conf, err := n.configuration(ctx)
-	if err != nil {
-		return err
-	}
-	for _, s := range conf.Servers {
-		if string(s.ID) == id && string(s.Address) == raftAddr && s.Suffrage == hraft.Voter {
-			return nil
-		}
-	}
-	f := n.raft.AddVoter(hraft.ServerID(id), hraft.ServerAddress(raftAddr), 0, timeoutFrom(ctx))
-	if err := n.waitFuture(ctx, f); err != nil {
-		return fmt.Errorf("raft: add voter %s at %s: %w", id, raftAddr, err)
-	}
-	return nil
+	return n.addServer(ctx, id, raftAddr, hraft.Voter)
 }
 
 // AddNonvoter adds node id, reachable for raft at raftAddr, as a
@@ -69,8 +45,19 @@ func (n *Node) AddVoter(ctx context.Context, id, raftAddr string) error {
 // Joining "through any member" is the server's job: it forwards the request
 // to the leader.
 func (n *Node) AddNonvoter(ctx context.Context, id, raftAddr string) error {
+	return n.addServer(ctx, id, raftAddr, hraft.Nonvoter)
+}
+
+// addServer adds id at raftAddr with suffrage, unless the configuration
+// already has it at that address: as a voter, for a voter; with any
+// suffrage, for a non-voter (a voter is never demoted).
+func (n *Node) addServer(ctx context.Context, id, raftAddr string, suffrage hraft.ServerSuffrage) error {
+	what := "voter"
+	if suffrage == hraft.Nonvoter {
+		what = "non-voter"
+	}
 	if id == "" || raftAddr == "" {
-		return fmt.Errorf("%w: add non-voter needs an id and an address", ErrBadCommand)
+		return fmt.Errorf("%w: add %s needs an id and an address", ErrBadCommand, what)
 	}
 	if err := n.checkOpen(); err != nil {
 		return err
@@ -85,13 +72,16 @@ func (n *Node) AddNonvoter(ctx context.Context, id, raftAddr string) error {
 		return err
 	}
 	for _, s := range conf.Servers {
-		if string(s.ID) == id && string(s.Address) == raftAddr {
+		if string(s.ID) == id && string(s.Address) == raftAddr && (suffrage == hraft.Nonvoter || s.Suffrage == hraft.Voter) {
 			return nil
 		}
 	}
-	f := n.raft.AddNonvoter(hraft.ServerID(id), hraft.ServerAddress(raftAddr), 0, timeoutFrom(ctx))
-	if err := n.waitFuture(ctx, f); err != nil {
-		return fmt.Errorf("raft: add non-voter %s at %s: %w", id, raftAddr, err)
+	f := n.raft.AddVoter
+	if suffrage == hraft.Nonvoter {
+		f = n.raft.AddNonvoter
+	}
+	if err := n.waitFuture(ctx, f(hraft.ServerID(id), hraft.ServerAddress(raftAddr), 0, timeoutFrom(ctx))); err != nil {
+		return fmt.Errorf("raft: add %s %s at %s: %w", what, id, raftAddr, err)
 	}
 	return nil
 }

@@ -160,18 +160,7 @@ func (it *Iterator) Next() bool {
 	default:
 		ok = it.it.Next()
 	}
-	it.started = true
-	if !ok {
-		it.err = it.it.Error()
-		return false
-	}
-	uk, inSpan := keyspace.UserKeyIn(it.id, it.it.Key())
-	if !inSpan {
-		it.err = ErrIsolation
-		return false
-	}
-	it.key = uk
-	return true
+	return it.land(ok)
 }
 
 // SeekGE positions a forward iterator on the first pair at or after the
@@ -187,6 +176,13 @@ func (it *Iterator) SeekGE(key []byte) bool {
 	}
 	var buf [128]byte
 	ok := it.it.SeekGE(keyspace.AppendTenantKey(buf[:0], it.id, key))
+	return it.land(ok)
+}
+
+// land finishes a move of the underlying iterator that reported ok: it
+// checks the key once more against the tenant's span and takes its user
+// key.
+func (it *Iterator) land(ok bool) bool {
 	it.started = true
 	if !ok {
 		it.err = it.it.Error()
