@@ -2,9 +2,11 @@ package raft
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
 
 	"github.com/tenantkv/tenantkv/keyspace"
 )
@@ -31,12 +33,6 @@ import (
 // do not nest.
 
 const (
-	typeBatch commandType = 12
-
-	// maxBatchCommands and maxBatchBytes bound one batch entry; a command
-	// larger than maxBatchBytes goes alone.
-	maxBatchCommands = 256
-	maxBatchBytes    = 1 << 20
 	// proposalQueue is how many proposals may wait for the batcher.
 	proposalQueue = 4096
 	// maxInFlightEntries is how many entries of the batcher may be in raft
@@ -51,21 +47,6 @@ const (
 	maxInFlightEntries = 1
 )
 
-// batchable reports whether cmd goes through the batcher.
-func batchable(cmd Command) bool {
-	switch cmd.(type) {
-	case *TenantWrite, *TxnCommit, *CompareAndSwap:
-		return true
-	}
-	return false
-}
-
-// batchResult is what the FSM returns for a batch entry: one result per
-// command, in order.
-type batchResult struct {
-	results []*Result
-}
-
 // proposal is one command waiting for the batcher.
 type proposal struct {
 	ctx  context.Context // its proposer's: one that ended is not sent
@@ -77,86 +58,15 @@ type proposal struct {
 }
 
 type proposalOutcome struct {
-	res *Result
+	res *fsm.Result
 	err error
-}
-
-func encodeBatch(datas [][]byte) []byte {
-	n := 2 + binary.MaxVarintLen64
-	for _, d := range datas {
-		n += binary.MaxVarintLen64 + len(d)
-	}
-	b := make([]byte, 0, n)
-	b = append(b, commandVersion, byte(typeBatch))
-	b = binary.AppendUvarint(b, uint64(len(datas)))
-	for _, d := range datas {
-		b = binary.AppendUvarint(b, uint64(len(d)))
-		b = append(b, d...)
-	}
-	return b
-}
-
-// isBatch reports whether a log entry is a batch entry.
-func isBatch(data []byte) bool {
-	return len(data) >= 2 && data[0] == commandVersion && commandType(data[1]) == typeBatch
-}
-
-// decodeBatch splits the body of a batch entry into its commands, which
-// alias b. It never panics.
-func decodeBatch(b []byte) ([][]byte, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return nil, fmt.Errorf("%w: batch: bad count", ErrBadCommand)
-	}
-	b = b[k:]
-	if n == 0 || n > maxBatchCommands || n > uint64(len(b)) {
-		return nil, fmt.Errorf("%w: batch of %d commands in %d bytes", ErrBadCommand, n, len(b))
-	}
-	out := make([][]byte, 0, n)
-	for range n {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) {
-			return nil, fmt.Errorf("%w: batch: command %d overruns the entry", ErrBadCommand, len(out))
-		}
-		out = append(out, b[k:k+int(l)])
-		b = b[k+int(l):]
-	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: batch: %d trailing bytes", ErrBadCommand, len(b))
-	}
-	return out, nil
-}
-
-// applyEntry applies one command entry, or each command of a batch entry.
-// It returns a *Result or a *batchResult; the error is a storage failure.
-func (a *applier) applyEntry(index uint64, data []byte) (any, error) {
-	if !isBatch(data) {
-		return a.apply(index, data)
-	}
-	subs, err := decodeBatch(data[2:])
-	if err != nil {
-		return &Result{Index: index, err: err}, nil
-	}
-	out := &batchResult{results: make([]*Result, len(subs))}
-	for i, sub := range subs {
-		if isBatch(sub) {
-			out.results[i] = &Result{Index: index, err: fmt.Errorf("%w: nested batch", ErrBadCommand)}
-			continue
-		}
-		r, err := a.apply(index, sub)
-		if err != nil {
-			return nil, err
-		}
-		out.results[i] = r
-	}
-	return out, nil
 }
 
 // proposeBatched queues an encoded command for the batcher and waits for
 // its outcome, ctx or shutdown, with Propose's error contract. A tenant
 // may have at most maxTenantProposals proposals queued or in flight; more
 // wait here, behind their own tenant's (fairqueue.go).
-func (n *Node) proposeBatched(ctx context.Context, cmd Command, data []byte) (*Result, error) {
+func (n *Node) proposeBatched(ctx context.Context, cmd command.Command, data []byte) (*fsm.Result, error) {
 	tenant, cost := proposalCost(cmd, data)
 	if err := n.slots.acquire(ctx, tenant, n.closing); err != nil {
 		return nil, err // never queued
@@ -252,7 +162,7 @@ func (n *Node) runBatcher() {
 		for _, p := range batch {
 			datas = append(datas, p.data)
 		}
-		n.send(batch, encodeBatch(datas))
+		n.send(batch, command.EncodeBatch(datas))
 	}
 }
 
@@ -293,12 +203,12 @@ func (n *Node) send(ps []*proposal, data []byte) {
 
 // deliver hands each proposal of an applied entry its own result.
 func deliver(ps []*proposal, resp any) {
-	one := func(p *proposal, r *Result) {
+	one := func(p *proposal, r *fsm.Result) {
 		switch {
 		case r == nil:
 			p.done <- proposalOutcome{err: fmt.Errorf("%w: no result for the command", ErrCommitUnknown)}
-		case r.err != nil:
-			p.done <- proposalOutcome{err: r.err}
+		case r.Err != nil:
+			p.done <- proposalOutcome{err: resultError(r)}
 		case r.Replayed:
 			p.done <- proposalOutcome{err: fmt.Errorf("%w: entry replayed", ErrCommitUnknown)}
 		default:
@@ -306,21 +216,21 @@ func deliver(ps []*proposal, resp any) {
 		}
 	}
 	switch r := resp.(type) {
-	case *batchResult:
-		if len(r.results) != len(ps) {
+	case *fsm.BatchResult:
+		if len(r.Results) != len(ps) {
 			for _, p := range ps {
 				one(p, nil)
 			}
 			return
 		}
 		for i, p := range ps {
-			one(p, r.results[i])
+			one(p, r.Results[i])
 		}
-	case *Result:
+	case *fsm.Result:
 		// A single command's entry; or a whole entry refused or failed
 		// (bad framing, storage failure), which every command shares.
 		for _, p := range ps {
-			if len(ps) > 1 && r.err == nil {
+			if len(ps) > 1 && r.Err == nil {
 				one(p, nil)
 				continue
 			}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tenantkv/tenantkv/raft/command"
 )
 
 // BenchmarkPropose measures the commit path: Propose of a one-key
@@ -52,7 +54,7 @@ func benchPropose(b *testing.B, nodes, procs int, opts clusterOptions) {
 	var leader atomic.Pointer[Node]
 	leader.Store(l.node)
 	var wg sync.WaitGroup
-	batches0, entries0 := l.node.fsm.batches.Load(), l.node.fsm.entries.Load()
+	batches0, entries0 := l.node.fsm.Stats().Batches, l.node.fsm.Stats().Entries
 	b.ResetTimer()
 	start := time.Now()
 	for p := range procs {
@@ -64,8 +66,8 @@ func benchPropose(b *testing.B, nodes, procs int, opts clusterOptions) {
 				if i > int64(b.N) {
 					return
 				}
-				w := &TenantWrite{TenantID: tid, TenantName: "bench", Ops: []Op{
-					{Kind: OpSet, Key: fmt.Appendf(nil, "key-%011d", i), Value: value},
+				w := &command.TenantWrite{TenantID: tid, TenantName: "bench", Ops: []command.Op{
+					{Kind: command.OpSet, Key: fmt.Appendf(nil, "key-%011d", i), Value: value},
 				}}
 				t0 := time.Now()
 				_, err := leader.Load().Propose(b.Context(), w)
@@ -102,8 +104,8 @@ func benchPropose(b *testing.B, nodes, procs int, opts clusterOptions) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(pct(0.50), "p50-us")
 	b.ReportMetric(pct(0.99), "p99-us")
-	if nb := l.node.fsm.batches.Load() - batches0; nb > 0 {
-		b.ReportMetric(float64(l.node.fsm.entries.Load()-entries0)/float64(nb), "entries/batch")
+	if nb := l.node.fsm.Stats().Batches - batches0; nb > 0 {
+		b.ReportMetric(float64(l.node.fsm.Stats().Entries-entries0)/float64(nb), "entries/batch")
 	}
 	b.ReportMetric(float64(retries.Load()), "retries")
 	b.ReportMetric(0, "ns/op") // ops/s is the figure; ns/op is misleading with P proposers

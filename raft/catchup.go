@@ -11,5 +11,5 @@ func (n *Node) CatchUp(ctx context.Context) error {
 	if err := n.checkOpen(); err != nil {
 		return err
 	}
-	return n.fsm.WaitApplied(ctx, n.raft.CommitIndex())
+	return n.waitApplied(ctx, n.raft.CommitIndex())
 }

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
@@ -307,7 +310,7 @@ func (c *testCluster) followers() []*testNode {
 
 // propose sends cmd to the leader, following leadership changes, until it
 // gets an answer other than ErrNotLeader. ErrCommitUnknown is returned.
-func (c *testCluster) propose(cmd Command, among ...*testNode) (*Result, error) {
+func (c *testCluster) propose(cmd command.Command, among ...*testNode) (*fsm.Result, error) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		node := c.nodeOf(c.waitLeader(among...))
@@ -327,14 +330,14 @@ func (c *testCluster) propose(cmd Command, among ...*testNode) (*Result, error) 
 	}
 }
 
-func (c *testCluster) mustPropose(cmd Command, among ...*testNode) *Result {
+func (c *testCluster) mustPropose(cmd command.Command, among ...*testNode) *fsm.Result {
 	res, err := c.propose(cmd, among...)
 	require.NoError(c.t, err)
 	return res
 }
 
 func (c *testCluster) createTenant(name string) keyspace.TenantID {
-	return c.mustPropose(&CreateTenant{Name: name, CreatedAt: time.Unix(1700000000, 0).UTC()}).TenantID
+	return c.mustPropose(&command.CreateTenant{Name: name, CreatedAt: time.Unix(1700000000, 0).UTC()}).TenantID
 }
 
 // waitConverged waits until every live node has applied the same index and

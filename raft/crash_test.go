@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	hraft "github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/stretchr/testify/require"
@@ -163,8 +166,9 @@ func replayLog(t *testing.T, path string) uint64 {
 	st, err := store.Open("", &store.Options{InMemory: true})
 	require.NoError(t, err)
 	defer st.Close()
-	fsm, err := NewFSM(st, nil, func(err error) { t.Errorf("replay: %v", err) })
+	m, err := fsm.New(st, nil, func(err error) { t.Errorf("replay: %v", err) })
 	require.NoError(t, err)
+	adapter := nodeFSM{m: m}
 	var batch []*hraft.Log
 	for i := first; i <= last; i++ {
 		l := new(hraft.Log)
@@ -173,7 +177,7 @@ func replayLog(t *testing.T, path string) uint64 {
 			batch = append(batch, l)
 		}
 		if len(batch) == 64 || i == last {
-			fsm.ApplyBatch(batch)
+			adapter.ApplyBatch(batch)
 			batch = batch[:0]
 		}
 	}
@@ -208,8 +212,8 @@ func TestCrashChild(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	ledger, err := n.FSM().LookupTenant("ledger")
-	if errors.Is(err, ErrTenantNotFound) {
-		_, err = n.Propose(ctx, &CreateTenant{Name: "ledger"})
+	if errors.Is(err, fsm.ErrTenantNotFound) {
+		_, err = n.Propose(ctx, &command.CreateTenant{Name: "ledger"})
 		if err == nil {
 			ledger, err = n.FSM().LookupTenant("ledger")
 		}
@@ -232,18 +236,18 @@ func TestCrashChild(t *testing.T) {
 					// Churn: create and delete a tenant. Each create
 					// allocates an ID; applied twice it would allocate two.
 					name := fmt.Sprintf("churn-%s-%d-%d", cycle, g, i)
-					res, err := n.Propose(ctx, &CreateTenant{Name: name})
+					res, err := n.Propose(ctx, &command.CreateTenant{Name: name})
 					if err != nil {
 						crashChildFail(err)
 					}
-					if _, err := n.Propose(ctx, &DeleteTenant{ID: res.TenantID}); err != nil {
+					if _, err := n.Propose(ctx, &command.DeleteTenant{ID: res.TenantID}); err != nil {
 						crashChildFail(err)
 					}
 				}
 				k, v := fmt.Sprintf("c%s-g%d-%d", cycle, g, i), strconv.FormatInt(i, 10)
-				w := &TenantWrite{TenantID: ledger.ID, TenantName: "ledger", Ops: []Op{
-					{Kind: OpSet, Key: []byte(k), Value: []byte(v)},
-					{Kind: OpSet, Key: []byte("last-" + strconv.Itoa(g)), Value: []byte(v)},
+				w := &command.TenantWrite{TenantID: ledger.ID, TenantName: "ledger", Ops: []command.Op{
+					{Kind: command.OpSet, Key: []byte(k), Value: []byte(v)},
+					{Kind: command.OpSet, Key: []byte("last-" + strconv.Itoa(g)), Value: []byte(v)},
 				}}
 				if _, err := n.Propose(ctx, w); err != nil {
 					crashChildFail(err)

@@ -5,36 +5,10 @@ import (
 	"fmt"
 )
 
-// Errors returned by this package. Each is defined once here and matched with
-// errors.Is. Errors about keys, values, ranges, names and IDs come from
-// package keyspace (keyspace.ErrInvalidKey and friends) and are not redefined.
+// Errors of the node. Each is defined once here and matched with errors.Is.
+// Errors about entries come from package command, errors of the state (a
+// tenant not found, a conflict, a quota) from package fsm.
 var (
-	// ErrTenantExists is returned by CreateTenant and by a rename when the
-	// name is already taken.
-	ErrTenantExists = errors.New("tenantkv: tenant already exists")
-	// ErrTenantNotFound is returned when a command names a tenant that does
-	// not exist, or whose name no longer matches (renamed or deleted and
-	// re-created under another ID).
-	ErrTenantNotFound = errors.New("tenantkv: tenant not found")
-	// ErrTenantReadOnly is returned by a write to a read-only tenant.
-	ErrTenantReadOnly = errors.New("tenantkv: tenant is read-only")
-	// ErrTenantLocked is returned by a write to a locked tenant.
-	ErrTenantLocked = errors.New("tenantkv: tenant is locked")
-	// ErrTokenNotFound is returned by DeleteToken and Token for a missing
-	// token ID.
-	ErrTokenNotFound = errors.New("tenantkv: token not found")
-	// ErrMemberNotFound is returned by MemberInfo for a node without
-	// replicated metadata.
-	ErrMemberNotFound = errors.New("tenantkv: member not found")
-	// ErrUnknownCommand is the result of a log entry whose envelope version
-	// or command type this build does not know. Nothing is applied for it.
-	ErrUnknownCommand = errors.New("tenantkv: unknown command")
-	// ErrBadCommand is the result of a log entry whose body does not decode
-	// or whose fields are malformed. Nothing is applied for it.
-	ErrBadCommand = errors.New("tenantkv: malformed command")
-	// ErrCommandTooLarge is returned by Propose for a command whose encoding
-	// exceeds MaxCommandSize. Nothing was proposed.
-	ErrCommandTooLarge = errors.New("tenantkv: command too large")
 	// ErrNotLeader is returned when an operation needs the leader and this
 	// node is not it. The operation definitely did not take effect. A
 	// *NotLeaderError carrying the leader's identity unwraps to it.
@@ -48,10 +22,6 @@ var (
 	// ErrShutdown is returned by a node that has been shut down, or that
 	// stopped itself after a storage failure.
 	ErrShutdown = errors.New("tenantkv: node is shut down")
-	// ErrRestoring is returned by the read helpers while the node installs
-	// a snapshot: its store is then partly restored and its tenant catalog
-	// not yet reloaded, so it can answer for no tenant. Another node can.
-	ErrRestoring = errors.New("tenantkv: node is restoring a snapshot")
 	// ErrPeerNotVerified is returned by CheckPeer when the node at a raft
 	// address does not complete a mutual TLS handshake with a certificate
 	// of the cluster CA for that address.
@@ -93,15 +63,3 @@ func (e *NotLeaderError) leaderAddr() string {
 
 // Unwrap returns ErrNotLeader.
 func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
-
-// fatalError marks an error of the local store (I/O, corruption) met while
-// applying. It is not a property of the command, so it must never become a
-// command's result: the FSM stops instead.
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return "raft: fatal apply error: " + e.err.Error() }
-func (e *fatalError) Unwrap() error { return e.err }
-
-func fatal(format string, args ...any) error {
-	return &fatalError{err: fmt.Errorf(format, args...)}
-}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+
 	"github.com/tenantkv/tenantkv/keyspace"
 )
 
@@ -44,7 +46,7 @@ import (
 const (
 	// heavyCost is the cost above which a proposal goes in an entry of
 	// its own: 1,024 mutations' overhead.
-	heavyCost = 1024 * TxnOverhead
+	heavyCost = 1024 * command.TxnOverhead
 	// maxTenantProposals bounds one tenant's proposals queued for the
 	// batcher or in flight.
 	maxTenantProposals = 512
@@ -59,14 +61,14 @@ const (
 )
 
 // proposalCost returns the tenant a batchable command writes and its cost.
-func proposalCost(cmd Command, data []byte) (keyspace.TenantID, int) {
+func proposalCost(cmd command.Command, data []byte) (keyspace.TenantID, int) {
 	switch c := cmd.(type) {
-	case *TenantWrite:
-		return c.TenantID, len(data) + TxnOverhead*len(c.Ops)
-	case *TxnCommit:
-		return c.TenantID, len(data) + TxnOverhead*(len(c.Ops)+len(c.Reads))
-	case *CompareAndSwap:
-		return c.TenantID, len(data) + TxnOverhead
+	case *command.TenantWrite:
+		return c.TenantID, len(data) + command.TxnOverhead*len(c.Ops)
+	case *command.TxnCommit:
+		return c.TenantID, len(data) + command.TxnOverhead*(len(c.Ops)+len(c.Reads))
+	case *command.CompareAndSwap:
+		return c.TenantID, len(data) + command.TxnOverhead
 	}
 	return 0, len(data)
 }
@@ -241,19 +243,19 @@ func (q *fairQueue) nextLight() []*proposal {
 	if n == 0 {
 		return nil
 	}
-	share := max(1, maxBatchCommands/n)
+	share := max(1, command.MaxBatchCommands/n)
 	start := q.light
 	for pass := 0; pass < 2; pass++ {
 		progress := false
 		for i := range n {
 			t := q.ring[(start+i)%n]
 			for taken := 0; pass == 1 || taken < share; taken++ {
-				if len(batch) == maxBatchCommands {
+				if len(batch) == command.MaxBatchCommands {
 					q.light = (start + 1) % n
 					return batch
 				}
 				p := q.peek(t)
-				if p == nil || p.cost > heavyCost || (len(batch) > 0 && size+len(p.data) > maxBatchBytes) {
+				if p == nil || p.cost > heavyCost || (len(batch) > 0 && size+len(p.data) > command.MaxBatchBytes) {
 					break
 				}
 				q.pop(t)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkv/tenantkv/keyspace"
@@ -231,7 +233,7 @@ func newFaultCluster(t *testing.T, size int, op store.FileOp) (*testCluster, []*
 
 // proposeOnLeader is testCluster.propose for goroutines (it never fails the
 // test): it retries definite failures to find the leader until ctx ends.
-func proposeOnLeader(ctx context.Context, c *testCluster, cmd Command) error {
+func proposeOnLeader(ctx context.Context, c *testCluster, cmd command.Command) error {
 	for {
 		err := errors.New("no leader")
 		if l := c.leaderOrNil(); l != nil {
@@ -323,7 +325,7 @@ func TestFaultReadErrorStopsNode(t *testing.T) {
 
 			// Creating a tenant reads the next tenant ID, which is now in
 			// an sstable.
-			_, err := node.Propose(t.Context(), &CreateTenant{Name: "second"})
+			_, err := node.Propose(t.Context(), &command.CreateTenant{Name: "second"})
 			require.ErrorIs(t, err, ErrCommitUnknown, "a command the leader could not apply must not be acknowledged")
 			select {
 			case <-node.Done():
@@ -578,7 +580,7 @@ func TestFaultChild(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	res, err := n.Propose(ctx, &CreateTenant{Name: "disk"})
+	res, err := n.Propose(ctx, &command.CreateTenant{Name: "disk"})
 	if err != nil {
 		faultChildFail(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+
 	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
@@ -210,7 +212,7 @@ func startLogFaultyNode(c *testCluster, bootstrap bool, hook func(LogOp) error, 
 }
 
 // proposeTracked is proposeOnLeader that also says which node answered.
-func proposeTracked(ctx context.Context, c *testCluster, cmd Command) (*testNode, error) {
+func proposeTracked(ctx context.Context, c *testCluster, cmd command.Command) (*testNode, error) {
 	for {
 		err := errors.New("no leader")
 		if l := c.leaderOrNil(); l != nil {
@@ -294,7 +296,7 @@ func requireStoppedByFault(t *testing.T, id string, node *Node, f *logFaults, wa
 	require.Eventually(t, func() bool { return f.fatal.Load() != nil }, 5*time.Second, time.Millisecond,
 		"%s: Config.OnFatal was not called", id)
 	require.Equal(t, err, *f.fatal.Load(), "%s: Config.OnFatal got another error than Err", id)
-	_, perr := node.Propose(t.Context(), &CreateTenant{Name: "after-stop"})
+	_, perr := node.Propose(t.Context(), &command.CreateTenant{Name: "after-stop"})
 	require.ErrorIs(t, perr, ErrShutdown)
 	require.NotErrorIs(t, perr, ErrCommitUnknown, "a stopped node's refusal is definite")
 	require.ErrorIs(t, node.ReadBarrier(t.Context()), ErrShutdown)

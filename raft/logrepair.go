@@ -63,18 +63,10 @@ func (s *snapshotTracker) lastOpened() *hraft.SnapshotMeta {
 	return s.opened
 }
 
-// nodeFSM is the FSM raft sees: the package FSM plus the log repair after a
-// restore.
-type nodeFSM struct {
-	*FSM
-	n *Node
-}
-
-var _ hraft.BatchingFSM = nodeFSM{}
-
 // Restore restores the store, then makes the log agree with the snapshot.
 func (f nodeFSM) Restore(rc io.ReadCloser) error {
-	if err := f.FSM.Restore(rc); err != nil {
+	defer rc.Close()
+	if err := f.m.Restore(rc); err != nil {
 		return err
 	}
 	meta := f.n.snaps.lastOpened()

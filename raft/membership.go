@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+
 	hraft "github.com/hashicorp/raft"
 )
 
@@ -57,7 +59,7 @@ func (n *Node) addServer(ctx context.Context, id, raftAddr string, suffrage hraf
 		what = "non-voter"
 	}
 	if id == "" || raftAddr == "" {
-		return fmt.Errorf("%w: add %s needs an id and an address", ErrBadCommand, what)
+		return fmt.Errorf("%w: add %s needs an id and an address", command.ErrBadCommand, what)
 	}
 	if err := n.checkOpen(); err != nil {
 		return err
@@ -93,7 +95,7 @@ func (n *Node) addServer(ctx context.Context, id, raftAddr string, suffrage hraf
 // only configured servers).
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if id == "" {
-		return fmt.Errorf("%w: remove server needs an id", ErrBadCommand)
+		return fmt.Errorf("%w: remove server needs an id", command.ErrBadCommand)
 	}
 	if err := n.checkOpen(); err != nil {
 		return err
@@ -122,7 +124,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if id == n.cfg.ID {
 		return nil
 	}
-	if _, err := n.Propose(ctx, &RemoveMember{NodeID: id}); err != nil {
+	if _, err := n.Propose(ctx, &command.RemoveMember{NodeID: id}); err != nil {
 		return fmt.Errorf("raft: remove metadata of %s: %w", id, err)
 	}
 	return nil

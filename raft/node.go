@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -126,7 +129,7 @@ func (c *Config) Validate() error {
 
 func validateMemberAddrs(addrs ...string) error {
 	for _, a := range addrs {
-		if len(a) > maxMemberAddr {
+		if len(a) > command.MaxMemberAddr {
 			return fmt.Errorf("raft: config: address of %d bytes", len(a))
 		}
 	}
@@ -173,7 +176,7 @@ type Node struct {
 	heartbeat time.Duration // effective raft timeouts
 	election  time.Duration
 	raft      *hraft.Raft
-	fsm       *FSM
+	fsm       *fsm.Machine
 	trans     hraft.Transport
 	bolt      *raftboltdb.BoltStore
 	logs      *repairingLogStore // over a cache over failStopLogStore over bolt; what raft uses
@@ -254,7 +257,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("raft: create %s: %w", cfg.Dir, err)
 	}
-	if n.fsm, err = NewFSM(cfg.Store, logger, n.fatal); err != nil {
+	if n.fsm, err = fsm.New(cfg.Store, logger, n.fatal); err != nil {
 		return nil, err
 	}
 	n.bolt, err = raftboltdb.New(raftboltdb.Options{
@@ -318,7 +321,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	// sees how far they are in the answers to its AppendEntries.
 	n.progress = newProgressTracker(n.heartbeat)
 	n.trans = wrapProgress(n.trans, n.progress)
-	n.raft, err = hraft.NewRaft(rc, nodeFSM{FSM: n.fsm, n: n}, n.logs, durable, n.snaps, n.trans)
+	n.raft, err = hraft.NewRaft(rc, nodeFSM{m: n.fsm, n: n}, n.logs, durable, n.snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("raft: start: %w", err)
 	}
@@ -491,7 +494,7 @@ func (n *Node) Shutdown() error {
 		}
 		n.raft.DeregisterObserver(n.observer)
 		n.wg.Wait()
-		n.fsm.stop(ErrShutdown)
+		n.fsm.Stop()
 		closeTransport(n.trans)
 		if err := n.bolt.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raft: close log store: %w", err))
@@ -511,7 +514,7 @@ func (n *Node) ID() string { return n.cfg.ID }
 func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
 
 // FSM returns the node's state machine, for its read helpers.
-func (n *Node) FSM() *FSM { return n.fsm }
+func (n *Node) FSM() *fsm.Machine { return n.fsm }
 
 // AppliedIndex returns the index of the last entry applied to the store.
 func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
@@ -532,9 +535,10 @@ func (n *Node) Leader() (id, raftAddr string) {
 func (n *Node) Stats() map[string]string {
 	s := n.raft.Stats()
 	s["fsm_applied_index"] = fmt.Sprint(n.fsm.AppliedIndex())
-	s["fsm_restores"] = fmt.Sprint(n.fsm.restores.Load())
-	s["fsm_batches"] = fmt.Sprint(n.fsm.batches.Load())
-	s["fsm_entries"] = fmt.Sprint(n.fsm.entries.Load())
+	fs := n.fsm.Stats()
+	s["fsm_restores"] = fmt.Sprint(fs.Restores)
+	s["fsm_batches"] = fmt.Sprint(fs.Batches)
+	s["fsm_entries"] = fmt.Sprint(fs.Entries)
 	s["leader_ready_term"] = fmt.Sprint(n.leader.readyTerm())
 	s["read_rounds"] = fmt.Sprint(n.reads.rounds.Load())
 	s["peers_refused"] = fmt.Sprint(n.PeersRefused())

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
@@ -100,28 +103,28 @@ func TestProposeDefiniteFailures(t *testing.T) {
 	n := c.nodes[0].node
 	before := n.raft.LastIndex()
 
-	_, err := n.Propose(t.Context(), &TenantWrite{TenantID: 1, TenantName: "x", Ops: []Op{{Kind: OpSet}}})
+	_, err := n.Propose(t.Context(), &command.TenantWrite{TenantID: 1, TenantName: "x", Ops: []command.Op{{Kind: command.OpSet}}})
 	require.ErrorIs(t, err, keyspace.ErrInvalidKey)
 	_, err = n.Propose(t.Context(), nil)
-	require.ErrorIs(t, err, ErrBadCommand)
-	ops := make([]Op, 150)
+	require.ErrorIs(t, err, command.ErrBadCommand)
+	ops := make([]command.Op, 150)
 	for i := range ops {
-		ops[i] = Op{Kind: OpSet, Key: []byte(fmt.Sprint(i)), Value: make([]byte, keyspace.MaxValueSize)}
+		ops[i] = command.Op{Kind: command.OpSet, Key: []byte(fmt.Sprint(i)), Value: make([]byte, keyspace.MaxValueSize)}
 	}
-	_, err = n.Propose(t.Context(), &TenantWrite{TenantID: 1, TenantName: "x", Ops: ops})
-	require.ErrorIs(t, err, ErrTxTooLarge) // a write's own limit, checked before the command's
-	_, err = n.Propose(t.Context(), &TenantWrite{TenantID: 1, TenantName: "x", Ops: make([]Op, MaxMutations+1)})
-	require.ErrorIs(t, err, ErrTxTooLarge)
+	_, err = n.Propose(t.Context(), &command.TenantWrite{TenantID: 1, TenantName: "x", Ops: ops})
+	require.ErrorIs(t, err, command.ErrTxTooLarge) // a write's own limit, checked before the command's
+	_, err = n.Propose(t.Context(), &command.TenantWrite{TenantID: 1, TenantName: "x", Ops: make([]command.Op, command.MaxMutations+1)})
+	require.ErrorIs(t, err, command.ErrTxTooLarge)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err = n.Propose(ctx, &CreateTenant{Name: "x"})
+	_, err = n.Propose(ctx, &command.CreateTenant{Name: "x"})
 	require.ErrorIs(t, err, context.Canceled)
 	require.NotErrorIs(t, err, ErrCommitUnknown)
 	require.Equal(t, before, n.raft.LastIndex(), "nothing reached the log")
 
 	// Refused at apply time: committed to the log, no effect, plain error.
 	_, err = n.Propose(t.Context(), put(99, "ghost", "k", "v"))
-	require.ErrorIs(t, err, ErrTenantNotFound)
+	require.ErrorIs(t, err, fsm.ErrTenantNotFound)
 	require.NotErrorIs(t, err, ErrCommitUnknown)
 }
 
@@ -140,14 +143,12 @@ func TestFatalStorageErrorStopsNode(t *testing.T) {
 	require.NoError(t, err)
 	defer n.Shutdown()
 	require.Eventually(t, func() bool { return n.leader.readyTerm() != 0 }, 10*time.Second, time.Millisecond)
-	_, err = n.Propose(t.Context(), &CreateTenant{Name: "before"})
+	_, err = n.Propose(t.Context(), &command.CreateTenant{Name: "before"})
 	require.NoError(t, err)
 
 	injected := errors.New("injected: EIO")
-	n.fsm.mu.Lock()
-	n.fsm.commit = func(b *store.Batch, _ uint64) error { b.Close(); return injected }
-	n.fsm.mu.Unlock()
-	_, err = n.Propose(t.Context(), &CreateTenant{Name: "after"})
+	n.fsm.FailCommits(injected)
+	_, err = n.Propose(t.Context(), &command.CreateTenant{Name: "after"})
 	require.ErrorIs(t, err, ErrCommitUnknown, "the entry is committed in raft but not applied here")
 
 	select {
@@ -158,11 +159,11 @@ func TestFatalStorageErrorStopsNode(t *testing.T) {
 	require.ErrorIs(t, n.Err(), injected)
 	require.Eventually(t, func() bool { return onFatal.Load() != nil }, 5*time.Second, time.Millisecond)
 	require.ErrorIs(t, *onFatal.Load(), injected)
-	_, err = n.Propose(t.Context(), &CreateTenant{Name: "later"})
+	_, err = n.Propose(t.Context(), &command.CreateTenant{Name: "later"})
 	require.ErrorIs(t, err, ErrShutdown)
 	require.ErrorIs(t, n.ReadBarrier(t.Context()), ErrShutdown)
 	_, err = n.FSM().LookupTenant("after")
-	require.ErrorIs(t, err, ErrTenantNotFound)
+	require.ErrorIs(t, err, fsm.ErrTenantNotFound)
 }
 
 func TestReadBarrierBatchesRounds(t *testing.T) {
@@ -250,7 +251,7 @@ func TestMembership(t *testing.T) {
 
 	// Follower metadata is published by whoever adds it (the server does
 	// this on join).
-	c.mustPropose(&SetMember{NodeID: f.id, ClientAddr: "client-of-" + f.id})
+	c.mustPropose(&command.SetMember{NodeID: f.id, ClientAddr: "client-of-" + f.id})
 	require.NoError(t, l.node.RemoveServer(t.Context(), "unknown")) // idempotent
 	require.NoError(t, l.node.RemoveServer(t.Context(), f.id))
 	c.kill(f)

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 )
@@ -89,9 +92,9 @@ func TestJoinAsNonvoterThenPromoted(t *testing.T) {
 			require.NoError(t, l.node.AddNonvoter(ctx, j.id, j.addr), "idempotent")
 			// Cut off, it cannot keep pace: still a non-voter after many
 			// promotion rounds, and the one voter keeps its quorum.
-			var last *Result
+			var last *fsm.Result
 			for range 5 {
-				last = c.mustPropose(&SetMember{NodeID: "x", ClientAddr: "y"})
+				last = c.mustPropose(&command.SetMember{NodeID: "x", ClientAddr: "y"})
 			}
 			// Many promotion rounds run meanwhile.
 			until := time.Now().Add(4 * promoteStable(l.node.heartbeat))

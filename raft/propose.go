@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	hraft "github.com/hashicorp/raft"
 )
 
@@ -29,24 +32,24 @@ import (
 // Proposals made concurrently share log writes and disk syncs (group
 // commit, up to Config.MaxAppendEntries entries at a time), and tenant data
 // commands made concurrently share log entries (batcher.go).
-func (n *Node) Propose(ctx context.Context, cmd Command) (*Result, error) {
+func (n *Node) Propose(ctx context.Context, cmd command.Command) (*fsm.Result, error) {
 	if cmd == nil {
-		return nil, fmt.Errorf("%w: nil command", ErrBadCommand)
+		return nil, fmt.Errorf("%w: nil command", command.ErrBadCommand)
 	}
 	// This release's write limits hold before raft, and before the
 	// per-op checks; apply keeps the earlier releases' rule
 	// (appliedTxnOverhead).
-	if err := checkProposedSize(cmd); err != nil {
+	if err := command.CheckProposedSize(cmd); err != nil {
 		return nil, err
 	}
-	if err := cmd.validate(); err != nil {
+	if err := cmd.Validate(); err != nil {
 		return nil, err
 	}
-	data, err := EncodeCommand(cmd)
+	data, err := command.Encode(cmd)
 	if err != nil {
 		return nil, err
 	}
-	if batchable(cmd) && len(data) <= maxBatchBytes {
+	if command.Batchable(cmd) && len(data) <= command.MaxBatchBytes {
 		if err := n.checkPropose(ctx, data); err != nil {
 			return nil, err
 		}
@@ -57,8 +60,8 @@ func (n *Node) Propose(ctx context.Context, cmd Command) (*Result, error) {
 
 // checkPropose makes the checks that fail a proposal before raft sees it.
 func (n *Node) checkPropose(ctx context.Context, data []byte) error {
-	if len(data) > MaxCommandSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrCommandTooLarge, len(data), MaxCommandSize)
+	if len(data) > command.MaxSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", command.ErrCommandTooLarge, len(data), command.MaxSize)
 	}
 	if err := n.checkOpen(); err != nil {
 		return err
@@ -72,7 +75,7 @@ func (n *Node) checkPropose(ctx context.Context, data []byte) error {
 	return nil
 }
 
-func (n *Node) proposeData(ctx context.Context, data []byte) (*Result, error) {
+func (n *Node) proposeData(ctx context.Context, data []byte) (*fsm.Result, error) {
 	if err := n.checkPropose(ctx, data); err != nil {
 		return nil, err
 	}
@@ -102,12 +105,12 @@ func (n *Node) proposeData(ctx context.Context, data []byte) (*Result, error) {
 	if err := fut.Error(); err != nil {
 		return nil, n.mapRaftError(err)
 	}
-	res, ok := fut.Response().(*Result)
+	res, ok := fut.Response().(*fsm.Result)
 	if !ok || res == nil {
 		return nil, fmt.Errorf("%w: unexpected FSM response %T", ErrCommitUnknown, fut.Response())
 	}
-	if res.err != nil {
-		return nil, res.err
+	if err := resultError(res); err != nil {
+		return nil, err
 	}
 	return res, nil
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+
 	hraft "github.com/hashicorp/raft"
 )
 
@@ -85,7 +87,7 @@ func (n *Node) checkLeadership() {
 		case <-ctx.Done():
 		}
 	}()
-	data, err := EncodeCommand(&noop{})
+	data, err := command.Encode(&command.Noop{})
 	if err != nil {
 		n.logger.Error("raft: encode leader mark", "error", err)
 		return
@@ -108,7 +110,7 @@ func (n *Node) publishSelf(ctx context.Context) {
 	if n.cfg.ClientAddr == "" && n.cfg.HTTPAddr == "" {
 		return
 	}
-	want := SetMember{NodeID: n.cfg.ID, ClientAddr: n.cfg.ClientAddr, HTTPAddr: n.cfg.HTTPAddr}
+	want := command.SetMember{NodeID: n.cfg.ID, ClientAddr: n.cfg.ClientAddr, HTTPAddr: n.cfg.HTTPAddr}
 	if have, err := n.fsm.MemberInfo(n.cfg.ID); err == nil && *have == want {
 		return
 	}
@@ -225,7 +227,7 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	if r.err != nil {
 		return r.err
 	}
-	return n.fsm.WaitApplied(ctx, r.index)
+	return n.waitApplied(ctx, r.index)
 }
 
 // waitReady waits until this leader has applied an entry of its term. It

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tenantkv/tenantkv/raft/command"
 
 	"github.com/stretchr/testify/require"
 
@@ -63,8 +66,8 @@ func (a *ackLog) verify(t *testing.T, n *testNode, id keyspace.TenantID) {
 	}
 }
 
-func put(id keyspace.TenantID, name, k, v string) *TenantWrite {
-	return &TenantWrite{TenantID: id, TenantName: name, Ops: []Op{{Kind: OpSet, Key: []byte(k), Value: []byte(v)}}}
+func put(id keyspace.TenantID, name, k, v string) *command.TenantWrite {
+	return &command.TenantWrite{TenantID: id, TenantName: name, Ops: []command.Op{{Kind: command.OpSet, Key: []byte(k), Value: []byte(v)}}}
 }
 
 // writeMany makes count writes from `workers` goroutines through the
@@ -111,8 +114,8 @@ func runScenarios(t *testing.T, c *testCluster) {
 	t.Run("writes-replicate", func(t *testing.T) {
 		writeMany(t, c, &acks, id, "app", "base", 40, 4)
 		c.mustPropose(put(other, "other", "k", "v"))
-		c.mustPropose(&PutToken{Token: TokenRecord{ID: "tok", Hash: tokenHash("s"), TenantID: id}})
-		c.mustPropose(&UpdateTenant{ID: other, Labels: map[string]string{"b": "2", "a": "1", "c": "3"}})
+		c.mustPropose(&command.PutToken{Token: command.TokenRecord{ID: "tok", Hash: tokenHash("s"), TenantID: id}})
+		c.mustPropose(&command.UpdateTenant{ID: other, Labels: map[string]string{"b": "2", "a": "1", "c": "3"}})
 		c.waitConverged()
 		for _, n := range c.live() {
 			acks.verify(t, n, id)
@@ -205,7 +208,7 @@ func runScenarios(t *testing.T, c *testCluster) {
 
 	t.Run("far-behind-follower-gets-snapshot", func(t *testing.T) {
 		f := c.followers()[0]
-		restoresBefore := f.node.fsm.restores.Load()
+		restoresBefore := f.node.fsm.Stats().Restores
 		behind := f.node.raft.LastIndex()
 		c.kill(f)
 		l := c.waitLeader()
@@ -220,7 +223,7 @@ func runScenarios(t *testing.T, c *testCluster) {
 		}, 30*time.Second, time.Millisecond)
 		c.restart(f)
 		c.waitConverged()
-		require.Greater(t, f.node.fsm.restores.Load(), restoresBefore, "follower should have installed a snapshot")
+		require.Greater(t, f.node.fsm.Stats().Restores, restoresBefore, "follower should have installed a snapshot")
 		acks.verify(t, f, id)
 	})
 
@@ -228,7 +231,7 @@ func runScenarios(t *testing.T, c *testCluster) {
 		n := c.addNode()
 		c.join(n)
 		c.waitConverged()
-		require.Positive(t, n.node.fsm.restores.Load(), "new node should have installed a snapshot")
+		require.Positive(t, n.node.fsm.Stats().Restores, "new node should have installed a snapshot")
 		acks.verify(t, n, id)
 		members, err := c.waitLeader().node.Members(t.Context())
 		require.NoError(t, err)
@@ -292,7 +295,7 @@ func TestSnapshotInstallOverStaleSuffix(t *testing.T) {
 					defer wg.Done()
 					ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 					defer cancel()
-					_, err := old.node.Propose(ctx, &noop{})
+					_, err := old.node.Propose(ctx, &command.Noop{})
 					require.Error(t, err, "stale entry %d", i)
 				}()
 			}
@@ -308,7 +311,7 @@ func TestSnapshotInstallOverStaleSuffix(t *testing.T) {
 			c.heal()
 			// The snapshot alone can make the stores equal; entries after it
 			// must flow too.
-			require.Eventually(t, func() bool { return old.node.fsm.restores.Load() > 0 }, 10*time.Second, time.Millisecond,
+			require.Eventually(t, func() bool { return old.node.fsm.Stats().Restores > 0 }, 10*time.Second, time.Millisecond,
 				"the old leader should install a snapshot")
 			c.mustPropose(put(tid, "s", "after-heal", "v"))
 			c.waitConverged()
@@ -325,3 +328,4 @@ func TestSnapshotInstallOverStaleSuffix(t *testing.T) {
 		})
 	}
 }
+func tokenHash(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
 
 	"github.com/stretchr/testify/require"
 )
@@ -40,13 +44,13 @@ func TestTxnReplicasByteIdentical(t *testing.T) {
 				return
 			default:
 			}
-			var cmd Command
+			var cmd command.Command
 			at := clock.Add(int64(50 * time.Millisecond))
 			switch r.IntN(5) {
 			case 0:
-				cmd = &TenantWrite{TenantID: id, TenantName: "acme", At: at, Ops: []Op{{Kind: OpSet, Key: key(), Value: key()}}}
+				cmd = &command.TenantWrite{TenantID: id, TenantName: "acme", At: at, Ops: []command.Op{{Kind: command.OpSet, Key: key(), Value: key()}}}
 			case 1:
-				cmd = &CompareAndSwap{TenantID: id, TenantName: "acme", Key: key(), Old: key(), New: key(), At: at}
+				cmd = &command.CompareAndSwap{TenantID: id, TenantName: "acme", Key: key(), Old: key(), New: key(), At: at}
 			default:
 				l := c.leaderOrNil()
 				if l == nil {
@@ -62,16 +66,16 @@ func TestTxnReplicasByteIdentical(t *testing.T) {
 					continue
 				}
 				// Reads a few versions back, so that conflicts happen.
-				tx := &TxnCommit{TenantID: id, TenantName: "acme", At: at, TxnID: fmt.Appendf(nil, "%d-%d", seed, r.Uint64()),
+				tx := &command.TxnCommit{TenantID: id, TenantName: "acme", At: at, TxnID: fmt.Appendf(nil, "%d-%d", seed, r.Uint64()),
 					ReadVersion: vi.Version - min(vi.Version, uint64(r.IntN(4)))}
 				for range 2 {
 					k := key()
-					tx.Reads = append(tx.Reads, KeyRange{Start: k, End: append(bytes.Clone(k), 0)})
+					tx.Reads = append(tx.Reads, command.KeyRange{Start: k, End: append(bytes.Clone(k), 0)})
 				}
-				tx.Ops = []Op{{Kind: OpAdd, Key: key(), Value: le(1)}, {Kind: OpSet, Key: key(), Value: key()}}
+				tx.Ops = []command.Op{{Kind: command.OpAdd, Key: key(), Value: le(1)}, {Kind: command.OpSet, Key: key(), Value: key()}}
 				if r.IntN(4) == 0 {
 					s := key()
-					tx.Ops = append(tx.Ops, Op{Kind: OpDeleteRange, Key: s, End: append(bytes.Clone(s), 0xff)})
+					tx.Ops = append(tx.Ops, command.Op{Kind: command.OpDeleteRange, Key: s, End: append(bytes.Clone(s), 0xff)})
 				}
 				cmd = tx
 			}
@@ -79,7 +83,7 @@ func TestTxnReplicasByteIdentical(t *testing.T) {
 			switch {
 			case err == nil:
 				committed.Add(1)
-			case errors.Is(err, ErrConflict):
+			case errors.Is(err, fsm.ErrConflict):
 				conflicts.Add(1)
 			case errors.Is(err, ErrCommitUnknown):
 				unknown.Add(1)
@@ -107,7 +111,7 @@ func TestTxnReplicasByteIdentical(t *testing.T) {
 
 	// A follower misses so much that it needs a snapshot.
 	f := c.followers()[0]
-	restores := f.node.fsm.restores.Load()
+	restores := f.node.fsm.Stats().Restores
 	behind := f.node.raft.LastIndex()
 	c.kill(f)
 	require.Eventually(t, func() bool {
@@ -127,10 +131,10 @@ func TestTxnReplicasByteIdentical(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	c.waitConverged()
-	require.Greater(t, f.node.fsm.restores.Load(), restores, "the follower should have been rebuilt from a snapshot")
+	require.Greater(t, f.node.fsm.Stats().Restores, restores, "the follower should have been rebuilt from a snapshot")
 
 	// Every replica also reports the same version state.
-	var infos []VersionInfo
+	var infos []fsm.VersionInfo
 	for _, n := range c.live() {
 		vi, err := n.node.FSM().TenantVersion(id)
 		require.NoError(t, err)
@@ -143,3 +147,4 @@ func TestTxnReplicasByteIdentical(t *testing.T) {
 	require.Positive(t, conflicts.Load())
 	require.Positive(t, infos[0].Oldest, "the history should have been pruned")
 }
+func le(v int64) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(v)) }

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+
 	"github.com/tenantkv/tenantkv/internal/wire"
 	"github.com/tenantkv/tenantkv/keyspace"
-	"github.com/tenantkv/tenantkv/raft"
 )
 
 // maxListPage caps the tenants one list request returns.
@@ -24,7 +25,7 @@ func (s *Server) handleAdmin(ctx context.Context, req *wire.Request) (*wire.Resp
 		if err != nil {
 			return nil, err
 		}
-		if _, err := s.node.Propose(ctx, &raft.DeleteTenant{ID: t.ID}); err != nil {
+		if _, err := s.node.Propose(ctx, &command.DeleteTenant{ID: t.ID}); err != nil {
 			return nil, err
 		}
 		s.limits.forget(t.ID)
@@ -45,7 +46,7 @@ func (s *Server) handleAdmin(ctx context.Context, req *wire.Request) (*wire.Resp
 	case wire.OpListTokens:
 		return s.listTokens(ctx, req)
 	case wire.OpRevokeToken:
-		if _, err := s.node.Propose(ctx, &raft.DeleteToken{ID: req.Name}); err != nil {
+		if _, err := s.node.Propose(ctx, &command.DeleteToken{ID: req.Name}); err != nil {
 			return nil, err
 		}
 		return &wire.Response{}, nil
@@ -96,7 +97,7 @@ func (s *Server) createTenant(ctx context.Context, req *wire.Request) (*wire.Res
 	if err := keyspace.ValidateName(req.Name); err != nil {
 		return nil, err
 	}
-	cmd := &raft.CreateTenant{
+	cmd := &command.CreateTenant{
 		Name:      req.Name,
 		Limits:    limitsFrom(keyspace.Limits{}, req.Config),
 		CreatedAt: time.Now().UTC(),
@@ -119,7 +120,7 @@ func (s *Server) updateTenant(ctx context.Context, req *wire.Request) (*wire.Res
 	if err != nil {
 		return nil, err
 	}
-	cmd := &raft.UpdateTenant{ID: t.ID}
+	cmd := &command.UpdateTenant{ID: t.ID}
 	if req.NewName != "" && req.NewName != t.Name {
 		if err := keyspace.ValidateName(req.NewName); err != nil {
 			return nil, err
@@ -211,7 +212,7 @@ func (s *Server) tenantInfo(t *keyspace.Tenant) *wire.TenantInfo {
 }
 
 func (s *Server) newTenantToken(ctx context.Context, req *wire.Request) (*wire.Response, error) {
-	rec := raft.TokenRecord{ReadOnly: req.ReadOnly, CreatedAt: time.Now().UTC()}
+	rec := command.TokenRecord{ReadOnly: req.ReadOnly, CreatedAt: time.Now().UTC()}
 	if req.TTL < 0 {
 		return nil, fmt.Errorf("%w: negative ttl", ErrBadRequest)
 	}
@@ -230,7 +231,7 @@ func (s *Server) newTenantToken(ctx context.Context, req *wire.Request) (*wire.R
 		return nil, err
 	}
 	rec.ID, rec.Hash = id, hash
-	if _, err := s.node.Propose(ctx, &raft.PutToken{Token: rec}); err != nil {
+	if _, err := s.node.Propose(ctx, &command.PutToken{Token: rec}); err != nil {
 		return nil, err
 	}
 	return &wire.Response{Token: secret, TokenID: id}, nil

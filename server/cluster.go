@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	"github.com/tenantkv/tenantkv/internal/wire"
-	"github.com/tenantkv/tenantkv/raft"
 )
 
 // leaderClientAddr returns the client address of the current leader, or "".
@@ -73,7 +75,7 @@ func (s *Server) join(ctx context.Context, req *wire.Request) (*wire.Response, e
 	if err := s.node.AddNonvoter(ctx, req.Name, req.Addr); err != nil {
 		return nil, err
 	}
-	if _, err := s.node.Propose(ctx, &raft.SetMember{NodeID: req.Name, ClientAddr: req.Addr2, HTTPAddr: req.Addr3}); err != nil {
+	if _, err := s.node.Propose(ctx, &command.SetMember{NodeID: req.Name, ClientAddr: req.Addr2, HTTPAddr: req.Addr3}); err != nil {
 		return nil, err
 	}
 	return &wire.Response{}, nil
@@ -82,7 +84,7 @@ func (s *Server) join(ctx context.Context, req *wire.Request) (*wire.Response, e
 // removeNode removes a node from the cluster. Only the leader can; a
 // follower answers not-leader. An ID that is neither in the configuration
 // nor left in the member metadata (a leader that removed itself leaves its
-// metadata for a later removal) is raft.ErrMemberNotFound, so that a typo
+// metadata for a later removal) is fsm.ErrMemberNotFound, so that a typo
 // does not pass for a removal.
 func (s *Server) removeNode(ctx context.Context, req *wire.Request) (*wire.Response, error) {
 	if req.Name == "" {
@@ -96,7 +98,7 @@ func (s *Server) removeNode(ctx context.Context, req *wire.Request) (*wire.Respo
 			return nil, err
 		}
 		if !known {
-			return nil, fmt.Errorf("%w: %s", raft.ErrMemberNotFound, req.Name)
+			return nil, fmt.Errorf("%w: %s", fsm.ErrMemberNotFound, req.Name)
 		}
 	}
 	if err := s.node.RemoveServer(ctx, req.Name); err != nil {
@@ -121,7 +123,7 @@ func (s *Server) isMember(ctx context.Context, id string) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, raft.ErrMemberNotFound):
+	case errors.Is(err, fsm.ErrMemberNotFound):
 		return false, nil
 	}
 	return false, err

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	"github.com/tenantkv/tenantkv/internal/wire"
 	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/raft"
@@ -49,23 +52,23 @@ var errorCodes = []struct {
 	{keyspace.ErrValueTooLarge, wire.CodeValueTooLarge},
 	{keyspace.ErrInvalidRange, wire.CodeInvalidRange},
 	{keyspace.ErrInvalidState, wire.CodeInvalidArgument},
-	{raft.ErrTenantNotFound, wire.CodeTenantNotFound},
-	{raft.ErrTenantExists, wire.CodeTenantExists},
-	{raft.ErrTenantReadOnly, wire.CodeTenantReadOnly},
-	{raft.ErrTenantLocked, wire.CodeTenantLocked},
-	{raft.ErrTokenNotFound, wire.CodeTokenNotFound},
-	{raft.ErrMemberNotFound, wire.CodeNotFound},
-	{raft.ErrQuotaExceeded, wire.CodeQuotaExceeded},
-	{raft.ErrConflict, wire.CodeConflict},
-	{raft.ErrTxTooOld, wire.CodeTxTooOld},
-	{raft.ErrTxTooLarge, wire.CodeTxTooLarge},
-	{raft.ErrWatchTooOld, wire.CodeWatchTooOld},
-	{raft.ErrBadCommand, wire.CodeInvalidArgument}, // a command's own checks: labels, token IDs, ...
-	{raft.ErrCommandTooLarge, wire.CodeTxTooLarge},
+	{fsm.ErrTenantNotFound, wire.CodeTenantNotFound},
+	{fsm.ErrTenantExists, wire.CodeTenantExists},
+	{fsm.ErrTenantReadOnly, wire.CodeTenantReadOnly},
+	{fsm.ErrTenantLocked, wire.CodeTenantLocked},
+	{fsm.ErrTokenNotFound, wire.CodeTokenNotFound},
+	{fsm.ErrMemberNotFound, wire.CodeNotFound},
+	{fsm.ErrQuotaExceeded, wire.CodeQuotaExceeded},
+	{fsm.ErrConflict, wire.CodeConflict},
+	{fsm.ErrTxTooOld, wire.CodeTxTooOld},
+	{command.ErrTxTooLarge, wire.CodeTxTooLarge},
+	{fsm.ErrWatchTooOld, wire.CodeWatchTooOld},
+	{command.ErrBadCommand, wire.CodeInvalidArgument}, // a command's own checks: labels, token IDs, ...
+	{command.ErrCommandTooLarge, wire.CodeTxTooLarge},
 	{raft.ErrNotLeader, wire.CodeNotLeader},
 	{raft.ErrCommitUnknown, wire.CodeCommitUnknown},
 	{raft.ErrShutdown, wire.CodeUnavailable},
-	{raft.ErrRestoring, wire.CodeUnavailable},
+	{fsm.ErrRestoring, wire.CodeUnavailable},
 	{context.DeadlineExceeded, wire.CodeDeadline},
 	{context.Canceled, wire.CodeDeadline},
 }

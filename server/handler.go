@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	"github.com/tenantkv/tenantkv/internal/wire"
 	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/raft"
@@ -29,21 +32,21 @@ type principal struct {
 
 // verifyToken judges a token on this node's state alone. Every bad token
 // (malformed, unknown ID, wrong secret, expired) is ErrPermissionDenied,
-// at the same cost; raft.ErrRestoring means this node cannot judge any
+// at the same cost; fsm.ErrRestoring means this node cannot judge any
 // token now.
 func (s *Server) verifyToken(secret string) (*principal, error) {
 	if s.node.FSM().Restoring() {
 		tokenMatches(secret, nil)
-		return nil, raft.ErrRestoring
+		return nil, fsm.ErrRestoring
 	}
 	id, err := tokenID(secret)
-	var rec *raft.TokenRecord
+	var rec *command.TokenRecord
 	if err == nil {
 		rec, err = s.node.FSM().Token(id)
 	}
 	if err != nil {
 		tokenMatches(secret, nil)
-		if errors.Is(err, raft.ErrRestoring) {
+		if errors.Is(err, fsm.ErrRestoring) {
 			return nil, err
 		}
 		return nil, ErrPermissionDenied
@@ -140,7 +143,7 @@ func (s *Server) stillValid(p *principal) error {
 	}
 	if !s.node.FSM().HasToken(p.tokenID) {
 		if s.node.FSM().Restoring() {
-			return raft.ErrRestoring // not a verdict on the token
+			return fsm.ErrRestoring // not a verdict on the token
 		}
 		return ErrPermissionDenied
 	}
@@ -150,7 +153,7 @@ func (s *Server) stillValid(p *principal) error {
 // tenantOfToken returns the tenant a tenant token is bound to.
 func (s *Server) tenantOfToken(p *principal) (*keyspace.Tenant, error) {
 	t, err := s.node.FSM().TenantByID(p.tenantID)
-	if errors.Is(err, raft.ErrRestoring) {
+	if errors.Is(err, fsm.ErrRestoring) {
 		return nil, err
 	}
 	if err != nil {
@@ -339,7 +342,7 @@ func (s *Server) read(ctx context.Context, p *principal, req *wire.Request, t *k
 		}
 	}
 	if !t.State.AllowsReads() {
-		return nil, 0, raft.ErrTenantLocked
+		return nil, 0, fsm.ErrTenantLocked
 	}
 	view, err := s.store.Tenant(t.ID)
 	if err != nil {
@@ -389,18 +392,18 @@ func (s *Server) handleWrite(ctx context.Context, p *principal, req *wire.Reques
 	if p.readOnly {
 		return nil, ErrPermissionDenied
 	}
-	var ops []raft.Op
-	var single [1]raft.Op
+	var ops []command.Op
+	var single [1]command.Op
 	size := 0
 	switch req.Op {
 	case wire.OpBatch:
 		if len(req.Muts) == 0 {
 			return &wire.Response{}, nil
 		}
-		if len(req.Muts) > raft.MaxMutations {
-			return nil, fmt.Errorf("%w: batch of %d mutations, limit %d", ErrBatchTooLarge, len(req.Muts), raft.MaxMutations)
+		if len(req.Muts) > command.MaxMutations {
+			return nil, fmt.Errorf("%w: batch of %d mutations, limit %d", ErrBatchTooLarge, len(req.Muts), command.MaxMutations)
 		}
-		ops = make([]raft.Op, len(req.Muts))
+		ops = make([]command.Op, len(req.Muts))
 		for i, m := range req.Muts {
 			op, err := mutationOp(m.Kind, m.Key, m.Value, m.End)
 			if err != nil {
@@ -409,8 +412,8 @@ func (s *Server) handleWrite(ctx context.Context, p *principal, req *wire.Reques
 			ops[i] = op
 			size += len(m.Key) + len(m.Value) + len(m.End)
 		}
-		if cost := size + len(req.Muts)*raft.TxnOverhead; cost > maxBatchBytes {
-			return nil, fmt.Errorf("%w: batch of %d bytes with %d per mutation exceeds %d", ErrBatchTooLarge, cost, raft.TxnOverhead, maxBatchBytes)
+		if cost := size + len(req.Muts)*command.TxnOverhead; cost > maxBatchBytes {
+			return nil, fmt.Errorf("%w: batch of %d bytes with %d per mutation exceeds %d", ErrBatchTooLarge, cost, command.TxnOverhead, maxBatchBytes)
 		}
 	default:
 		kind := map[wire.Op]uint8{wire.OpSet: wire.MutSet, wire.OpDelete: wire.MutDelete, wire.OpDeleteRange: wire.MutDeleteRange}[req.Op]
@@ -435,8 +438,8 @@ func (s *Server) handleWrite(ctx context.Context, p *principal, req *wire.Reques
 	var version uint64
 	err = writable(t)
 	if err == nil {
-		cmd := &raft.TenantWrite{TenantID: t.ID, TenantName: t.Name, Ops: ops, At: time.Now().UnixNano()}
-		var res *raft.Result
+		cmd := &command.TenantWrite{TenantID: t.ID, TenantName: t.Name, Ops: ops, At: time.Now().UnixNano()}
+		var res *fsm.Result
 		if res, err = s.node.Propose(ctx, cmd); err == nil {
 			version = res.Version
 		}
@@ -449,36 +452,36 @@ func (s *Server) handleWrite(ctx context.Context, p *principal, req *wire.Reques
 }
 
 // maxBatchBytes caps one batch like a transaction: its keys, values and
-// range ends plus raft.TxnOverhead per mutation. raft.MaxMutations caps its
+// range ends plus command.TxnOverhead per mutation. command.MaxMutations caps its
 // mutations.
 const maxBatchBytes = 10 << 20
 
 // mutationOp validates one mutation and turns it into a raft operation.
-func mutationOp(kind uint8, key, value, end []byte) (raft.Op, error) {
+func mutationOp(kind uint8, key, value, end []byte) (command.Op, error) {
 	switch kind {
 	case wire.MutSet:
 		if err := keyspace.CheckKey(key); err != nil {
-			return raft.Op{}, err
+			return command.Op{}, err
 		}
 		if err := keyspace.CheckValue(value); err != nil {
-			return raft.Op{}, err
+			return command.Op{}, err
 		}
 		if value == nil {
 			value = []byte{}
 		}
-		return raft.Op{Kind: raft.OpSet, Key: key, Value: value}, nil
+		return command.Op{Kind: command.OpSet, Key: key, Value: value}, nil
 	case wire.MutDelete:
 		if err := keyspace.CheckKey(key); err != nil {
-			return raft.Op{}, err
+			return command.Op{}, err
 		}
-		return raft.Op{Kind: raft.OpDelete, Key: key}, nil
+		return command.Op{Kind: command.OpDelete, Key: key}, nil
 	case wire.MutDeleteRange:
 		if err := keyspace.CheckRange(key, end); err != nil {
-			return raft.Op{}, err
+			return command.Op{}, err
 		}
-		return raft.Op{Kind: raft.OpDeleteRange, Key: key, End: end}, nil
+		return command.Op{Kind: command.OpDeleteRange, Key: key, End: end}, nil
 	}
-	return raft.Op{}, fmt.Errorf("%w: unknown mutation kind %d", ErrBadRequest, kind)
+	return command.Op{}, fmt.Errorf("%w: unknown mutation kind %d", ErrBadRequest, kind)
 }
 
 // writable is the server's early copy of the FSM's state check; the FSM
@@ -488,8 +491,8 @@ func writable(t *keyspace.Tenant) error {
 	case keyspace.StateActive:
 		return nil
 	case keyspace.StateReadOnly:
-		return raft.ErrTenantReadOnly
+		return fsm.ErrTenantReadOnly
 	default:
-		return raft.ErrTenantLocked
+		return fsm.ErrTenantLocked
 	}
 }

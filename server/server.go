@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -499,8 +501,8 @@ func (s *Server) finishBootstrap(ctx context.Context, marker string) error {
 	if err != nil {
 		return err
 	}
-	rec := raft.TokenRecord{ID: id, Hash: hash, CreatedAt: time.Now().UTC()}
-	if _, err := s.node.Propose(ctx, &raft.PutToken{Token: rec}); err != nil {
+	rec := command.TokenRecord{ID: id, Hash: hash, CreatedAt: time.Now().UTC()}
+	if _, err := s.node.Propose(ctx, &command.PutToken{Token: rec}); err != nil {
 		return fmt.Errorf("server: create operator token: %w", err)
 	}
 	path := filepath.Join(s.cfg.DataDir, OperatorTokenFile)

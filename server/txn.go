@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	"github.com/tenantkv/tenantkv/internal/wire"
 	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/raft"
@@ -61,7 +64,7 @@ func (s *Server) readTenant(ctx context.Context, p *principal, req *wire.Request
 	}
 	if !t.State.AllowsReads() {
 		release()
-		return nil, nil, nil, raft.ErrTenantLocked
+		return nil, nil, nil, fsm.ErrTenantLocked
 	}
 	return t, release, nil, nil
 }
@@ -88,18 +91,18 @@ func (s *Server) readVersion(ctx context.Context, p *principal, req *wire.Reques
 // since, so everything the transaction read is gone.
 func sameTenant(req *wire.Request, t *keyspace.Tenant) error {
 	if req.TenantID != 0 && req.TenantID != uint64(t.ID) {
-		return fmt.Errorf("%w: tenant %q was re-created since the read version", raft.ErrConflict, t.Name)
+		return fmt.Errorf("%w: tenant %q was re-created since the read version", fsm.ErrConflict, t.Name)
 	}
 	return nil
 }
 
-func wireReads(in []wire.KeyRange) ([]raft.KeyRange, error) {
-	out := make([]raft.KeyRange, len(in))
+func wireReads(in []wire.KeyRange) ([]command.KeyRange, error) {
+	out := make([]command.KeyRange, len(in))
 	for i, r := range in {
 		if err := keyspace.CheckRange(r.Start, r.End); err != nil {
 			return nil, fmt.Errorf("read range %d: %w", i, err)
 		}
-		out[i] = raft.KeyRange{Start: r.Start, End: r.End}
+		out[i] = command.KeyRange{Start: r.Start, End: r.End}
 	}
 	return out, nil
 }
@@ -132,36 +135,36 @@ func (s *Server) validateReads(ctx context.Context, p *principal, req *wire.Requ
 }
 
 // txnOp validates one mutation of a commit and turns it into a raft op.
-func txnOp(m *wire.Mutation) (raft.Op, error) {
-	var kind raft.OpKind
+func txnOp(m *wire.Mutation) (command.Op, error) {
+	var kind command.OpKind
 	switch m.Kind {
 	case wire.MutSet, wire.MutDelete, wire.MutDeleteRange:
 		return mutationOp(m.Kind, m.Key, m.Value, m.End)
 	case wire.MutAdd:
-		kind = raft.OpAdd
+		kind = command.OpAdd
 	case wire.MutMin:
-		kind = raft.OpMin
+		kind = command.OpMin
 	case wire.MutMax:
-		kind = raft.OpMax
+		kind = command.OpMax
 	case wire.MutCompareAndClear:
-		kind = raft.OpCompareAndClear
+		kind = command.OpCompareAndClear
 	default:
-		return raft.Op{}, fmt.Errorf("%w: unknown mutation kind %d", ErrBadRequest, m.Kind)
+		return command.Op{}, fmt.Errorf("%w: unknown mutation kind %d", ErrBadRequest, m.Kind)
 	}
 	if err := keyspace.CheckKey(m.Key); err != nil {
-		return raft.Op{}, err
+		return command.Op{}, err
 	}
 	if len(m.End) != 0 {
-		return raft.Op{}, fmt.Errorf("%w: atomic operation with a range end", ErrBadRequest)
+		return command.Op{}, fmt.Errorf("%w: atomic operation with a range end", ErrBadRequest)
 	}
-	if kind == raft.OpCompareAndClear {
+	if kind == command.OpCompareAndClear {
 		if err := keyspace.CheckValue(m.Value); err != nil {
-			return raft.Op{}, err
+			return command.Op{}, err
 		}
 	} else if len(m.Value) != 8 {
-		return raft.Op{}, fmt.Errorf("%w: atomic operand of %d bytes, want 8", ErrBadRequest, len(m.Value))
+		return command.Op{}, fmt.Errorf("%w: atomic operand of %d bytes, want 8", ErrBadRequest, len(m.Value))
 	}
-	return raft.Op{Kind: kind, Key: m.Key, Value: m.Value}, nil
+	return command.Op{Kind: kind, Key: m.Key, Value: m.Value}, nil
 }
 
 // maxTxnIDLen mirrors the raft limit on transaction IDs.
@@ -176,22 +179,22 @@ func (s *Server) commit(ctx context.Context, p *principal, req *wire.Request) (*
 	if len(req.TxnID) > maxTxnIDLen {
 		return nil, fmt.Errorf("%w: transaction id of %d bytes, limit %d", ErrBadRequest, len(req.TxnID), maxTxnIDLen)
 	}
-	if len(req.Muts) > raft.MaxMutations {
-		return nil, fmt.Errorf("%w: %d mutations, limit %d", raft.ErrTxTooLarge, len(req.Muts), raft.MaxMutations)
+	if len(req.Muts) > command.MaxMutations {
+		return nil, fmt.Errorf("%w: %d mutations, limit %d", command.ErrTxTooLarge, len(req.Muts), command.MaxMutations)
 	}
 	reads, err := wireReads(req.Reads)
 	if err != nil {
 		return nil, err
 	}
-	ops := make([]raft.Op, len(req.Muts))
+	ops := make([]command.Op, len(req.Muts))
 	for i := range req.Muts {
 		if ops[i], err = txnOp(&req.Muts[i]); err != nil {
 			return nil, fmt.Errorf("mutation %d: %w", i, err)
 		}
 	}
-	size := raft.TxnSize(reads, ops)
-	if size > raft.MaxTxnBytes {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", raft.ErrTxTooLarge, size, raft.MaxTxnBytes)
+	size := command.TxnSize(reads, ops)
+	if size > command.MaxTxnBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", command.ErrTxTooLarge, size, command.MaxTxnBytes)
 	}
 	if !s.node.IsLeader() {
 		return nil, raft.ErrNotLeader
@@ -207,7 +210,7 @@ func (s *Server) commit(ctx context.Context, p *principal, req *wire.Request) (*
 	// No early state check: the FSM first recognises a resent commit that
 	// already took effect, whatever the tenant's state is now.
 	start := time.Now()
-	res, err := s.node.Propose(ctx, &raft.TxnCommit{
+	res, err := s.node.Propose(ctx, &command.TxnCommit{
 		TenantID: t.ID, TenantName: t.Name, ReadVersion: req.ReadVersion, TxnID: req.TxnID,
 		Reads: reads, Ops: ops, At: time.Now().UnixNano(),
 	})
@@ -224,7 +227,7 @@ func (s *Server) compareAndSwap(ctx context.Context, p *principal, req *wire.Req
 	if p.readOnly {
 		return nil, ErrPermissionDenied
 	}
-	cmd := &raft.CompareAndSwap{
+	cmd := &command.CompareAndSwap{
 		Key: req.Key, Old: req.Expect, New: req.Value,
 		OldAbsent: req.Flags&wire.FlagExpectAbsent != 0, NewAbsent: req.Flags&wire.FlagDelete != 0,
 	}

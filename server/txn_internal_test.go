@@ -4,19 +4,21 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	"github.com/tenantkv/tenantkv/internal/wire"
 	"github.com/tenantkv/tenantkv/keyspace"
-	"github.com/tenantkv/tenantkv/raft"
 )
 
 func TestTxnErrorCodes(t *testing.T) {
 	s := &Server{}
 	for err, code := range map[error]wire.Code{
-		raft.ErrConflict:    wire.CodeConflict,
-		raft.ErrTxTooOld:    wire.CodeTxTooOld,
-		raft.ErrTxTooLarge:  wire.CodeTxTooLarge,
-		raft.ErrWatchTooOld: wire.CodeWatchTooOld,
-		ErrRateLimited:      wire.CodeRateLimited,
+		fsm.ErrConflict:       wire.CodeConflict,
+		fsm.ErrTxTooOld:       wire.CodeTxTooOld,
+		command.ErrTxTooLarge: wire.CodeTxTooLarge,
+		fsm.ErrWatchTooOld:    wire.CodeWatchTooOld,
+		ErrRateLimited:        wire.CodeRateLimited,
 	} {
 		if got := s.txnErrorResponse(fmt.Errorf("wrapped: %w", err)).Code; got != code {
 			t.Errorf("%v: code %v, want %v", err, got, code)

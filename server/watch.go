@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
+
 	"github.com/tenantkv/tenantkv/internal/wire"
 	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/raft"
@@ -48,8 +51,8 @@ type tenantWatches struct {
 	changed chan struct{} // closed and replaced on every change
 }
 
-func (h *watchHub) start(fsm *raft.FSM) {
-	h.once.Do(func() { fsm.OnApplied(h.notify) })
+func (h *watchHub) start(m *fsm.Machine) {
+	h.once.Do(func() { m.OnApplied(h.notify) })
 }
 
 // notify is the FSM observer: it runs on the apply goroutine and only
@@ -129,7 +132,7 @@ func watchLimit(t *keyspace.Tenant) uint64 {
 // It ends with ErrPermissionDenied as soon as its token is revoked or
 // expires or its tenant is deleted, and with ErrTenantLocked when the
 // tenant is locked: within leaderCheck while it waits, and before any
-// change applied after the revocation is delivered (raft.FSM.ChangesAs
+// change applied after the revocation is delivered (fsm.Machine.ChangesAs
 // judges the token in the snapshot the changes are read from).
 func (s *Server) handleWatch(ctx context.Context, p *principal, req *wire.Request) *wire.Response {
 	resp, err := s.watch(ctx, p, req)
@@ -173,7 +176,7 @@ func (s *Server) watch(ctx context.Context, p *principal, req *wire.Request) (*w
 	defer deadline.Stop()
 	tick := time.NewTicker(leaderCheck)
 	defer tick.Stop()
-	r := raft.KeyRange{Start: req.Key, End: req.End}
+	r := command.KeyRange{Start: req.Key, End: req.End}
 	after := req.ReadVersion
 	for {
 		// Subscribe before reading, so no change slips in between.
@@ -186,10 +189,10 @@ func (s *Server) watch(ctx context.Context, p *principal, req *wire.Request) (*w
 			return nil, err
 		}
 		if cur.ID != t.ID || (req.TenantID != 0 && req.TenantID != uint64(t.ID)) {
-			return nil, fmt.Errorf("%w: %q was deleted (and re-created) since the watch began", raft.ErrTenantNotFound, t.Name)
+			return nil, fmt.Errorf("%w: %q was deleted (and re-created) since the watch began", fsm.ErrTenantNotFound, t.Name)
 		}
 		if !cur.State.AllowsReads() {
-			return nil, raft.ErrTenantLocked
+			return nil, fsm.ErrTenantLocked
 		}
 		vi, err := s.node.FSM().TenantVersion(t.ID)
 		if err != nil {
@@ -199,7 +202,7 @@ func (s *Server) watch(ctx context.Context, p *principal, req *wire.Request) (*w
 			return nil, versionAhead(s, t, after, vi.Version)
 		}
 		changes, upTo, err := s.node.FSM().ChangesAs(p.tokenID, t.ID, after, r, maxWatchBytes)
-		if errors.Is(err, raft.ErrTokenNotFound) {
+		if errors.Is(err, fsm.ErrTokenNotFound) {
 			return nil, ErrPermissionDenied // revoked before these changes
 		}
 		if err != nil {
@@ -250,11 +253,11 @@ func (s *Server) watch(ctx context.Context, p *principal, req *wire.Request) (*w
 	}
 }
 
-func mutKind(k raft.OpKind) uint8 {
+func mutKind(k command.OpKind) uint8 {
 	switch k {
-	case raft.OpSet:
+	case command.OpSet:
 		return wire.MutSet
-	case raft.OpDelete:
+	case command.OpDelete:
 		return wire.MutDelete
 	default:
 		return wire.MutDeleteRange

@@ -29,11 +29,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantkv/tenantkv/raft/command"
+
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/tenantkv/tenantkv/client"
 	"github.com/tenantkv/tenantkv/internal/testpki"
-	"github.com/tenantkv/tenantkv/raft"
 	"github.com/tenantkv/tenantkv/server"
 )
 
@@ -152,7 +153,7 @@ func forgedToken(t testing.TB) (secret string, entry []byte) {
 	_, _ = rand.Read(sb[:])
 	secret = "tkv_" + hex.EncodeToString(id[:]) + "_" + base64.RawURLEncoding.EncodeToString(sb[:])
 	h := sha256.Sum256([]byte(secret))
-	entry, err := raft.EncodeCommand(&raft.PutToken{Token: raft.TokenRecord{
+	entry, err := command.Encode(&command.PutToken{Token: command.TokenRecord{
 		ID: hex.EncodeToString(id[:]), Hash: h[:], CreatedAt: time.Now().UTC(),
 	}})
 	if err != nil {

@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"container/heap"
@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -34,7 +35,7 @@ type catalog struct {
 	mu      sync.RWMutex
 	tenants map[keyspace.TenantID]*tenantState
 	names   map[string]keyspace.TenantID
-	tokens  map[string]*TokenRecord
+	tokens  map[string]*command.TokenRecord
 	// byTenant indexes token IDs by the tenant they are bound to, for the
 	// purge of a deleted tenant's tokens.
 	byTenant map[keyspace.TenantID]map[string]struct{}
@@ -66,7 +67,7 @@ func newCatalog() *catalog {
 	return &catalog{
 		tenants:  map[keyspace.TenantID]*tenantState{},
 		names:    map[string]keyspace.TenantID{},
-		tokens:   map[string]*TokenRecord{},
+		tokens:   map[string]*command.TokenRecord{},
 		byTenant: map[keyspace.TenantID]map[string]struct{}{},
 		expiry:   &expiryQueue{},
 	}
@@ -162,7 +163,7 @@ func loadCatalog(st *store.Store) (*catalog, error) {
 
 // putToken and dropToken keep tokens and byTenant in step. The caller holds
 // the write lock, or owns c alone.
-func (c *catalog) putToken(t *TokenRecord) {
+func (c *catalog) putToken(t *command.TokenRecord) {
 	if old := c.tokens[t.ID]; old != nil {
 		c.dropToken(t.ID)
 	}
@@ -210,7 +211,7 @@ func (c *catalog) lookup(name string) *tenantState {
 }
 
 // token returns the token record id, or nil.
-func (c *catalog) token(id string) *TokenRecord {
+func (c *catalog) token(id string) *command.TokenRecord {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.tokens[id]
@@ -262,7 +263,7 @@ func (c *catalog) replace(n *catalog) {
 type pending struct {
 	tenants map[keyspace.TenantID]*tenantState
 	names   map[string]keyspace.TenantID
-	tokens  map[string]*TokenRecord
+	tokens  map[string]*command.TokenRecord
 	dirty   []keyspace.TenantID
 }
 
@@ -305,9 +306,9 @@ func (a *applier) stageName(name string, id keyspace.TenantID) {
 	a.p.names[name] = id
 }
 
-func (a *applier) stageToken(id string, t *TokenRecord) {
+func (a *applier) stageToken(id string, t *command.TokenRecord) {
 	if a.p.tokens == nil {
-		a.p.tokens = map[string]*TokenRecord{}
+		a.p.tokens = map[string]*command.TokenRecord{}
 	}
 	a.p.tokens[id] = t
 }
@@ -359,7 +360,7 @@ func (a *applier) nameOwner(name string) keyspace.TenantID {
 }
 
 // tokenRecord returns token id as this batch sees it, or nil.
-func (a *applier) tokenRecord(id string) *TokenRecord {
+func (a *applier) tokenRecord(id string) *command.TokenRecord {
 	if t, ok := a.p.tokens[id]; ok {
 		return t
 	}

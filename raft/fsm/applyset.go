@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"github.com/google/btree"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -227,15 +228,15 @@ type dataOverlay struct {
 }
 
 // apply records ops (sets, deletes and delete-ranges), in order.
-func (o *dataOverlay) apply(ops []Op) {
+func (o *dataOverlay) apply(ops []command.Op) {
 	for i := range ops {
 		op := &ops[i]
 		switch op.Kind {
-		case OpSet:
+		case command.OpSet:
 			o.points.put(pointWrite{key: op.Key, val: op.Value, present: true})
-		case OpDelete:
+		case command.OpDelete:
 			o.points.put(pointWrite{key: op.Key})
-		case OpDeleteRange:
+		case command.OpDeleteRange:
 			o.points.clear(op.Key, op.End)
 			o.cleared.add(op.Key, op.End)
 		}
@@ -263,14 +264,14 @@ type tenantData struct {
 	// pending are the ops written since the overlay was last read, in
 	// order: the overlay is built only when a later command of the batch
 	// reads this tenant, so a command alone in its batch pays nothing.
-	pending [][]Op
+	pending [][]command.Op
 	// reads counts the point reads and range walks of the committed
 	// store, for the tests that check the apply is linear.
 	reads int
 }
 
 // wrote records ops, just written to the batch, for later reads.
-func (d *tenantData) wrote(ops []Op) { d.pending = append(d.pending, ops) }
+func (d *tenantData) wrote(ops []command.Op) { d.pending = append(d.pending, ops) }
 
 // settle brings the overlay up to date with what was written.
 func (d *tenantData) settle() {

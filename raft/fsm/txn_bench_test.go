@@ -1,12 +1,11 @@
-package raft
+package fsm
 
 import (
 	"fmt"
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
-
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -25,52 +24,52 @@ func BenchmarkFSMApply(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer st.Close()
-			f, err := NewFSM(st, nil, nil)
+			f, err := New(st, nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			index := uint64(0)
-			apply := func(cmds ...Command) []any {
-				logs := make([]*hraft.Log, len(cmds))
+			apply := func(cmds ...command.Command) []any {
+				logs := make([]Entry, len(cmds))
 				for i, c := range cmds {
-					data, err := EncodeCommand(c)
+					data, err := command.Encode(c)
 					if err != nil {
 						b.Fatal(err)
 					}
 					index++
-					logs[i] = &hraft.Log{Index: index, Term: 1, Type: hraft.LogCommand, Data: data}
+					logs[i] = Entry{Index: index, Command: true, Data: data}
 				}
 				return f.ApplyBatch(logs)
 			}
-			res := apply(&CreateTenant{Name: "bench"})[0].(*Result)
-			if res.err != nil {
-				b.Fatal(res.err)
+			res := apply(&command.CreateTenant{Name: "bench"})[0].(*Result)
+			if res.Err != nil {
+				b.Fatal(res.Err)
 			}
 			id := res.TenantID
 			value := make([]byte, 100)
 			at := time.Now().UnixNano()
 			n := 0
-			cmd := func() Command {
+			cmd := func() command.Command {
 				n++
 				at += int64(time.Millisecond)
 				k := fmt.Appendf(nil, "k%05d", n%10000)
 				if kind == "tenant-write" {
-					return &TenantWrite{TenantID: id, TenantName: "bench", At: at, Ops: []Op{{Kind: OpSet, Key: k, Value: value}}}
+					return &command.TenantWrite{TenantID: id, TenantName: "bench", At: at, Ops: []command.Op{{Kind: command.OpSet, Key: k, Value: value}}}
 				}
 				k2 := fmt.Appendf(nil, "j%05d", n%10000)
 				rv := uint64(max(n-32, 0))
-				return &TxnCommit{TenantID: id, TenantName: "bench", At: at, ReadVersion: rv,
-					Reads: []KeyRange{{Start: k, End: append(k, 0)}, {Start: k2, End: append(k2, 0)}},
-					Ops:   []Op{{Kind: OpSet, Key: k, Value: value}, {Kind: OpSet, Key: k2, Value: value}}}
+				return &command.TxnCommit{TenantID: id, TenantName: "bench", At: at, ReadVersion: rv,
+					Reads: []command.KeyRange{{Start: k, End: append(k, 0)}, {Start: k2, End: append(k2, 0)}},
+					Ops:   []command.Op{{Kind: command.OpSet, Key: k, Value: value}, {Kind: command.OpSet, Key: k2, Value: value}}}
 			}
 			b.ReportAllocs()
-			batch := make([]Command, 64)
+			batch := make([]command.Command, 64)
 			for b.Loop() {
 				for i := range batch {
 					batch[i] = cmd()
 				}
 				for _, r := range apply(batch...) {
-					if err := r.(*Result).err; err != nil {
+					if err := r.(*Result).Err; err != nil {
 						b.Fatal(err)
 					}
 				}

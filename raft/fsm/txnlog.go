@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -161,21 +162,21 @@ func logKey(id keyspace.TenantID, version uint64, chunk uint32) keyspace.SystemK
 // logRecord is one write of an entry. Kind is OpSet, OpDelete or
 // OpDeleteRange; the slices alias the buffer they were decoded from.
 type logRecord struct {
-	Kind  OpKind
+	Kind  command.OpKind
 	Key   []byte
 	Value []byte
 	End   []byte
 }
 
-func appendRecord(dst []byte, op *Op) []byte {
+func appendRecord(dst []byte, op *command.Op) []byte {
 	dst = append(dst, byte(op.Kind))
 	dst = binary.AppendUvarint(dst, uint64(len(op.Key)))
 	dst = append(dst, op.Key...)
 	switch op.Kind {
-	case OpSet:
+	case command.OpSet:
 		dst = binary.AppendUvarint(dst, uint64(len(op.Value)))
 		dst = append(dst, op.Value...)
-	case OpDeleteRange:
+	case command.OpDeleteRange:
 		dst = binary.AppendUvarint(dst, uint64(len(op.End)))
 		dst = append(dst, op.End...)
 	}
@@ -185,7 +186,7 @@ func appendRecord(dst []byte, op *Op) []byte {
 // encodeEntry encodes the entry of ops at version as chunks, and returns
 // them with the record bytes they hold. ops holds only set, delete and
 // delete-range.
-func encodeEntry(version uint64, at int64, txnID []byte, ops []Op) (chunks [][]byte, size uint64) {
+func encodeEntry(version uint64, at int64, txnID []byte, ops []command.Op) (chunks [][]byte, size uint64) {
 	var bodies [][]byte
 	var cur []byte
 	for i := range ops {
@@ -311,14 +312,14 @@ func eachRecord(body []byte, fn func(*logRecord) bool) error {
 	r := chunkReader{b: body}
 	var rec logRecord
 	for len(r.b) > 0 {
-		rec = logRecord{Kind: OpKind(r.b[0])}
+		rec = logRecord{Kind: command.OpKind(r.b[0])}
 		r.b = r.b[1:]
 		rec.Key = r.bytes()
 		switch rec.Kind {
-		case OpSet:
+		case command.OpSet:
 			rec.Value = r.bytes()
-		case OpDelete:
-		case OpDeleteRange:
+		case command.OpDelete:
+		case command.OpDeleteRange:
 			rec.End = r.bytes()
 		default:
 			return fmt.Errorf("%w: record kind %d", errCorruptLog, uint8(rec.Kind))
@@ -391,11 +392,11 @@ func scanHistory(sys *store.SystemView, id keyspace.TenantID, after, upTo uint64
 // normalizeRanges returns the ranges sorted by start and merged where they
 // overlap or touch. An empty End (the end of the tenant) absorbs every
 // range after it. The input is not modified.
-func normalizeRanges(in []KeyRange) []KeyRange {
+func normalizeRanges(in []command.KeyRange) []command.KeyRange {
 	if len(in) == 0 {
 		return nil
 	}
-	rs := make([]KeyRange, len(in))
+	rs := make([]command.KeyRange, len(in))
 	copy(rs, in)
 	sort.Slice(rs, func(i, j int) bool { return bytes.Compare(rs[i].Start, rs[j].Start) < 0 })
 	out := rs[:1]
@@ -417,9 +418,9 @@ func normalizeRanges(in []KeyRange) []KeyRange {
 
 // intersects reports whether a write record touches any of the normalized
 // ranges rs.
-func intersects(rs []KeyRange, rec *logRecord) bool {
+func intersects(rs []command.KeyRange, rec *logRecord) bool {
 	start, end := rec.Key, rec.End
-	if rec.Kind != OpDeleteRange {
+	if rec.Kind != command.OpDeleteRange {
 		// A point write of k touches [k, k+"\x00").
 		end = nil
 	}
@@ -431,7 +432,7 @@ func intersects(rs []KeyRange, rec *logRecord) bool {
 		return false
 	}
 	r := &rs[i]
-	if rec.Kind != OpDeleteRange {
+	if rec.Kind != command.OpDeleteRange {
 		return bytes.Compare(r.Start, start) <= 0
 	}
 	return len(end) == 0 || bytes.Compare(r.Start, end) < 0

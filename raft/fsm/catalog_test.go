@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 )
 
 // requireCatalogMatchesStore checks the FSM's in-memory catalog against one
@@ -57,14 +58,14 @@ func TestCatalogFollowsTheStore(t *testing.T) {
 		}
 		return n, keyspace.TenantID(1 + r.IntN(12)) // may not exist: refused
 	}
-	command := func() Command {
+	randomCommand := func() command.Command {
 		n, id := anyTenant()
 		key := func() []byte { return fmt.Appendf(nil, "k%d", r.IntN(8)) }
 		switch r.IntN(12) {
 		case 0:
-			return &CreateTenant{Name: n, CreatedAt: at, Limits: keyspace.Limits{MaxKeys: uint64(r.IntN(6))}}
+			return &command.CreateTenant{Name: n, CreatedAt: at, Limits: keyspace.Limits{MaxKeys: uint64(r.IntN(6))}}
 		case 1:
-			return &DeleteTenant{ID: id}
+			return &command.DeleteTenant{ID: id}
 		case 2:
 			s := keyspace.StateActive
 			if r.IntN(3) == 0 {
@@ -74,35 +75,35 @@ func TestCatalogFollowsTheStore(t *testing.T) {
 			if r.IntN(3) == 0 {
 				labels = map[string]string{} // clears them
 			}
-			return &UpdateTenant{ID: id, State: &s, Labels: labels}
+			return &command.UpdateTenant{ID: id, State: &s, Labels: labels}
 		case 3:
 			nn := names[r.IntN(len(names))] + "x"
-			return &UpdateTenant{ID: id, NewName: &nn}
+			return &command.UpdateTenant{ID: id, NewName: &nn}
 		case 4:
-			return &PutToken{Token: TokenRecord{ID: fmt.Sprintf("t%d", r.IntN(10)), Hash: tokenHash(n), TenantID: id, CreatedAt: at}}
+			return &command.PutToken{Token: command.TokenRecord{ID: fmt.Sprintf("t%d", r.IntN(10)), Hash: tokenHash(n), TenantID: id, CreatedAt: at}}
 		case 5:
-			return &PutToken{Token: TokenRecord{ID: fmt.Sprintf("op%d", r.IntN(3)), Hash: tokenHash("op"), CreatedAt: at}}
+			return &command.PutToken{Token: command.TokenRecord{ID: fmt.Sprintf("op%d", r.IntN(3)), Hash: tokenHash("op"), CreatedAt: at}}
 		case 6:
-			return &DeleteToken{ID: fmt.Sprintf("t%d", r.IntN(10))}
+			return &command.DeleteToken{ID: fmt.Sprintf("t%d", r.IntN(10))}
 		case 7:
-			return &TenantWrite{TenantID: id, TenantName: n, At: at.UnixNano(), Ops: []Op{{Kind: OpDeleteRange, Key: []byte("k"), End: []byte("l")}}}
+			return &command.TenantWrite{TenantID: id, TenantName: n, At: at.UnixNano(), Ops: []command.Op{{Kind: command.OpDeleteRange, Key: []byte("k"), End: []byte("l")}}}
 		case 8:
-			return &TxnCommit{TenantID: id, TenantName: n, At: at.UnixNano(), Ops: []Op{{Kind: OpAdd, Key: key(), Value: le(1)}}}
+			return &command.TxnCommit{TenantID: id, TenantName: n, At: at.UnixNano(), Ops: []command.Op{{Kind: command.OpAdd, Key: key(), Value: le(1)}}}
 		default:
-			return &TenantWrite{TenantID: id, TenantName: n, At: at.UnixNano(), Ops: []Op{
-				{Kind: OpSet, Key: key(), Value: key()}, {Kind: OpDelete, Key: key()},
+			return &command.TenantWrite{TenantID: id, TenantName: n, At: at.UnixNano(), Ops: []command.Op{
+				{Kind: command.OpSet, Key: key(), Value: key()}, {Kind: command.OpDelete, Key: key()},
 			}}
 		}
 	}
 	applied := 0
 	for round := range 60 {
-		cmds := make([]Command, 1+r.IntN(10))
+		cmds := make([]command.Command, 1+r.IntN(10))
 		for i := range cmds {
-			cmds[i] = command()
+			cmds[i] = randomCommand()
 			at = at.Add(time.Duration(r.IntN(3000)) * time.Millisecond)
 		}
 		for _, res := range h.apply(cmds...) {
-			if res.err == nil {
+			if res.Err == nil {
 				applied++
 			}
 		}
@@ -137,13 +138,13 @@ func TestCatalogFollowsTheStore(t *testing.T) {
 func TestCatalogDeleteTenantDropsTokens(t *testing.T) {
 	h := newFSMHarness(t)
 	id := h.createTenant("acme")
-	h.must(&PutToken{Token: TokenRecord{ID: "tok", Hash: tokenHash("s"), TenantID: id}})
+	h.must(&command.PutToken{Token: command.TokenRecord{ID: "tok", Hash: tokenHash("s"), TenantID: id}})
 	require.True(t, h.fsm.HasToken("tok"))
 	// Delete and re-create in one batch: the batch sees its own changes.
-	res := h.apply(&DeleteTenant{ID: id}, &CreateTenant{Name: "acme"}, &PutToken{Token: TokenRecord{ID: "tok2", Hash: tokenHash("s"), TenantID: id}})
-	require.NoError(t, res[0].err)
-	require.NoError(t, res[1].err)
-	require.ErrorIs(t, res[2].err, ErrTenantNotFound, "a token for the deleted ID")
+	res := h.apply(&command.DeleteTenant{ID: id}, &command.CreateTenant{Name: "acme"}, &command.PutToken{Token: command.TokenRecord{ID: "tok2", Hash: tokenHash("s"), TenantID: id}})
+	require.NoError(t, res[0].Err)
+	require.NoError(t, res[1].Err)
+	require.ErrorIs(t, res[2].Err, ErrTenantNotFound, "a token for the deleted ID")
 	require.False(t, h.fsm.HasToken("tok"))
 	tn, err := h.fsm.LookupTenant("acme")
 	require.NoError(t, err)

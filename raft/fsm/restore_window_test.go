@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -40,16 +41,17 @@ func TestReadHelpersRefuseDuringRestore(t *testing.T) {
 	h := newFSMHarness(t)
 	id := h.createTenant("acme")
 	h.must(set(id, "acme", "k", "v"))
-	h.must(&PutToken{Token: TokenRecord{ID: "tok", Hash: tokenHash("s"), TenantID: id}})
+	h.must(&command.PutToken{Token: command.TokenRecord{ID: "tok", Hash: tokenHash("s"), TenantID: id}})
 	snap, err := h.fsm.Snapshot()
 	require.NoError(t, err)
-	var sink memSink
-	require.NoError(t, snap.Persist(&sink))
-	snap.Release()
+	var sink bytes.Buffer
+	_, err = snap.WriteTo(&sink)
+	require.NoError(t, err)
+	snap.Close()
 
 	gate, done := make(chan struct{}), make(chan error, 1)
 	go func() {
-		done <- h.fsm.Restore(io.NopCloser(&gateReader{r: bytes.NewReader(sink.Bytes()), n: 6, gate: gate}))
+		done <- h.fsm.Restore(&gateReader{r: bytes.NewReader(sink.Bytes()), n: 6, gate: gate})
 	}()
 	require.Eventually(t, func() bool {
 		_, err := h.get(id, "k")

@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"bytes"
@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -35,7 +35,7 @@ func testSeed(t testing.TB) uint64 {
 // every stored history entry after readVersion. It is the reference of the
 // model test. A retained entry with the transaction's ID wins over a
 // conflict (checkHistory's documented precedence).
-func scanCheck(sys *store.SystemView, id keyspace.TenantID, st *versionState, readVersion uint64, reads []KeyRange, txnID []byte) (uint64, error) {
+func scanCheck(sys *store.SystemView, id keyspace.TenantID, st *versionState, readVersion uint64, reads []command.KeyRange, txnID []byte) (uint64, error) {
 	if readVersion > st.Version {
 		return 0, ErrConflict
 	}
@@ -72,12 +72,12 @@ func scanCheck(sys *store.SystemView, id keyspace.TenantID, st *versionState, re
 // outcome reduces a commit's result to what every replica must agree on.
 func outcome(r *Result) string {
 	switch {
-	case errors.Is(r.err, ErrConflict):
+	case errors.Is(r.Err, ErrConflict):
 		return "conflict"
-	case errors.Is(r.err, ErrTxTooOld):
+	case errors.Is(r.Err, ErrTxTooOld):
 		return "too old"
-	case r.err != nil:
-		return "error: " + r.err.Error()
+	case r.Err != nil:
+		return "error: " + r.Err.Error()
 	}
 	return fmt.Sprintf("ok at %d", r.Version)
 }
@@ -102,7 +102,7 @@ func TestConflictIndexMatchesScan(t *testing.T) {
 	}
 	keys := []string{"", "a", "a\x00", "ab", "b", "ba", "c", "d", "da", "e", "f", "g"}
 	key := func() []byte { return []byte(keys[1+r.IntN(len(keys)-1)]) }
-	anyRange := func() KeyRange {
+	anyRange := func() command.KeyRange {
 		s, e := keys[r.IntN(len(keys))], keys[r.IntN(len(keys))]
 		if s > e {
 			s, e = e, s
@@ -112,11 +112,11 @@ func TestConflictIndexMatchesScan(t *testing.T) {
 		} else if s == e {
 			e = s + "\x00"
 		}
-		return KeyRange{Start: []byte(s), End: []byte(e)}
+		return command.KeyRange{Start: []byte(s), End: []byte(e)}
 	}
 	txnIDs := [][]byte{[]byte("t1"), []byte("t2"), []byte("t3")}
 	clock := time.Unix(1700000000, 0).UnixNano()
-	var pendingGroup []Command
+	var pendingGroup []command.Command
 	var pendingWant []string
 	flush := func() {
 		if len(pendingGroup) == 0 {
@@ -143,14 +143,14 @@ func TestConflictIndexMatchesScan(t *testing.T) {
 		}
 		i := r.IntN(len(ids))
 		id, name := ids[i], names[i]
-		var cmd Command
+		var cmd command.Command
 		want := ""
 		if r.IntN(2) == 0 {
-			w := &TenantWrite{TenantID: id, TenantName: name, At: clock}
+			w := &command.TenantWrite{TenantID: id, TenantName: name, At: clock}
 			for range 1 + r.IntN(3) {
 				switch r.IntN(5) {
 				case 0:
-					w.Ops = append(w.Ops, Op{Kind: OpDelete, Key: key()})
+					w.Ops = append(w.Ops, command.Op{Kind: command.OpDelete, Key: key()})
 				case 1:
 					kr := anyRange()
 					if len(kr.Start) == 0 {
@@ -159,20 +159,20 @@ func TestConflictIndexMatchesScan(t *testing.T) {
 					if len(kr.End) > 0 && bytes.Compare(kr.Start, kr.End) >= 0 {
 						kr.End = nil
 					}
-					w.Ops = append(w.Ops, Op{Kind: OpDeleteRange, Key: kr.Start, End: kr.End})
+					w.Ops = append(w.Ops, command.Op{Kind: command.OpDeleteRange, Key: kr.Start, End: kr.End})
 				default:
-					w.Ops = append(w.Ops, Op{Kind: OpSet, Key: key(), Value: []byte("v")})
+					w.Ops = append(w.Ops, command.Op{Kind: command.OpSet, Key: key(), Value: []byte("v")})
 				}
 			}
 			cmd = w
 			res := live.apply(w)[0]
-			require.NoError(t, res.err)
+			require.NoError(t, res.Err)
 			want = outcome(res)
 		} else {
 			vi := live.version(id)
 			lo := int64(vi.Oldest) - 2
 			rv := uint64(max(0, lo+r.Int64N(int64(vi.Version)-lo+2)))
-			c := &TxnCommit{TenantID: id, TenantName: name, ReadVersion: rv, At: clock}
+			c := &command.TxnCommit{TenantID: id, TenantName: name, ReadVersion: rv, At: clock}
 			for range r.IntN(3) {
 				c.Reads = append(c.Reads, anyRange())
 			}
@@ -180,7 +180,7 @@ func TestConflictIndexMatchesScan(t *testing.T) {
 				c.TxnID = txnIDs[r.IntN(len(txnIDs))]
 			}
 			if r.IntN(3) > 0 {
-				c.Ops = []Op{{Kind: OpSet, Key: key(), Value: []byte("t")}}
+				c.Ops = []command.Op{{Kind: command.OpSet, Key: key(), Value: []byte("t")}}
 			}
 			st, err := readVersionState(live.store.System(), id)
 			require.NoError(t, err)
@@ -202,11 +202,11 @@ func TestConflictIndexMatchesScan(t *testing.T) {
 			}
 			switch {
 			case refErr != nil:
-				require.ErrorIs(t, res.err, refErr, "step %d: commit at %d of %+v", step, rv, c)
+				require.ErrorIs(t, res.Err, refErr, "step %d: commit at %d of %+v", step, rv, c)
 			case dup != 0:
 				require.Equal(t, fmt.Sprintf("ok at %d", dup), want, "step %d: commit at %d of %+v: the earlier commit of its ID", step, rv, c)
 			default:
-				require.NoError(t, res.err, "step %d: commit at %d of %+v", step, rv, c)
+				require.NoError(t, res.Err, "step %d: commit at %d of %+v", step, rv, c)
 			}
 			cmd = c
 		}
@@ -244,13 +244,13 @@ func TestConflictIndexBounded(t *testing.T) {
 	h := newFSMHarness(t)
 	id := h.createTenant("big")
 	at := time.Unix(1700000000, 0).UnixNano()
-	const perWrite = MaxMutations
+	const perWrite = command.MaxMutations
 	rv := h.version(id).Version
 	written := 0
 	for w := 0; uint64(written)*recordCost([]byte("k/00000000"), nil) < 2*HistoryMaxIndexBytes; w++ {
-		tw := &TenantWrite{TenantID: id, TenantName: "big", At: at}
+		tw := &command.TenantWrite{TenantID: id, TenantName: "big", At: at}
 		for i := range perWrite {
-			tw.Ops = append(tw.Ops, Op{Kind: OpSet, Key: fmt.Appendf(nil, "k/%08d", w*perWrite+i), Value: []byte("v")})
+			tw.Ops = append(tw.Ops, command.Op{Kind: command.OpSet, Key: fmt.Appendf(nil, "k/%08d", w*perWrite+i), Value: []byte("v")})
 		}
 		h.must(tw)
 		written += perWrite
@@ -268,16 +268,16 @@ func TestConflictIndexBounded(t *testing.T) {
 	require.LessOrEqual(t, cost, uint64(HistoryMaxIndexBytes))
 	require.Less(t, retained, written)
 	require.LessOrEqual(t, nodes, 3*2*retained+16, "boundaries beyond the retained records'")
-	res := h.apply(&TxnCommit{TenantID: id, TenantName: "big", ReadVersion: rv, Reads: []KeyRange{point("zz")}, At: at})[0]
-	require.ErrorIs(t, res.err, ErrTxTooOld)
+	res := h.apply(&command.TxnCommit{TenantID: id, TenantName: "big", ReadVersion: rv, Reads: []command.KeyRange{point("zz")}, At: at})[0]
+	require.ErrorIs(t, res.Err, ErrTxTooOld)
 	requireCatalogMatchesStore(t, h)
 
 	// Time prunes too, by any tenant's write: the idle tenant's history
 	// goes down to its newest entry, and its index with it.
 	other := h.createTenant("other")
 	for i := range 2 * HistoryMaxEntries / prunePerWrite / 100 {
-		h.must(&TenantWrite{TenantID: other, TenantName: "other", At: at + int64(11*time.Second) + int64(i),
-			Ops: []Op{{Kind: OpSet, Key: []byte("x"), Value: []byte("y")}}})
+		h.must(&command.TenantWrite{TenantID: other, TenantName: "other", At: at + int64(11*time.Second) + int64(i),
+			Ops: []command.Op{{Kind: command.OpSet, Key: []byte("x"), Value: []byte("y")}}})
 		if h.fsm.cat.tenant(id).ver.Count == 1 {
 			break
 		}
@@ -292,8 +292,8 @@ func TestConflictIndexBounded(t *testing.T) {
 		if nodes <= 3*2*perWrite+16 {
 			break
 		}
-		h.must(&TenantWrite{TenantID: other, TenantName: "other", At: at + int64(12*time.Second) + int64(i),
-			Ops: []Op{{Kind: OpSet, Key: []byte("x"), Value: []byte("y")}}})
+		h.must(&command.TenantWrite{TenantID: other, TenantName: "other", At: at + int64(12*time.Second) + int64(i),
+			Ops: []command.Op{{Kind: command.OpSet, Key: []byte("x"), Value: []byte("y")}}})
 	}
 	require.LessOrEqual(t, nodes, 3*2*perWrite+16, "boundaries of the idle tenant's index")
 	requireCatalogMatchesStore(t, h)
@@ -334,31 +334,31 @@ func BenchmarkConflictCheck(b *testing.B) {
 	for _, n := range []int{1_000, 10_000, 50_000} {
 		st, err := store.Open(b.TempDir(), nil)
 		require.NoError(b, err)
-		f, err := NewFSM(st, nil, nil)
+		f, err := New(st, nil, nil)
 		require.NoError(b, err)
 		index := uint64(1)
-		apply := func(c Command) *Result {
-			data, err := EncodeCommand(c)
+		apply := func(c command.Command) *Result {
+			data, err := command.Encode(c)
 			require.NoError(b, err)
-			out := f.ApplyBatch([]*hraft.Log{{Index: index, Term: 1, Type: hraft.LogCommand, Data: data}})
+			out := f.ApplyBatch([]Entry{{Index: index, Command: true, Data: data}})
 			index++
 			r := out[0].(*Result)
-			require.NoError(b, r.err)
+			require.NoError(b, r.Err)
 			return r
 		}
-		id := apply(&CreateTenant{Name: "bench", CreatedAt: time.Unix(1700000000, 0)}).TenantID
+		id := apply(&command.CreateTenant{Name: "bench", CreatedAt: time.Unix(1700000000, 0)}).TenantID
 		at := time.Unix(1700000000, 0).UnixNano()
-		apply(&TenantWrite{TenantID: id, TenantName: "bench", At: at, Ops: []Op{{Kind: OpSet, Key: []byte("read"), Value: []byte("v")}}})
+		apply(&command.TenantWrite{TenantID: id, TenantName: "bench", At: at, Ops: []command.Op{{Kind: command.OpSet, Key: []byte("read"), Value: []byte("v")}}})
 		value := bytes.Repeat([]byte("h"), 1000)
 		for w := 0; w < n/100; w++ {
-			tw := &TenantWrite{TenantID: id, TenantName: "bench", At: at}
+			tw := &command.TenantWrite{TenantID: id, TenantName: "bench", At: at}
 			for i := range 100 {
-				tw.Ops = append(tw.Ops, Op{Kind: OpSet, Key: fmt.Appendf(nil, "flood/%06d/%03d", w, i), Value: value})
+				tw.Ops = append(tw.Ops, command.Op{Kind: command.OpSet, Key: fmt.Appendf(nil, "flood/%06d/%03d", w, i), Value: value})
 			}
 			apply(tw)
 		}
 		e := f.cat.tenant(id)
-		reads := []KeyRange{point("read")}
+		reads := []command.KeyRange{point("read")}
 		b.Run(fmt.Sprintf("records=%d/index", n), func(b *testing.B) {
 			for b.Loop() {
 				if _, err := checkHistory(e.hist, &e.ver, 1, reads, nil); err != nil {
@@ -386,27 +386,27 @@ func BenchmarkHistoryAppend(b *testing.B) {
 	st, err := store.Open(b.TempDir(), nil)
 	require.NoError(b, err)
 	defer st.Close()
-	f, err := NewFSM(st, nil, nil)
+	f, err := New(st, nil, nil)
 	require.NoError(b, err)
 	index := uint64(1)
-	apply := func(c Command) *Result {
-		data, err := EncodeCommand(c)
+	apply := func(c command.Command) *Result {
+		data, err := command.Encode(c)
 		require.NoError(b, err)
-		out := f.ApplyBatch([]*hraft.Log{{Index: index, Term: 1, Type: hraft.LogCommand, Data: data}})
+		out := f.ApplyBatch([]Entry{{Index: index, Command: true, Data: data}})
 		index++
 		r := out[0].(*Result)
-		require.NoError(b, r.err)
+		require.NoError(b, r.Err)
 		return r
 	}
-	id := apply(&CreateTenant{Name: "bench", CreatedAt: time.Unix(1700000000, 0)}).TenantID
+	id := apply(&command.CreateTenant{Name: "bench", CreatedAt: time.Unix(1700000000, 0)}).TenantID
 	at := time.Now().UnixNano()
 	value := make([]byte, 100)
 	n := 0
 	for b.Loop() {
 		at += int64(time.Millisecond)
-		tw := &TenantWrite{TenantID: id, TenantName: "bench", At: at}
+		tw := &command.TenantWrite{TenantID: id, TenantName: "bench", At: at}
 		for i := range 1000 {
-			tw.Ops = append(tw.Ops, Op{Kind: OpSet, Key: fmt.Appendf(nil, "k%07d", (n*1000+i)%1_000_000), Value: value})
+			tw.Ops = append(tw.Ops, command.Op{Kind: command.OpSet, Key: fmt.Appendf(nil, "k%07d", (n*1000+i)%1_000_000), Value: value})
 		}
 		n++
 		apply(tw)
@@ -437,19 +437,19 @@ func TestQuietTenantHistoryExpires(t *testing.T) {
 	w.At = t0 + int64(11*time.Second)
 	h.must(w)
 	require.Equal(t, VersionInfo{Version: 5, Oldest: 4}, h.version(quiet))
-	_, _, err := h.fsm.Changes(quiet, 0, KeyRange{}, 1<<20)
+	_, _, err := h.fsm.Changes(quiet, 0, command.KeyRange{}, 1<<20)
 	require.ErrorIs(t, err, ErrWatchTooOld)
-	chs, upTo, err := h.fsm.Changes(quiet, 4, KeyRange{}, 1<<20)
+	chs, upTo, err := h.fsm.Changes(quiet, 4, command.KeyRange{}, 1<<20)
 	require.NoError(t, err)
 	require.Equal(t, uint64(5), upTo)
 	require.Len(t, chs, 1)
-	r := h.apply(&TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 3, Reads: []KeyRange{point("zz")}})[0]
-	require.ErrorIs(t, r.err, ErrTxTooOld)
-	_, err = h.fsm.ValidateReads(quiet, 3, []KeyRange{point("zz")})
+	r := h.apply(&command.TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 3, Reads: []command.KeyRange{point("zz")}})[0]
+	require.ErrorIs(t, r.Err, ErrTxTooOld)
+	_, err = h.fsm.ValidateReads(quiet, 3, []command.KeyRange{point("zz")})
 	require.ErrorIs(t, err, ErrTxTooOld)
-	r = h.apply(&TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 4, Reads: []KeyRange{point("k4")}})[0]
-	require.ErrorIs(t, r.err, ErrConflict)
-	h.must(&TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 4, Reads: []KeyRange{point("k3")}})
+	r = h.apply(&command.TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 4, Reads: []command.KeyRange{point("k4")}})[0]
+	require.ErrorIs(t, r.Err, ErrConflict)
+	h.must(&command.TxnCommit{TenantID: quiet, TenantName: "quiet", ReadVersion: 4, Reads: []command.KeyRange{point("k3")}})
 	requireCatalogMatchesStore(t, h)
 	h.reopen()
 	requireCatalogMatchesStore(t, h)

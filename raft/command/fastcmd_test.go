@@ -1,4 +1,4 @@
-package raft
+package command
 
 import (
 	"bytes"
@@ -48,21 +48,21 @@ func randomTenantWrite(r *rand.Rand) *TenantWrite {
 
 func uint64ID(r *rand.Rand) keyspace.TenantID { return keyspace.TenantID(r.Uint64() >> r.IntN(64)) }
 
-// libraryEncode is EncodeCommand's general path, through the library.
+// libraryEncode is Encode's general path, through the library.
 func libraryEncode(t testing.TB, cmd Command) []byte {
 	var buf bytes.Buffer
-	buf.WriteByte(commandVersion)
-	buf.WriteByte(byte(cmd.commandType()))
+	buf.WriteByte(Version)
+	buf.WriteByte(byte(cmd.Type()))
 	if err := marshalTo(&buf, cmd); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
 }
 
-// libraryDecode is DecodeCommand's general path, through the library.
+// libraryDecode is Decode's general path, through the library.
 func libraryDecode(b []byte) (*TenantWrite, error) {
 	var w TenantWrite
-	if err := unmarshalStrict(b, &w); err != nil {
+	if err := Unmarshal(b, &w); err != nil {
 		return nil, err
 	}
 	return &w, nil
@@ -72,7 +72,7 @@ func TestTenantWriteCodecMatchesLibrary(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 8))
 	for i := range 400 {
 		c := randomTenantWrite(r)
-		fast, err := EncodeCommand(c)
+		fast, err := Encode(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func FuzzTenantWriteFastDecode(f *testing.F) {
 			c.Ops[i].Key = c.Ops[i].Key[:min(len(c.Ops[i].Key), 8)]
 			c.Ops[i].End = c.Ops[i].End[:min(len(c.Ops[i].End), 8)]
 		}
-		b, _ := EncodeCommand(c)
+		b, _ := Encode(c)
 		f.Add(b[2:])
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -1,30 +1,10 @@
-package raft
+package command
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
 	"github.com/tenantkv/tenantkv/keyspace"
-)
-
-// Errors of transactions and watches. Each is defined once here.
-var (
-	// ErrConflict is the result of a transaction whose reads were changed
-	// by a transaction committed after its read version. Nothing was
-	// applied; retrying with a new read version may succeed.
-	ErrConflict = errors.New("tenantkv: transaction conflict")
-	// ErrTxTooOld is the result of a transaction whose read version is
-	// older than the tenant's retained write history, so its reads can no
-	// longer be checked. Nothing was applied; retrying may succeed.
-	ErrTxTooOld = errors.New("tenantkv: transaction too old")
-	// ErrTxTooLarge is the result of a transaction whose mutations and read
-	// ranges exceed MaxTxnBytes. Nothing was applied.
-	ErrTxTooLarge = errors.New("tenantkv: transaction too large")
-	// ErrWatchTooOld is returned when a watch asks for changes after a
-	// version older than the tenant's retained write history: some changes
-	// can no longer be delivered, and the watcher must read again.
-	ErrWatchTooOld = errors.New("tenantkv: watch version too old")
 )
 
 // Atomic operations, valid only inside a TxnCommit. They are evaluated at
@@ -51,7 +31,7 @@ const (
 // MaxTxnBytes bounds a transaction: the sum over its mutations of key,
 // value and range-end lengths plus TxnOverhead each, and over its read
 // ranges of both bounds plus TxnOverhead each. With the overhead counted,
-// every transaction within the bound encodes below MaxCommandSize.
+// every transaction within the bound encodes below MaxSize.
 const MaxTxnBytes = 10 << 20
 
 // TxnOverhead is the fixed cost charged per mutation and per read range
@@ -92,26 +72,26 @@ const MaxMutations = 5_000
 // mutations.
 const appliedTxnOverhead = 16
 
-// checkProposedSize applies checkWriteSize to the commands that write
+// CheckProposedSize applies CheckWriteSize to the commands that write
 // tenant data, when they are proposed.
-func checkProposedSize(cmd Command) error {
+func CheckProposedSize(cmd Command) error {
 	switch c := cmd.(type) {
 	case *TenantWrite:
-		return checkWriteSize(c.Ops, 0)
+		return CheckWriteSize(c.Ops, 0)
 	case *TxnCommit:
 		size := 0
 		for i := range c.Reads {
 			size += len(c.Reads[i].Start) + len(c.Reads[i].End) + TxnOverhead
 		}
-		return checkWriteSize(c.Ops, size)
+		return CheckWriteSize(c.Ops, size)
 	}
 	return nil
 }
 
-// checkWriteSize refuses ops that exceed MaxMutations, or MaxTxnBytes
+// CheckWriteSize refuses ops that exceed MaxMutations, or MaxTxnBytes
 // together with size, the bytes already counted (a commit's read ranges):
 // the limits of a write before it is proposed.
-func checkWriteSize(ops []Op, size int) error {
+func CheckWriteSize(ops []Op, size int) error {
 	if len(ops) > MaxMutations {
 		return fmt.Errorf("%w: %d mutations, limit %d", ErrTxTooLarge, len(ops), MaxMutations)
 	}
@@ -135,7 +115,7 @@ type KeyRange struct {
 }
 
 // contains reports whether k lies in r.
-func (r *KeyRange) contains(k []byte) bool {
+func (r *KeyRange) Contains(k []byte) bool {
 	return bytes.Compare(k, r.Start) >= 0 && (len(r.End) == 0 || bytes.Compare(k, r.End) < 0)
 }
 
@@ -163,9 +143,9 @@ type TxnCommit struct {
 	At int64 `msgpack:"at,omitempty"`
 }
 
-func (*TxnCommit) commandType() commandType { return typeTxnCommit }
+func (*TxnCommit) Type() Type { return TypeTxnCommit }
 
-func (c *TxnCommit) validate() error {
+func (c *TxnCommit) Validate() error {
 	if err := c.TenantID.Check(); err != nil {
 		return err
 	}
@@ -208,7 +188,7 @@ func TxnSize(reads []KeyRange, ops []Op) int {
 func validateTxnOp(op *Op) error {
 	switch op.Kind {
 	case OpSet, OpDelete, OpDeleteRange:
-		return op.validate()
+		return op.Validate()
 	case OpAdd, OpMin, OpMax:
 		if err := keyspace.CheckKey(op.Key); err != nil {
 			return err
@@ -245,9 +225,9 @@ type CompareAndSwap struct {
 	At         int64             `msgpack:"at,omitempty"`
 }
 
-func (*CompareAndSwap) commandType() commandType { return typeCompareAndSwap }
+func (*CompareAndSwap) Type() Type { return TypeCompareAndSwap }
 
-func (c *CompareAndSwap) validate() error {
+func (c *CompareAndSwap) Validate() error {
 	if err := c.TenantID.Check(); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -107,7 +108,7 @@ func (h *history) begin(version uint64, at int64, size uint64, chunks int, txnID
 
 // write adds one record of the newest entry, at version, to the index. The
 // keys are copied. The caller holds mu.
-func (h *history) write(version uint64, kind OpKind, key, end []byte) {
+func (h *history) write(version uint64, kind command.OpKind, key, end []byte) {
 	hd := &h.heads[len(h.heads)-1]
 	c := recordCost(key, end)
 	hd.cost += c
@@ -117,7 +118,7 @@ func (h *history) write(version uint64, kind OpKind, key, end []byte) {
 	start := bytes.Clone(key)
 	var stop []byte
 	switch {
-	case kind != OpDeleteRange:
+	case kind != command.OpDeleteRange:
 		stop = append(start[:len(start):len(start)], 0) // [k, k+"\x00")
 	case len(end) > 0:
 		stop = bytes.Clone(end)
@@ -235,7 +236,7 @@ func loadHistory(sys *store.SystemView, id keyspace.TenantID, st *versionState) 
 // readVersion touched a read range; otherwise 0 and nil. ErrTxTooOld when
 // readVersion is below the floor. Its cost is O(log n) per read range and
 // per lookup, n the size of the index.
-func (h *history) check(st *versionState, readVersion uint64, reads []KeyRange, txnID []byte) (uint64, error) {
+func (h *history) check(st *versionState, readVersion uint64, reads []command.KeyRange, txnID []byte) (uint64, error) {
 	floor := st.minReadVersion()
 	if h != nil {
 		h.mu.Lock()

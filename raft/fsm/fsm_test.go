@@ -1,19 +1,18 @@
-package raft
+package fsm
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
-	"io"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -23,7 +22,7 @@ type fsmHarness struct {
 	t     *testing.T
 	dir   string
 	store *store.Store
-	fsm   *FSM
+	fsm   *Machine
 	next  uint64
 	fatal atomic.Int32
 }
@@ -38,7 +37,7 @@ func newFSMHarness(t *testing.T) *fsmHarness {
 func (h *fsmHarness) open() {
 	st, err := store.Open(h.dir, nil)
 	require.NoError(h.t, err)
-	f, err := NewFSM(st, nil, func(error) { h.fatal.Add(1) })
+	f, err := New(st, nil, func(error) { h.fatal.Add(1) })
 	require.NoError(h.t, err)
 	h.store, h.fsm = st, f
 	h.next = f.AppliedIndex() + 1
@@ -51,19 +50,19 @@ func (h *fsmHarness) reopen() {
 }
 
 // entries encodes cmds as command logs at the next indexes.
-func (h *fsmHarness) entries(cmds ...Command) []*hraft.Log {
-	logs := make([]*hraft.Log, len(cmds))
+func (h *fsmHarness) entries(cmds ...command.Command) []Entry {
+	logs := make([]Entry, len(cmds))
 	for i, c := range cmds {
-		b, err := EncodeCommand(c)
+		b, err := command.Encode(c)
 		require.NoError(h.t, err)
-		logs[i] = &hraft.Log{Index: h.next, Term: 1, Type: hraft.LogCommand, Data: b}
+		logs[i] = Entry{Index: h.next, Command: true, Data: b}
 		h.next++
 	}
 	return logs
 }
 
 // apply applies cmds as one batch and returns each command's error.
-func (h *fsmHarness) apply(cmds ...Command) []*Result {
+func (h *fsmHarness) apply(cmds ...command.Command) []*Result {
 	out := h.fsm.ApplyBatch(h.entries(cmds...))
 	res := make([]*Result, len(out))
 	for i, o := range out {
@@ -73,14 +72,14 @@ func (h *fsmHarness) apply(cmds ...Command) []*Result {
 }
 
 // must applies one command and requires it to succeed.
-func (h *fsmHarness) must(cmd Command) *Result {
+func (h *fsmHarness) must(cmd command.Command) *Result {
 	r := h.apply(cmd)[0]
-	require.NoError(h.t, r.err)
+	require.NoError(h.t, r.Err)
 	return r
 }
 
 func (h *fsmHarness) createTenant(name string) keyspace.TenantID {
-	return h.must(&CreateTenant{Name: name, CreatedAt: time.Unix(1700000000, 0)}).TenantID
+	return h.must(&command.CreateTenant{Name: name, CreatedAt: time.Unix(1700000000, 0)}).TenantID
 }
 
 func (h *fsmHarness) checksum() uint64 {
@@ -95,10 +94,10 @@ func (h *fsmHarness) get(id keyspace.TenantID, key string) ([]byte, error) {
 	return v.Get([]byte(key))
 }
 
-func set(id keyspace.TenantID, name string, kv ...string) *TenantWrite {
-	w := &TenantWrite{TenantID: id, TenantName: name}
+func set(id keyspace.TenantID, name string, kv ...string) *command.TenantWrite {
+	w := &command.TenantWrite{TenantID: id, TenantName: name}
 	for i := 0; i+1 < len(kv); i += 2 {
-		w.Ops = append(w.Ops, Op{Kind: OpSet, Key: []byte(kv[i]), Value: []byte(kv[i+1])})
+		w.Ops = append(w.Ops, command.Op{Kind: command.OpSet, Key: []byte(kv[i]), Value: []byte(kv[i+1])})
 	}
 	return w
 }
@@ -124,15 +123,15 @@ func TestFSMBatchSeesEarlierEntries(t *testing.T) {
 	h := newFSMHarness(t)
 	// The tenant is created and written in the same raft batch.
 	res := h.apply(
-		&CreateTenant{Name: "acme"},
+		&command.CreateTenant{Name: "acme"},
 		set(keyspace.FirstID, "acme", "k", "v"),
-		&UpdateTenant{ID: keyspace.FirstID, State: ptr(keyspace.StateReadOnly)},
+		&command.UpdateTenant{ID: keyspace.FirstID, State: ptr(keyspace.StateReadOnly)},
 		set(keyspace.FirstID, "acme", "k2", "v2"),
 	)
-	require.NoError(t, res[0].err)
-	require.NoError(t, res[1].err)
-	require.NoError(t, res[2].err)
-	require.ErrorIs(t, res[3].err, ErrTenantReadOnly)
+	require.NoError(t, res[0].Err)
+	require.NoError(t, res[1].Err)
+	require.NoError(t, res[2].Err)
+	require.ErrorIs(t, res[3].Err, ErrTenantReadOnly)
 	_, err := h.get(keyspace.FirstID, "k")
 	require.NoError(t, err)
 	_, err = h.get(keyspace.FirstID, "k2")
@@ -141,8 +140,8 @@ func TestFSMBatchSeesEarlierEntries(t *testing.T) {
 
 func TestFSMNonCommandEntries(t *testing.T) {
 	h := newFSMHarness(t)
-	cmds := h.entries(&CreateTenant{Name: "a"})
-	conf := &hraft.Log{Index: h.next, Type: hraft.LogConfiguration, Data: []byte("opaque")}
+	cmds := h.entries(&command.CreateTenant{Name: "a"})
+	conf := Entry{Index: h.next, Data: []byte("opaque")}
 	h.next++
 	out := h.fsm.ApplyBatch(append(cmds, conf))
 	require.Len(t, out, 2)
@@ -154,24 +153,24 @@ func TestFSMNonCommandEntries(t *testing.T) {
 }
 
 func TestFSMRefusesUnknownCommandsDeterministically(t *testing.T) {
-	good, err := EncodeCommand(&CreateTenant{Name: "a"})
+	good, err := command.Encode(&command.CreateTenant{Name: "a"})
 	require.NoError(t, err)
 	bad := map[string][]byte{
 		"version": append([]byte{42}, good[1:]...),
-		"type":    append([]byte{commandVersion, 250}, good[2:]...),
-		"body":    {commandVersion, byte(typeCreateTenant), 0xc1},
+		"type":    append([]byte{command.Version, 250}, good[2:]...),
+		"body":    {command.Version, byte(command.TypeCreateTenant), 0xc1},
 		"empty":   {},
 	}
-	want := map[string]error{"version": ErrUnknownCommand, "type": ErrUnknownCommand, "body": ErrBadCommand, "empty": ErrBadCommand}
+	want := map[string]error{"version": command.ErrUnknownCommand, "type": command.ErrUnknownCommand, "body": command.ErrBadCommand, "empty": command.ErrBadCommand}
 	var sums []uint64
 	for range 2 { // two replicas apply the same log
 		h := newFSMHarness(t)
 		h.createTenant("x")
 		before := h.checksum()
 		for name, data := range bad {
-			out := h.fsm.ApplyBatch([]*hraft.Log{{Index: h.next, Type: hraft.LogCommand, Data: data}})
+			out := h.fsm.ApplyBatch([]Entry{{Index: h.next, Command: true, Data: data}})
 			h.next++
-			require.ErrorIs(t, out[0].(*Result).err, want[name], name)
+			require.ErrorIs(t, out[0].(*Result).Err, want[name], name)
 		}
 		require.Equal(t, before, h.checksum(), "refused entries write nothing")
 		require.Equal(t, h.next-1, h.fsm.AppliedIndex(), "refused entries still advance the applied index")
@@ -187,10 +186,10 @@ func TestFSMTenantWriteRefusals(t *testing.T) {
 	locked := h.createTenant("locked")
 	renamed := h.createTenant("old-name")
 	deleted := h.createTenant("deleted")
-	h.must(&UpdateTenant{ID: ro, State: ptr(keyspace.StateReadOnly)})
-	h.must(&UpdateTenant{ID: locked, State: ptr(keyspace.StateLocked)})
-	h.must(&UpdateTenant{ID: renamed, NewName: ptr("new-name")})
-	h.must(&DeleteTenant{ID: deleted})
+	h.must(&command.UpdateTenant{ID: ro, State: ptr(keyspace.StateReadOnly)})
+	h.must(&command.UpdateTenant{ID: locked, State: ptr(keyspace.StateLocked)})
+	h.must(&command.UpdateTenant{ID: renamed, NewName: ptr("new-name")})
+	h.must(&command.DeleteTenant{ID: deleted})
 	// A tenant re-created under the deleted one's name gets a new ID; a
 	// write aimed at the old ID must not land in either.
 	recreated := h.createTenant("deleted")
@@ -199,12 +198,12 @@ func TestFSMTenantWriteRefusals(t *testing.T) {
 	// Create the tenant's usage counters, so that the checksums below
 	// compare like with like (a refused write must not change them).
 	h.must(set(active, "active", "warm-up", "1"))
-	h.must(&TenantWrite{TenantID: active, TenantName: "active", Ops: []Op{{Kind: OpDelete, Key: []byte("warm-up")}}})
+	h.must(&command.TenantWrite{TenantID: active, TenantName: "active", Ops: []command.Op{{Kind: command.OpDelete, Key: []byte("warm-up")}}})
 
 	big := bytes.Repeat([]byte("x"), keyspace.MaxValueSize+1)
 	for _, tc := range []struct {
 		name string
-		cmd  *TenantWrite
+		cmd  *command.TenantWrite
 		want error
 	}{
 		{"missing", set(99, "nobody", "k", "v"), ErrTenantNotFound},
@@ -214,13 +213,13 @@ func TestFSMTenantWriteRefusals(t *testing.T) {
 		{"read-only", set(ro, "ro", "k", "v"), ErrTenantReadOnly},
 		{"locked", set(locked, "locked", "k", "v"), ErrTenantLocked},
 		{"empty key", set(active, "active", "", "v"), keyspace.ErrInvalidKey},
-		{"value too large", &TenantWrite{TenantID: active, TenantName: "active",
-			Ops: []Op{{Kind: OpSet, Key: []byte("k"), Value: big}}}, keyspace.ErrValueTooLarge},
-		{"bad range", &TenantWrite{TenantID: active, TenantName: "active",
-			Ops: []Op{{Kind: OpDeleteRange, Key: []byte("z"), End: []byte("a")}}}, keyspace.ErrInvalidRange},
-		{"valid op then invalid op", &TenantWrite{TenantID: active, TenantName: "active", Ops: []Op{
-			{Kind: OpSet, Key: []byte("first"), Value: []byte("v")},
-			{Kind: OpSet, Key: nil, Value: []byte("v")},
+		{"value too large", &command.TenantWrite{TenantID: active, TenantName: "active",
+			Ops: []command.Op{{Kind: command.OpSet, Key: []byte("k"), Value: big}}}, keyspace.ErrValueTooLarge},
+		{"bad range", &command.TenantWrite{TenantID: active, TenantName: "active",
+			Ops: []command.Op{{Kind: command.OpDeleteRange, Key: []byte("z"), End: []byte("a")}}}, keyspace.ErrInvalidRange},
+		{"valid op then invalid op", &command.TenantWrite{TenantID: active, TenantName: "active", Ops: []command.Op{
+			{Kind: command.OpSet, Key: []byte("first"), Value: []byte("v")},
+			{Kind: command.OpSet, Key: nil, Value: []byte("v")},
 		}}, keyspace.ErrInvalidKey},
 		{"invalid id", set(0, "active", "k", "v"), keyspace.ErrInvalidID},
 	} {
@@ -232,9 +231,9 @@ func TestFSMTenantWriteRefusals(t *testing.T) {
 			// A good command before and after, in the same batch: the
 			// refused one must leave no trace between them.
 			res := h.apply(set(active, "active", "before", "1"), tc.cmd, set(active, "active", "after", "1"))
-			require.NoError(t, res[0].err)
-			require.ErrorIs(t, res[1].err, tc.want)
-			require.NoError(t, res[2].err)
+			require.NoError(t, res[0].Err)
+			require.ErrorIs(t, res[1].Err, tc.want)
+			require.NoError(t, res[2].Err)
 			_, err := h.get(active, "first")
 			require.ErrorIs(t, err, store.ErrNotFound)
 			for _, id := range []keyspace.TenantID{ro, locked, renamed, recreated} {
@@ -246,8 +245,8 @@ func TestFSMTenantWriteRefusals(t *testing.T) {
 			}
 			twin.apply(set(active, "active", "before", "1"), set(active, "active", "after", "1"))
 			require.Equal(t, twin.checksum(), h.checksum())
-			h.must(&TenantWrite{TenantID: active, TenantName: "active", Ops: []Op{
-				{Kind: OpDelete, Key: []byte("before")}, {Kind: OpDelete, Key: []byte("after")}}})
+			h.must(&command.TenantWrite{TenantID: active, TenantName: "active", Ops: []command.Op{
+				{Kind: command.OpDelete, Key: []byte("before")}, {Kind: command.OpDelete, Key: []byte("after")}}})
 		})
 	}
 }
@@ -256,10 +255,10 @@ func TestFSMTenantWriteOps(t *testing.T) {
 	h := newFSMHarness(t)
 	id := h.createTenant("a")
 	h.must(set(id, "a", "a1", "1", "a2", "2", "b1", "3", "c1", "4"))
-	h.must(&TenantWrite{TenantID: id, TenantName: "a", Ops: []Op{
-		{Kind: OpDelete, Key: []byte("c1")},
-		{Kind: OpDeleteRange, Key: []byte("a"), End: []byte("b")},
-		{Kind: OpSet, Key: []byte("empty"), Value: nil},
+	h.must(&command.TenantWrite{TenantID: id, TenantName: "a", Ops: []command.Op{
+		{Kind: command.OpDelete, Key: []byte("c1")},
+		{Kind: command.OpDeleteRange, Key: []byte("a"), End: []byte("b")},
+		{Kind: command.OpSet, Key: []byte("empty"), Value: nil},
 	}})
 	v, err := h.store.Tenant(id)
 	require.NoError(t, err)
@@ -276,7 +275,7 @@ func TestFSMRestartSkipsAppliedEntries(t *testing.T) {
 	// Create and delete "a", then create "b". Applied twice, the first
 	// pair would allocate a second ID (the name is free again when the
 	// create is replayed), and "b" would get a third.
-	logs := h.entries(&CreateTenant{Name: "a"}, &DeleteTenant{ID: 1}, &CreateTenant{Name: "b"})
+	logs := h.entries(&command.CreateTenant{Name: "a"}, &command.DeleteTenant{ID: 1}, &command.CreateTenant{Name: "b"})
 	h.fsm.ApplyBatch(logs[:2])
 	h.fsm.ApplyBatch(logs[2:])
 	sum := h.checksum()
@@ -285,13 +284,13 @@ func TestFSMRestartSkipsAppliedEntries(t *testing.T) {
 
 	// Raft replays from its last snapshot: every entry again, in batches
 	// that straddle the applied index, followed by a new one.
-	next := h.entries(&CreateTenant{Name: "c"})
+	next := h.entries(&command.CreateTenant{Name: "c"})
 	out := h.fsm.ApplyBatch(logs[:1])
 	require.True(t, out[0].(*Result).Replayed)
 	out = h.fsm.ApplyBatch(append(logs[1:], next...))
 	require.True(t, out[0].(*Result).Replayed)
 	require.True(t, out[1].(*Result).Replayed)
-	require.NoError(t, out[2].(*Result).err)
+	require.NoError(t, out[2].(*Result).Err)
 	require.Equal(t, keyspace.TenantID(3), out[2].(*Result).TenantID, "c gets the ID after b's: nothing was re-applied")
 
 	b, err := h.fsm.LookupTenant("b")
@@ -311,13 +310,13 @@ func TestFSMTenantIDsNeverReused(t *testing.T) {
 		seen[id] = true
 		require.Equal(t, keyspace.FirstID+keyspace.TenantID(i), id)
 		h.must(set(id, "same", "k", "v"))
-		h.must(&DeleteTenant{ID: id})
+		h.must(&command.DeleteTenant{ID: id})
 	}
 	_, err := h.fsm.TenantByID(keyspace.FirstID)
 	require.ErrorIs(t, err, ErrTenantNotFound)
-	res := h.apply(&CreateTenant{Name: "dup"}, &CreateTenant{Name: "dup"})
-	require.NoError(t, res[0].err)
-	require.ErrorIs(t, res[1].err, ErrTenantExists)
+	res := h.apply(&command.CreateTenant{Name: "dup"}, &command.CreateTenant{Name: "dup"})
+	require.NoError(t, res[0].Err)
+	require.ErrorIs(t, res[1].Err, ErrTenantExists)
 	require.Equal(t, keyspace.TenantID(7), h.createTenant("after-dup"), "a refused create allocates nothing")
 }
 
@@ -327,19 +326,19 @@ func TestFSMDeleteTenantPurges(t *testing.T) {
 	b := h.createTenant("b")
 	h.must(set(a, "a", "k1", "v", "k2", "v"))
 	h.must(set(b, "b", "k1", "v"))
-	for _, tok := range []TokenRecord{
+	for _, tok := range []command.TokenRecord{
 		{ID: "ta1", Hash: tokenHash("1"), TenantID: a},
 		{ID: "ta2", Hash: tokenHash("2"), TenantID: a, ReadOnly: true},
 		{ID: "tb", Hash: tokenHash("3"), TenantID: b},
 		{ID: "op", Hash: tokenHash("4")},
 	} {
-		h.must(&PutToken{Token: tok})
+		h.must(&command.PutToken{Token: tok})
 	}
 	// Per-tenant metadata the FSM will maintain (usage counters).
 	require.NoError(t, h.store.System().Set(keyspace.TenantMetaKey(a, "usage"), []byte{1}))
 	require.NoError(t, h.store.System().Set(keyspace.TenantMetaKey(b, "usage"), []byte{2}))
 
-	r := h.must(&DeleteTenant{ID: a})
+	r := h.must(&command.DeleteTenant{ID: a})
 	require.Equal(t, a, r.TenantID)
 
 	va, err := h.store.Tenant(a)
@@ -365,8 +364,8 @@ func TestFSMDeleteTenantPurges(t *testing.T) {
 	_, err = h.store.System().Get(keyspace.TenantMetaKey(b, "usage"))
 	require.NoError(t, err)
 
-	res := h.apply(&DeleteTenant{ID: a})
-	require.ErrorIs(t, res[0].err, ErrTenantNotFound)
+	res := h.apply(&command.DeleteTenant{ID: a})
+	require.ErrorIs(t, res[0].Err, ErrTenantNotFound)
 	// The name is free again, under a new ID.
 	require.Equal(t, keyspace.TenantID(3), h.createTenant("a"))
 }
@@ -375,14 +374,14 @@ func TestFSMUpdateTenant(t *testing.T) {
 	h := newFSMHarness(t)
 	a := h.createTenant("a")
 	h.createTenant("b")
-	h.must(&UpdateTenant{ID: a, Labels: map[string]string{"x": "1", "y": "2"}, Limits: &keyspace.Limits{MaxKeys: 5}})
+	h.must(&command.UpdateTenant{ID: a, Labels: map[string]string{"x": "1", "y": "2"}, Limits: &keyspace.Limits{MaxKeys: 5}})
 
-	res := h.apply(&UpdateTenant{ID: a, NewName: ptr("b")})
-	require.ErrorIs(t, res[0].err, ErrTenantExists)
-	res = h.apply(&UpdateTenant{ID: 42, State: ptr(keyspace.StateLocked)})
-	require.ErrorIs(t, res[0].err, ErrTenantNotFound)
+	res := h.apply(&command.UpdateTenant{ID: a, NewName: ptr("b")})
+	require.ErrorIs(t, res[0].Err, ErrTenantExists)
+	res = h.apply(&command.UpdateTenant{ID: 42, State: ptr(keyspace.StateLocked)})
+	require.ErrorIs(t, res[0].Err, ErrTenantNotFound)
 
-	r := h.must(&UpdateTenant{ID: a, NewName: ptr("c"), State: ptr(keyspace.StateReadOnly)})
+	r := h.must(&command.UpdateTenant{ID: a, NewName: ptr("c"), State: ptr(keyspace.StateReadOnly)})
 	require.Equal(t, "c", r.Tenant.Name)
 	got, err := h.fsm.LookupTenant("c")
 	require.NoError(t, err)
@@ -393,13 +392,13 @@ func TestFSMUpdateTenant(t *testing.T) {
 	_, err = h.fsm.LookupTenant("a")
 	require.ErrorIs(t, err, ErrTenantNotFound)
 
-	h.must(&UpdateTenant{ID: a, Labels: map[string]string{}})
+	h.must(&command.UpdateTenant{ID: a, Labels: map[string]string{}})
 	got, err = h.fsm.TenantByID(a)
 	require.NoError(t, err)
 	require.Empty(t, got.Labels, "empty labels clear them")
 
 	// Renaming to its own name is a no-op, not a conflict.
-	h.must(&UpdateTenant{ID: a, NewName: ptr("c")})
+	h.must(&command.UpdateTenant{ID: a, NewName: ptr("c")})
 
 	list, err := h.fsm.ListTenants("", 0)
 	require.NoError(t, err)
@@ -424,10 +423,10 @@ func TestFSMTokens(t *testing.T) {
 	h := newFSMHarness(t)
 	a := h.createTenant("a")
 	exp := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	h.must(&PutToken{Token: TokenRecord{ID: "t1", Hash: tokenHash("s1"), TenantID: a, ExpiresAt: exp}})
-	h.must(&PutToken{Token: TokenRecord{ID: "op", Hash: tokenHash("s2")}})
-	res := h.apply(&PutToken{Token: TokenRecord{ID: "t2", Hash: tokenHash("s3"), TenantID: 77}})
-	require.ErrorIs(t, res[0].err, ErrTenantNotFound)
+	h.must(&command.PutToken{Token: command.TokenRecord{ID: "t1", Hash: tokenHash("s1"), TenantID: a, ExpiresAt: exp}})
+	h.must(&command.PutToken{Token: command.TokenRecord{ID: "op", Hash: tokenHash("s2")}})
+	res := h.apply(&command.PutToken{Token: command.TokenRecord{ID: "t2", Hash: tokenHash("s3"), TenantID: 77}})
+	require.ErrorIs(t, res[0].Err, ErrTenantNotFound)
 
 	tok, err := h.fsm.Token("t1")
 	require.NoError(t, err)
@@ -438,20 +437,20 @@ func TestFSMTokens(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 
-	h.must(&DeleteToken{ID: "t1"})
-	res = h.apply(&DeleteToken{ID: "t1"})
-	require.ErrorIs(t, res[0].err, ErrTokenNotFound)
+	h.must(&command.DeleteToken{ID: "t1"})
+	res = h.apply(&command.DeleteToken{ID: "t1"})
+	require.ErrorIs(t, res[0].Err, ErrTokenNotFound)
 	_, err = h.fsm.Token("t1")
 	require.ErrorIs(t, err, ErrTokenNotFound)
 }
 
 func TestFSMMembers(t *testing.T) {
 	h := newFSMHarness(t)
-	h.must(&SetMember{NodeID: "n1", ClientAddr: "c1"})
-	h.must(&SetMember{NodeID: "n2", ClientAddr: "c2", HTTPAddr: "h2"})
-	h.must(&SetMember{NodeID: "n1", ClientAddr: "c1b"})
-	h.must(&RemoveMember{NodeID: "n2"})
-	h.must(&RemoveMember{NodeID: "n2"}) // idempotent
+	h.must(&command.SetMember{NodeID: "n1", ClientAddr: "c1"})
+	h.must(&command.SetMember{NodeID: "n2", ClientAddr: "c2", HTTPAddr: "h2"})
+	h.must(&command.SetMember{NodeID: "n1", ClientAddr: "c1b"})
+	h.must(&command.RemoveMember{NodeID: "n2"})
+	h.must(&command.RemoveMember{NodeID: "n2"}) // idempotent
 	infos, err := h.fsm.MemberInfos()
 	require.NoError(t, err)
 	require.Len(t, infos, 1)
@@ -460,33 +459,24 @@ func TestFSMMembers(t *testing.T) {
 	require.ErrorIs(t, err, ErrMemberNotFound)
 }
 
-// memSink is a raft SnapshotSink over a buffer.
-type memSink struct {
-	bytes.Buffer
-	cancelled bool
-}
-
-func (s *memSink) ID() string    { return "mem" }
-func (s *memSink) Cancel() error { s.cancelled = true; return nil }
-func (s *memSink) Close() error  { return nil }
-
 func TestFSMSnapshotRestore(t *testing.T) {
 	src := newFSMHarness(t)
 	a := src.createTenant("a")
 	src.must(set(a, "a", "k", "v"))
-	src.must(&PutToken{Token: TokenRecord{ID: "t", Hash: tokenHash("x"), TenantID: a}})
+	src.must(&command.PutToken{Token: command.TokenRecord{ID: "t", Hash: tokenHash("x"), TenantID: a}})
 	snap, err := src.fsm.Snapshot()
 	require.NoError(t, err)
 	// Writes after the snapshot must not be in it.
 	src.must(set(a, "a", "later", "v"))
-	var sink memSink
-	require.NoError(t, snap.Persist(&sink))
-	snap.Release()
+	var sink bytes.Buffer
+	_, err = snap.WriteTo(&sink)
+	require.NoError(t, err)
+	snap.Close()
 
 	dst := newFSMHarness(t)
 	b := dst.createTenant("unrelated")
 	dst.must(set(b, "unrelated", "k", "v"))
-	require.NoError(t, dst.fsm.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))))
+	require.NoError(t, dst.fsm.Restore(bytes.NewReader(sink.Bytes())))
 	require.Equal(t, uint64(3), dst.fsm.AppliedIndex())
 	_, err = dst.get(a, "later")
 	require.ErrorIs(t, err, store.ErrNotFound)
@@ -504,15 +494,16 @@ func TestFSMPartialRestoreBlocksApply(t *testing.T) {
 	src.createTenant("a")
 	snap, err := src.fsm.Snapshot()
 	require.NoError(t, err)
-	var sink memSink
-	require.NoError(t, snap.Persist(&sink))
-	snap.Release()
+	var sink bytes.Buffer
+	_, err = snap.WriteTo(&sink)
+	require.NoError(t, err)
+	snap.Close()
 
 	dst := newFSMHarness(t)
 	truncated := sink.Bytes()[:sink.Len()-3]
-	require.Error(t, dst.fsm.Restore(io.NopCloser(bytes.NewReader(truncated))))
-	out := dst.fsm.ApplyBatch(dst.entries(&CreateTenant{Name: "b"}))
-	require.ErrorIs(t, out[0].(*Result).err, ErrCommitUnknown)
+	require.Error(t, dst.fsm.Restore(bytes.NewReader(truncated)))
+	out := dst.fsm.ApplyBatch(dst.entries(&command.CreateTenant{Name: "b"}))
+	require.ErrorIs(t, out[0].(*Result).Err, ErrStopped)
 	require.Equal(t, int32(1), dst.fatal.Load(), "applying onto a partial restore stops the node")
 }
 
@@ -525,25 +516,25 @@ func TestFSMStorageFailureStops(t *testing.T) {
 	h.fsm.commit = func(b *store.Batch, _ uint64) error { b.Close(); return injected }
 	h.fsm.mu.Unlock()
 
-	res := h.apply(set(1, "a", "k", "v"), &CreateTenant{Name: "b"})
+	res := h.apply(set(1, "a", "k", "v"), &command.CreateTenant{Name: "b"})
 	for _, r := range res {
-		require.ErrorIs(t, r.err, ErrCommitUnknown)
+		require.ErrorIs(t, r.Err, ErrStopped)
 	}
 	require.Equal(t, int32(1), h.fatal.Load())
 	require.Equal(t, uint64(1), h.fsm.AppliedIndex())
-	require.ErrorIs(t, h.fsm.WaitApplied(t.Context(), 5), ErrShutdown)
+	require.ErrorIs(t, h.fsm.WaitApplied(t.Context(), 5), ErrStopped)
 
 	// Everything after is refused too, even with a healthy store, and the
 	// fatal callback is not called again.
 	h.fsm.mu.Lock()
 	h.fsm.commit = func(b *store.Batch, i uint64) error { return b.Commit(i, false) }
 	h.fsm.mu.Unlock()
-	res = h.apply(&CreateTenant{Name: "c"})
-	require.ErrorIs(t, res[0].err, ErrCommitUnknown)
+	res = h.apply(&command.CreateTenant{Name: "c"})
+	require.ErrorIs(t, res[0].Err, ErrStopped)
 	require.Equal(t, int32(1), h.fatal.Load())
 	require.Equal(t, sum, h.checksum())
 	_, err := h.fsm.Snapshot()
-	require.ErrorIs(t, err, ErrShutdown)
+	require.ErrorIs(t, err, ErrStopped)
 }
 
 func TestFSMWaitApplied(t *testing.T) {
@@ -563,3 +554,4 @@ func TestFSMWaitApplied(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, h.fsm.WaitApplied(ctx, 100), context.Canceled)
 }
+func ptr[T any](v T) *T { return &v }

@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 )
 
 // This file holds the apply half of versions, the write history and
@@ -53,7 +54,7 @@ func (a *applier) touch(id keyspace.TenantID) {
 // counters, raises the version, appends the history entry and prunes the
 // history. Its cost is O(n log n) in the ops plus the live keys their
 // delete-ranges remove (planWrite).
-func (a *applier) commitOps(t *keyspace.Tenant, d *tenantData, st *versionState, ops []Op, at int64, txnID []byte, res *Result) error {
+func (a *applier) commitOps(t *keyspace.Tenant, d *tenantData, st *versionState, ops []command.Op, at int64, txnID []byte, res *Result) error {
 	ops = netOps(ops)
 	// Usage is exact: computed from the values the ops replace, checked
 	// against the limits, and written in the same batch as the data.
@@ -92,13 +93,13 @@ func (a *applier) commitOps(t *keyspace.Tenant, d *tenantData, st *versionState,
 	for i := range ops {
 		op := &ops[i]
 		switch op.Kind {
-		case OpSet:
+		case command.OpSet:
 			err = d.v.SetVersioned(op.Key, op.Value, version)
-		case OpDelete:
+		case command.OpDelete:
 			if !plan.absent[i] {
 				err = d.v.Delete(op.Key)
 			}
-		case OpDeleteRange:
+		case command.OpDeleteRange:
 			// Written above, as the pieces of the union.
 		default:
 			err = fmt.Errorf("op kind %s reached the store", op.Kind)
@@ -127,7 +128,7 @@ func (a *applier) commitOps(t *keyspace.Tenant, d *tenantData, st *versionState,
 // pruning goes on, up to prunePerWriteMax entries: one large write then
 // makes room for itself at once, in work bounded by its own size. The
 // newest entry always stays.
-func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []Op, at int64, txnID []byte) error {
+func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []command.Op, at int64, txnID []byte) error {
 	h, err := a.history(id, st)
 	if err != nil {
 		return err
@@ -330,11 +331,11 @@ func (a *applier) history(id keyspace.TenantID, st *versionState) (*history, err
 // That a retained commit of the same ID wins over a conflict is sound for
 // a retry: the earlier attempt passed the same check when it committed, so
 // no write between readVersion and it touched the read ranges.
-func checkHistory(h *history, st *versionState, readVersion uint64, reads []KeyRange, txnID []byte) (uint64, error) {
+func checkHistory(h *history, st *versionState, readVersion uint64, reads []command.KeyRange, txnID []byte) (uint64, error) {
 	return h.check(st, readVersion, reads, txnID)
 }
 
-func (a *applier) txnCommit(c *TxnCommit, res *Result) error {
+func (a *applier) txnCommit(c *command.TxnCommit, res *Result) error {
 	t, err := a.checkTenant(c.TenantID, c.TenantName, false)
 	if err != nil {
 		return err
@@ -377,7 +378,7 @@ func (a *applier) txnCommit(c *TxnCommit, res *Result) error {
 	return a.commitOps(t, d, st, ops, c.At, c.TxnID, res)
 }
 
-func (a *applier) compareAndSwap(c *CompareAndSwap, res *Result) error {
+func (a *applier) compareAndSwap(c *command.CompareAndSwap, res *Result) error {
 	t, err := a.checkTenant(c.TenantID, c.TenantName, true)
 	if err != nil {
 		return err
@@ -396,11 +397,11 @@ func (a *applier) compareAndSwap(c *CompareAndSwap, res *Result) error {
 		res.Version = st.Version
 		return nil
 	}
-	op := Op{Kind: OpSet, Key: c.Key, Value: c.New}
+	op := command.Op{Kind: command.OpSet, Key: c.Key, Value: c.New}
 	if c.NewAbsent {
-		op = Op{Kind: OpDelete, Key: c.Key}
+		op = command.Op{Kind: command.OpDelete, Key: c.Key}
 	}
-	if err := a.commitOps(t, d, st, []Op{op}, c.At, nil, res); err != nil {
+	if err := a.commitOps(t, d, st, []command.Op{op}, c.At, nil, res); err != nil {
 		return err
 	}
 	res.Swapped = true
@@ -415,10 +416,10 @@ func (a *applier) compareAndSwap(c *CompareAndSwap, res *Result) error {
 // removes the earlier writes it covers in O(log n) each, and a read checks
 // the earlier delete-ranges in O(log n). The returned error is a storage
 // failure.
-func resolveOps(d *tenantData, muts []Op) ([]Op, error) {
+func resolveOps(d *tenantData, muts []command.Op) ([]command.Op, error) {
 	atomic := false
 	for i := range muts {
-		if k := muts[i].Kind; k != OpSet && k != OpDelete && k != OpDeleteRange {
+		if k := muts[i].Kind; k != command.OpSet && k != command.OpDelete && k != command.OpDeleteRange {
 			atomic = true
 			break
 		}
@@ -437,24 +438,24 @@ func resolveOps(d *tenantData, muts []Op) ([]Op, error) {
 		}
 		return d.get(k)
 	}
-	out := make([]Op, 0, len(muts))
+	out := make([]command.Op, 0, len(muts))
 	set := func(k, val []byte) {
-		out = append(out, Op{Kind: OpSet, Key: k, Value: val})
+		out = append(out, command.Op{Kind: command.OpSet, Key: k, Value: val})
 		overlay.put(pointWrite{key: k, val: val, present: true})
 	}
 	for i := range muts {
 		m := &muts[i]
 		switch m.Kind {
-		case OpSet:
+		case command.OpSet:
 			set(m.Key, m.Value)
-		case OpDelete:
+		case command.OpDelete:
 			out = append(out, *m)
 			overlay.put(pointWrite{key: m.Key})
-		case OpDeleteRange:
+		case command.OpDeleteRange:
 			out = append(out, *m)
 			overlay.clear(m.Key, m.End)
 			cleared.add(m.Key, m.End)
-		case OpAdd, OpMin, OpMax:
+		case command.OpAdd, command.OpMin, command.OpMax:
 			cur, ok, err := current(m.Key)
 			if err != nil {
 				return nil, err
@@ -464,22 +465,22 @@ func resolveOps(d *tenantData, muts []Op) ([]Op, error) {
 			if ok {
 				old := leInt64(cur)
 				switch m.Kind {
-				case OpAdd:
+				case command.OpAdd:
 					res = old + operand
-				case OpMin:
+				case command.OpMin:
 					res = min(old, operand)
-				case OpMax:
+				case command.OpMax:
 					res = max(old, operand)
 				}
 			}
 			set(m.Key, binary.LittleEndian.AppendUint64(nil, uint64(res)))
-		case OpCompareAndClear:
+		case command.OpCompareAndClear:
 			cur, ok, err := current(m.Key)
 			if err != nil {
 				return nil, err
 			}
 			if ok && bytes.Equal(cur, m.Value) {
-				out = append(out, Op{Kind: OpDelete, Key: m.Key})
+				out = append(out, command.Op{Kind: command.OpDelete, Key: m.Key})
 				overlay.put(pointWrite{key: m.Key})
 			}
 		}
@@ -502,7 +503,7 @@ func leInt64(b []byte) int64 {
 // and watches then carry each key's final write of the command only. One
 // sort-and-sweep finds the covered writes (coveredLater), one pass from
 // the end the overwritten ones: O(n log n).
-func netOps(ops []Op) []Op {
+func netOps(ops []command.Op) []command.Op {
 	if len(ops) < 2 {
 		return ops
 	}
@@ -512,7 +513,7 @@ func netOps(ops []Op) []Op {
 	dropped := 0
 	for i := len(ops) - 1; i >= 0; i-- {
 		op := &ops[i]
-		if op.Kind == OpDeleteRange {
+		if op.Kind == command.OpDeleteRange {
 			keep[i] = true
 			continue
 		}
@@ -526,7 +527,7 @@ func netOps(ops []Op) []Op {
 	if dropped == 0 {
 		return ops
 	}
-	out := make([]Op, 0, len(ops)-dropped)
+	out := make([]command.Op, 0, len(ops)-dropped)
 	for i := range ops {
 		if keep[i] {
 			out = append(out, ops[i])
@@ -540,11 +541,11 @@ func netOps(ops []Op) []Op {
 // keys are swept in order with the delete-ranges begun so far in a heap by
 // their position: after dropping those that ended, the top is the latest
 // one covering the key. O(n log n).
-func coveredLater(ops []Op) []bool {
+func coveredLater(ops []command.Op) []bool {
 	var points []int
 	var ranges rangeHeap
 	for i := range ops {
-		if ops[i].Kind == OpDeleteRange {
+		if ops[i].Kind == command.OpDeleteRange {
 			ranges.idx = append(ranges.idx, i)
 		} else {
 			points = append(points, i)
@@ -580,7 +581,7 @@ func coveredLater(ops []Op) []bool {
 
 // rangeHeap is a max-heap of positions of delete-ranges in ops.
 type rangeHeap struct {
-	ops []Op
+	ops []command.Op
 	idx []int
 }
 

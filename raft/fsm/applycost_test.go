@@ -1,8 +1,7 @@
-package raft
+package fsm
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -11,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
+	"github.com/tenantkv/tenantkv/raft/command"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkv/tenantkv/keyspace"
@@ -22,7 +22,7 @@ import (
 type applyRig struct {
 	tb   testing.TB
 	st   *store.Store
-	fsm  *FSM
+	fsm  *Machine
 	next uint64
 }
 
@@ -30,7 +30,7 @@ func newApplyRig(tb testing.TB) *applyRig {
 	st, err := store.Open(tb.TempDir(), nil)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { st.Close() })
-	f, err := NewFSM(st, nil, func(err error) { tb.Errorf("FSM failed: %v", err) })
+	f, err := New(st, nil, func(err error) { tb.Errorf("FSM failed: %v", err) })
 	require.NoError(tb, err)
 	return &applyRig{tb: tb, st: st, fsm: f, next: f.AppliedIndex() + 1}
 }
@@ -38,24 +38,24 @@ func newApplyRig(tb testing.TB) *applyRig {
 // apply applies each group of commands as one batch entry (a group of one
 // as a plain entry), all entries in one ApplyBatch, and returns every
 // command's result in order.
-func (r *applyRig) apply(groups ...[]Command) []*Result {
-	logs := make([]*hraft.Log, 0, len(groups))
+func (r *applyRig) apply(groups ...[]command.Command) []*Result {
+	logs := make([]Entry, 0, len(groups))
 	for _, g := range groups {
 		var data []byte
 		if len(g) == 1 {
-			b, err := EncodeCommand(g[0])
+			b, err := command.Encode(g[0])
 			require.NoError(r.tb, err)
 			data = b
 		} else {
 			var datas [][]byte
 			for _, c := range g {
-				b, err := EncodeCommand(c)
+				b, err := command.Encode(c)
 				require.NoError(r.tb, err)
 				datas = append(datas, b)
 			}
-			data = encodeBatch(datas)
+			data = command.EncodeBatch(datas)
 		}
-		logs = append(logs, &hraft.Log{Index: r.next, Term: 1, Type: hraft.LogCommand, Data: data})
+		logs = append(logs, Entry{Index: r.next, Command: true, Data: data})
 		r.next++
 	}
 	var out []*Result
@@ -63,16 +63,16 @@ func (r *applyRig) apply(groups ...[]Command) []*Result {
 		switch o := o.(type) {
 		case *Result:
 			out = append(out, o)
-		case *batchResult:
-			out = append(out, o.results...)
+		case *BatchResult:
+			out = append(out, o.Results...)
 		}
 	}
 	return out
 }
 
 func (r *applyRig) createTenant(name string, limits keyspace.Limits) keyspace.TenantID {
-	res := r.apply([]Command{&CreateTenant{Name: name, Limits: limits, CreatedAt: time.Unix(1700000000, 0)}})
-	require.NoError(r.tb, res[0].err)
+	res := r.apply([]command.Command{&command.CreateTenant{Name: name, Limits: limits, CreatedAt: time.Unix(1700000000, 0)}})
+	require.NoError(r.tb, res[0].Err)
 	return res[0].TenantID
 }
 
@@ -93,37 +93,37 @@ func (r *applyRig) contents(id keyspace.TenantID) map[string]string {
 // model is the obvious, slow semantics of a tenant's ops.
 type model map[string]string
 
-func (m model) apply(ops []Op) {
+func (m model) apply(ops []command.Op) {
 	for _, op := range ops {
 		k := string(op.Key)
 		switch op.Kind {
-		case OpSet:
+		case command.OpSet:
 			m[k] = string(op.Value)
-		case OpDelete:
+		case command.OpDelete:
 			delete(m, k)
-		case OpDeleteRange:
-			r := KeyRange{Start: op.Key, End: op.End}
+		case command.OpDeleteRange:
+			r := command.KeyRange{Start: op.Key, End: op.End}
 			for mk := range m {
-				if r.contains([]byte(mk)) {
+				if r.Contains([]byte(mk)) {
 					delete(m, mk)
 				}
 			}
-		case OpAdd, OpMin, OpMax:
+		case command.OpAdd, command.OpMin, command.OpMax:
 			operand := leInt64(op.Value)
 			res := operand
 			if cur, ok := m[k]; ok {
 				old := leInt64([]byte(cur))
 				switch op.Kind {
-				case OpAdd:
+				case command.OpAdd:
 					res = old + operand
-				case OpMin:
+				case command.OpMin:
 					res = min(old, operand)
-				case OpMax:
+				case command.OpMax:
 					res = max(old, operand)
 				}
 			}
 			m[k] = string(binary.LittleEndian.AppendUint64(nil, uint64(res)))
-		case OpCompareAndClear:
+		case command.OpCompareAndClear:
 			if cur, ok := m[k]; ok && cur == string(op.Value) {
 				delete(m, k)
 			}
@@ -150,15 +150,15 @@ func (m model) clone() model {
 
 // randomOps returns n ops over a small key space, so that sets, deletes,
 // delete-ranges and atomic ops overlap often.
-func randomOps(rng *rand.Rand, n int, atomic bool) []Op {
+func randomOps(rng *rand.Rand, n int, atomic bool) []command.Op {
 	key := func() []byte { return fmt.Appendf(nil, "k%02d", rng.IntN(40)) }
-	ops := make([]Op, 0, n)
+	ops := make([]command.Op, 0, n)
 	for range n {
 		switch c := rng.IntN(10); {
 		case c < 4:
-			ops = append(ops, Op{Kind: OpSet, Key: key(), Value: bytes.Repeat([]byte{'v'}, rng.IntN(20))})
+			ops = append(ops, command.Op{Kind: command.OpSet, Key: key(), Value: bytes.Repeat([]byte{'v'}, rng.IntN(20))})
 		case c < 6:
-			ops = append(ops, Op{Kind: OpDelete, Key: key()})
+			ops = append(ops, command.Op{Kind: command.OpDelete, Key: key()})
 		case c < 8:
 			a, b := key(), key()
 			if bytes.Compare(a, b) > 0 {
@@ -173,19 +173,19 @@ func randomOps(rng *rand.Rand, n int, atomic bool) []Op {
 			if len(b) != 0 && bytes.Compare(a, b) >= 0 {
 				b = append(bytes.Clone(a), 0)
 			}
-			ops = append(ops, Op{Kind: OpDeleteRange, Key: a, End: b})
+			ops = append(ops, command.Op{Kind: command.OpDeleteRange, Key: a, End: b})
 		default:
 			if !atomic {
-				ops = append(ops, Op{Kind: OpSet, Key: key(), Value: []byte("x")})
+				ops = append(ops, command.Op{Kind: command.OpSet, Key: key(), Value: []byte("x")})
 				continue
 			}
-			kinds := []OpKind{OpAdd, OpMin, OpMax, OpCompareAndClear}
+			kinds := []command.OpKind{command.OpAdd, command.OpMin, command.OpMax, command.OpCompareAndClear}
 			k := kinds[rng.IntN(len(kinds))]
 			val := binary.LittleEndian.AppendUint64(nil, uint64(rng.IntN(5)))
-			if k == OpCompareAndClear && rng.IntN(2) == 0 {
+			if k == command.OpCompareAndClear && rng.IntN(2) == 0 {
 				val = bytes.Repeat([]byte{'v'}, rng.IntN(3))
 			}
-			ops = append(ops, Op{Kind: k, Key: key(), Value: val})
+			ops = append(ops, command.Op{Kind: k, Key: key(), Value: val})
 		}
 	}
 	return ops
@@ -205,15 +205,15 @@ func TestApplyMatchesModel(t *testing.T) {
 	for round := range 200 {
 		vi, err := r.fsm.TenantVersion(id)
 		require.NoError(t, err)
-		var groups [][]Command
+		var groups [][]command.Command
 		for range 1 + rng.IntN(3) {
-			var g []Command
+			var g []command.Command
 			for range 1 + rng.IntN(3) {
-				var cmd Command
+				var cmd command.Command
 				if rng.IntN(2) == 0 {
-					cmd = &TenantWrite{TenantID: id, TenantName: "m", Ops: randomOps(rng, 1+rng.IntN(12), false)}
+					cmd = &command.TenantWrite{TenantID: id, TenantName: "m", Ops: randomOps(rng, 1+rng.IntN(12), false)}
 				} else {
-					cmd = &TxnCommit{TenantID: id, TenantName: "m", ReadVersion: vi.Version, Ops: randomOps(rng, 1+rng.IntN(12), true)}
+					cmd = &command.TxnCommit{TenantID: id, TenantName: "m", ReadVersion: vi.Version, Ops: randomOps(rng, 1+rng.IntN(12), true)}
 				}
 				g = append(g, cmd)
 			}
@@ -223,16 +223,16 @@ func TestApplyMatchesModel(t *testing.T) {
 		i := 0
 		for _, g := range groups {
 			for _, c := range g {
-				var ops []Op
+				var ops []command.Op
 				switch c := c.(type) {
-				case *TenantWrite:
+				case *command.TenantWrite:
 					ops = c.Ops
-				case *TxnCommit:
+				case *command.TxnCommit:
 					ops = c.Ops
 				}
 				next := m.clone()
 				next.apply(ops)
-				err := res[i].err
+				err := res[i].Err
 				if err != nil {
 					require.ErrorIs(t, err, ErrQuotaExceeded, "round %d command %d", round, i)
 					require.Greater(t, next.usage().Keys, uint64(30), "round %d command %d refused within quota", round, i)
@@ -254,12 +254,12 @@ func TestApplyMatchesModel(t *testing.T) {
 // expensiveOps is the attack of issue 18: n/2 distinct sets and n/2
 // delete-ranges covering none of them, interleaved. tag keeps each call's
 // keys new.
-func expensiveOps(n int, tag int) []Op {
-	ops := make([]Op, 0, n)
+func expensiveOps(n int, tag int) []command.Op {
+	ops := make([]command.Op, 0, n)
 	for i := 0; len(ops) < n; i++ {
 		k := fmt.Appendf(nil, "a/%06d/%06d/k", tag, i)
-		ops = append(ops, Op{Kind: OpSet, Key: k, Value: []byte{1}})
-		ops = append(ops, Op{Kind: OpDeleteRange, Key: append(bytes.Clone(k), 'x'), End: append(bytes.Clone(k), 'y')})
+		ops = append(ops, command.Op{Kind: command.OpSet, Key: k, Value: []byte{1}})
+		ops = append(ops, command.Op{Kind: command.OpDeleteRange, Key: append(bytes.Clone(k), 'x'), End: append(bytes.Clone(k), 'y')})
 	}
 	return ops
 }
@@ -299,7 +299,7 @@ func TestSpanSet(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	for range 300 {
 		var s spanSet
-		var added []KeyRange
+		var added []command.KeyRange
 		for range 1 + rng.IntN(12) {
 			a, b := []byte{byte('a' + rng.IntN(20))}, []byte{byte('a' + rng.IntN(20))}
 			if bytes.Compare(a, b) > 0 {
@@ -315,11 +315,11 @@ func TestSpanSet(t *testing.T) {
 				a = nil
 			}
 			s.add(a, b)
-			added = append(added, KeyRange{Start: a, End: b})
+			added = append(added, command.KeyRange{Start: a, End: b})
 		}
 		covered := func(k []byte) bool {
 			for i := range added {
-				if added[i].contains(k) {
+				if added[i].Contains(k) {
 					return true
 				}
 			}
@@ -332,9 +332,9 @@ func TestSpanSet(t *testing.T) {
 		}
 		// gaps of [lo, hi) are exactly its uncovered keys.
 		lo, hi := []byte{byte('a' + rng.IntN(10))}, []byte{byte('k' + rng.IntN(10))}
-		var pieces []KeyRange
+		var pieces []command.KeyRange
 		require.NoError(t, s.gaps(lo, hi, func(a, b []byte) error {
-			pieces = append(pieces, KeyRange{Start: a, End: b})
+			pieces = append(pieces, command.KeyRange{Start: a, End: b})
 			return nil
 		}))
 		require.True(t, sort.SliceIsSorted(pieces, func(i, j int) bool { return bytes.Compare(pieces[i].Start, pieces[j].Start) < 0 }))
@@ -342,7 +342,7 @@ func TestSpanSet(t *testing.T) {
 			for _, k := range [][]byte{{c}, {c, 0}} {
 				in := false
 				for i := range pieces {
-					in = in || pieces[i].contains(k)
+					in = in || pieces[i].Contains(k)
 				}
 				want := bytes.Compare(k, lo) >= 0 && bytes.Compare(k, hi) < 0 && !covered(k)
 				require.Equal(t, want, in, "key %q, gaps %v of [%q,%q) in %v", k, pieces, lo, hi, added)
@@ -371,24 +371,24 @@ func BenchmarkApplyExpensiveWrite(b *testing.B) {
 				r := newApplyRig(b)
 				id := r.createTenant("bench", keyspace.Limits{})
 				tag := 0
-				mk := func() Command {
+				mk := func() command.Command {
 					tag++
 					if kind == "commit" {
 						vi, err := r.fsm.TenantVersion(id)
 						require.NoError(b, err)
-						return &TxnCommit{TenantID: id, TenantName: "bench", ReadVersion: vi.Version, Ops: expensiveOps(n, tag)}
+						return &command.TxnCommit{TenantID: id, TenantName: "bench", ReadVersion: vi.Version, Ops: expensiveOps(n, tag)}
 					}
-					return &TenantWrite{TenantID: id, TenantName: "bench", Ops: expensiveOps(n, tag)}
+					return &command.TenantWrite{TenantID: id, TenantName: "bench", Ops: expensiveOps(n, tag)}
 				}
 				cpu0 := processCPU()
 				for b.Loop() {
-					g := []Command{mk()}
+					g := []command.Command{mk()}
 					if kind == "two-in-one-entry" {
 						g = append(g, mk())
 					}
 					for _, res := range r.apply(g) {
-						if res.err != nil {
-							b.Fatal(res.err)
+						if res.Err != nil {
+							b.Fatal(res.Err)
 						}
 					}
 				}
@@ -402,18 +402,18 @@ func BenchmarkApplyExpensiveWrite(b *testing.B) {
 
 // netOpsPairwise is the former quadratic netOps, the reference for
 // TestNetOpsMatchesPairwise.
-func netOpsPairwise(ops []Op) []Op {
-	var out []Op
+func netOpsPairwise(ops []command.Op) []command.Op {
+	var out []command.Op
 	for i := range ops {
 		op := &ops[i]
 		keep := true
-		if op.Kind != OpDeleteRange {
+		if op.Kind != command.OpDeleteRange {
 			for j := i + 1; j < len(ops) && keep; j++ {
 				later := &ops[j]
 				switch later.Kind {
-				case OpDeleteRange:
-					r := KeyRange{Start: later.Key, End: later.End}
-					keep = !r.contains(op.Key)
+				case command.OpDeleteRange:
+					r := command.KeyRange{Start: later.Key, End: later.End}
+					keep = !r.Contains(op.Key)
 				default:
 					keep = !bytes.Equal(later.Key, op.Key)
 				}
@@ -440,82 +440,6 @@ func TestNetOpsMatchesPairwise(t *testing.T) {
 	}
 }
 
-func testProposal(tenant keyspace.TenantID, cost int) *proposal {
-	return &proposal{ctx: context.Background(), data: []byte{1}, done: make(chan proposalOutcome, 1), tenant: tenant, cost: cost}
-}
-
-// TestFairQueue checks how the batcher composes entries: a heavy proposal
-// goes alone, heavy and light entries alternate, tenants take turns, and a
-// heavy entry is followed by a pause while light proposals are sent.
-func TestFairQueue(t *testing.T) {
-	q := newFairQueue()
-	heavy := heavyCost + 1
-	for range 3 {
-		q.push(testProposal(1, heavy)) // the attacker
-	}
-	q.push(testProposal(2, heavy)) // another heavy tenant
-	for range 5 {
-		q.push(testProposal(3, 10)) // a victim
-	}
-	now := time.Unix(1000, 0)
-	b, isHeavy, _ := q.next(now)
-	require.False(t, isHeavy, "light proposals go first")
-	require.Len(t, b, 5)
-	b, isHeavy, _ = q.next(now)
-	require.True(t, isHeavy)
-	require.Len(t, b, 1)
-	require.Equal(t, keyspace.TenantID(1), b[0].tenant)
-	// The heavy entry took 10 ms; a victim proposal arrives and is sent:
-	// the next heavy one must wait heavyPause×10 ms from the end.
-	q.heavyDone(now, now.Add(10*time.Millisecond))
-	now = now.Add(10 * time.Millisecond)
-	q.push(testProposal(3, 10))
-	b, isHeavy, _ = q.next(now)
-	require.False(t, isHeavy)
-	require.Len(t, b, 1)
-	b, _, wait := q.next(now.Add(5 * time.Millisecond))
-	require.Empty(t, b)
-	require.Equal(t, heavyPause*10*time.Millisecond-5*time.Millisecond, wait)
-	// After the pause, tenants take turns: tenant 2 before tenant 1's second.
-	b, isHeavy, _ = q.next(now.Add(heavyPause * 10 * time.Millisecond))
-	require.True(t, isHeavy)
-	require.Equal(t, keyspace.TenantID(2), b[0].tenant)
-	// With nobody else sending, heavy entries follow each other at once.
-	q.heavyDone(now, now.Add(40*time.Millisecond))
-	b, isHeavy, _ = q.next(now.Add(40 * time.Millisecond))
-	require.True(t, isHeavy)
-	require.Equal(t, keyspace.TenantID(1), b[0].tenant)
-	require.False(t, q.empty())
-	b, _, _ = q.next(now.Add(40 * time.Millisecond))
-	require.Len(t, b, 1)
-	require.True(t, q.empty())
-}
-
-// TestFairQueueShares checks that a light entry takes each tenant's share
-// in turn: one tenant's thousand proposals do not fill the entry ahead of
-// another's two.
-func TestFairQueueShares(t *testing.T) {
-	q := newFairQueue()
-	for range 1000 {
-		q.push(testProposal(1, 10))
-	}
-	q.push(testProposal(2, 10))
-	q.push(testProposal(2, 10))
-	b, _, _ := q.next(time.Unix(1000, 0))
-	require.Len(t, b, maxBatchCommands)
-	n2 := 0
-	for _, p := range b {
-		if p.tenant == 2 {
-			n2++
-		}
-	}
-	require.Equal(t, 2, n2)
-}
-
-// TestApplyRefusesOversizedWrites: a log entry carrying more than
-// MaxMutations mutations, or empty mutations beyond 10 MB with their
-// overhead, is refused at apply time (a forged entry never reached
-// Propose), identically on every replica, and changes nothing.
 // TestOversizedWritesRefusedBeforeRaft: this release's limits
 // (MaxMutations, TxnOverhead) refuse a write when it is proposed, while the
 // state machine applies what earlier releases accepted and acknowledged
@@ -524,43 +448,43 @@ func TestFairQueueShares(t *testing.T) {
 func TestOversizedWritesRefusedBeforeRaft(t *testing.T) {
 	r := newApplyRig(t)
 	id := r.createTenant("big", keyspace.Limits{})
-	many := make([]Op, MaxMutations+1)
+	many := make([]command.Op, command.MaxMutations+1)
 	for i := range many {
-		many[i] = Op{Kind: OpDelete, Key: fmt.Appendf(nil, "k%d", i)}
+		many[i] = command.Op{Kind: command.OpDelete, Key: fmt.Appendf(nil, "k%d", i)}
 	}
-	err := checkProposedSize(&TenantWrite{TenantID: id, TenantName: "big", Ops: many})
-	require.ErrorIs(t, err, ErrTxTooLarge)
+	err := command.CheckProposedSize(&command.TenantWrite{TenantID: id, TenantName: "big", Ops: many})
+	require.ErrorIs(t, err, command.ErrTxTooLarge)
 	require.ErrorContains(t, err, "mutations")
-	require.ErrorIs(t, checkProposedSize(&TxnCommit{TenantID: id, TenantName: "big", Ops: many}), ErrTxTooLarge)
-	require.NoError(t, checkProposedSize(&TenantWrite{TenantID: id, TenantName: "big", Ops: many[:MaxMutations]}))
+	require.ErrorIs(t, command.CheckProposedSize(&command.TxnCommit{TenantID: id, TenantName: "big", Ops: many}), command.ErrTxTooLarge)
+	require.NoError(t, command.CheckProposedSize(&command.TenantWrite{TenantID: id, TenantName: "big", Ops: many[:command.MaxMutations]}))
 	// The overhead counts: these ops hold 10,255,000 bytes, under 10 MiB,
 	// and 10,580,000 with 64 bytes each, over it.
 	val := make([]byte, 2050)
-	big := make([]Op, MaxMutations)
+	big := make([]command.Op, command.MaxMutations)
 	for i := range big {
-		big[i] = Op{Kind: OpSet, Key: []byte{'k'}, Value: val}
+		big[i] = command.Op{Kind: command.OpSet, Key: []byte{'k'}, Value: val}
 	}
-	require.ErrorIs(t, checkWriteSize(big, 0), ErrTxTooLarge)
-	require.NoError(t, checkWriteSize(big[:MaxMutations-200], 0))
+	require.ErrorIs(t, command.CheckWriteSize(big, 0), command.ErrTxTooLarge)
+	require.NoError(t, command.CheckWriteSize(big[:command.MaxMutations-200], 0))
 
 	// Entries an earlier release proposed apply: more than MaxMutations,
 	// and a commit within 10 MiB at 16 bytes a mutation.
-	huge := make([]Op, 100_000)
+	huge := make([]command.Op, 100_000)
 	for i := range huge {
-		huge[i] = Op{Kind: OpDelete, Key: fmt.Appendf(nil, "k%d", i)}
+		huge[i] = command.Op{Kind: command.OpDelete, Key: fmt.Appendf(nil, "k%d", i)}
 	}
-	tooBig := make([]Op, 120) // 10.8 MB of values
+	tooBig := make([]command.Op, 120) // 10.8 MB of values
 	for i := range tooBig {
-		tooBig[i] = Op{Kind: OpSet, Key: fmt.Appendf(nil, "v%d", i), Value: make([]byte, 90_000)}
+		tooBig[i] = command.Op{Kind: command.OpSet, Key: fmt.Appendf(nil, "v%d", i), Value: make([]byte, 90_000)}
 	}
 	res := r.apply(
-		[]Command{&TenantWrite{TenantID: id, TenantName: "big", Ops: many}},
-		[]Command{&TxnCommit{TenantID: id, TenantName: "big", Ops: huge}},
-		[]Command{&TxnCommit{TenantID: id, TenantName: "big", Ops: tooBig}},
+		[]command.Command{&command.TenantWrite{TenantID: id, TenantName: "big", Ops: many}},
+		[]command.Command{&command.TxnCommit{TenantID: id, TenantName: "big", Ops: huge}},
+		[]command.Command{&command.TxnCommit{TenantID: id, TenantName: "big", Ops: tooBig}},
 	)
-	require.NoError(t, res[0].err, "a TenantWrite an earlier release accepted")
-	require.NoError(t, res[1].err, "a commit within 10 MiB at 16 bytes a mutation")
-	require.ErrorIs(t, res[2].err, ErrTxTooLarge, "a commit over 10 MiB")
+	require.NoError(t, res[0].Err, "a TenantWrite an earlier release accepted")
+	require.NoError(t, res[1].Err, "a commit within 10 MiB at 16 bytes a mutation")
+	require.ErrorIs(t, res[2].Err, command.ErrTxTooLarge, "a commit over 10 MiB")
 	vi, err := r.fsm.TenantVersion(id)
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), vi.Version, "the two writes within the earlier limits took effect")

@@ -1,10 +1,11 @@
-package raft
+package fsm
 
 import (
 	"errors"
 	"fmt"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -18,7 +19,7 @@ import (
 // every change returned was applied while the token was valid and the
 // tenant readable: a watch can never deliver a write applied after its
 // token's revocation, whenever the revocation lands.
-func (f *FSM) ChangesAs(tokenID string, id keyspace.TenantID, after uint64, r KeyRange, maxBytes int) (changes []Change, upTo uint64, err error) {
+func (f *Machine) ChangesAs(tokenID string, id keyspace.TenantID, after uint64, r command.KeyRange, maxBytes int) (changes []Change, upTo uint64, err error) {
 	if err := id.Check(); err != nil {
 		return nil, 0, err
 	}

@@ -1,4 +1,4 @@
-package raft
+package command
 
 import (
 	"bytes"
@@ -34,21 +34,21 @@ func sampleCommands() []Command {
 		&DeleteToken{ID: "tok1"},
 		&SetMember{NodeID: "n1", ClientAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2"},
 		&RemoveMember{NodeID: "n1"},
-		&noop{},
+		&Noop{},
 	}
 }
 
 func TestCommandRoundTrip(t *testing.T) {
 	for _, cmd := range sampleCommands() {
 		t.Run(typeName(cmd), func(t *testing.T) {
-			require.NoError(t, cmd.validate())
-			b, err := EncodeCommand(cmd)
+			require.NoError(t, cmd.Validate())
+			b, err := Encode(cmd)
 			require.NoError(t, err)
-			require.Equal(t, byte(commandVersion), b[0])
-			require.Equal(t, byte(cmd.commandType()), b[1])
-			got, err := DecodeCommand(b)
+			require.Equal(t, byte(Version), b[0])
+			require.Equal(t, byte(cmd.Type()), b[1])
+			got, err := Decode(b)
 			require.NoError(t, err)
-			b2, err := EncodeCommand(got)
+			b2, err := Encode(got)
 			require.NoError(t, err)
 			require.Equal(t, b, b2, "re-encoding must give the same bytes")
 			require.IsType(t, cmd, got)
@@ -62,10 +62,10 @@ func TestCommandEncodingDeterministic(t *testing.T) {
 		labels[k] = k + k
 	}
 	cmd := &CreateTenant{Name: "x", Labels: labels}
-	first, err := EncodeCommand(cmd)
+	first, err := Encode(cmd)
 	require.NoError(t, err)
 	for range 20 {
-		b, err := EncodeCommand(cmd)
+		b, err := Encode(cmd)
 		require.NoError(t, err)
 		require.Equal(t, first, b)
 	}
@@ -76,18 +76,18 @@ func TestUpdateTenantLabelsNilVersusEmpty(t *testing.T) {
 		labels  map[string]string
 		wantNil bool
 	}{{nil, true}, {map[string]string{}, false}} {
-		b, err := EncodeCommand(&UpdateTenant{ID: 1, Labels: tc.labels})
+		b, err := Encode(&UpdateTenant{ID: 1, Labels: tc.labels})
 		require.NoError(t, err)
-		got, err := DecodeCommand(b)
+		got, err := Decode(b)
 		require.NoError(t, err)
 		require.Equal(t, tc.wantNil, got.(*UpdateTenant).Labels == nil)
 	}
 }
 
 func TestDecodeCommandRejects(t *testing.T) {
-	good, err := EncodeCommand(&DeleteTenant{ID: 3})
+	good, err := Encode(&DeleteTenant{ID: 3})
 	require.NoError(t, err)
-	withField, err := marshal(map[string]any{"id": 3, "surprise": 1})
+	withField, err := Marshal(map[string]any{"id": 3, "surprise": 1})
 	require.NoError(t, err)
 	for _, tc := range []struct {
 		name string
@@ -95,26 +95,26 @@ func TestDecodeCommandRejects(t *testing.T) {
 		want error
 	}{
 		{"empty", nil, ErrBadCommand},
-		{"one byte", []byte{commandVersion}, ErrBadCommand},
+		{"one byte", []byte{Version}, ErrBadCommand},
 		{"unknown version", append([]byte{99}, good[1:]...), ErrUnknownCommand},
 		{"version zero", append([]byte{0}, good[1:]...), ErrUnknownCommand},
-		{"unknown type", append([]byte{commandVersion, 200}, good[2:]...), ErrUnknownCommand},
-		{"type zero", append([]byte{commandVersion, 0}, good[2:]...), ErrUnknownCommand},
+		{"unknown type", append([]byte{Version, 200}, good[2:]...), ErrUnknownCommand},
+		{"type zero", append([]byte{Version, 0}, good[2:]...), ErrUnknownCommand},
 		{"truncated body", good[:len(good)-1], ErrBadCommand},
 		{"trailing bytes", append(bytes.Clone(good), 0xc0), ErrBadCommand},
-		{"not a map", []byte{commandVersion, byte(typeDeleteTenant), 0x01}, ErrBadCommand},
-		{"unknown field", append([]byte{commandVersion, byte(typeDeleteTenant)}, withField...), ErrBadCommand},
-		{"nil time", append([]byte{commandVersion, byte(typeCreateTenant)}, mustMarshal(t, map[string]any{"created": nil})...), ErrBadCommand},
+		{"not a map", []byte{Version, byte(TypeDeleteTenant), 0x01}, ErrBadCommand},
+		{"unknown field", append([]byte{Version, byte(TypeDeleteTenant)}, withField...), ErrBadCommand},
+		{"nil time", append([]byte{Version, byte(TypeCreateTenant)}, mustMarshal(t, map[string]any{"created": nil})...), ErrBadCommand},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := DecodeCommand(tc.in)
+			_, err := Decode(tc.in)
 			require.ErrorIs(t, err, tc.want)
 		})
 	}
 }
 
 func mustMarshal(t testing.TB, v any) []byte {
-	b, err := marshal(v)
+	b, err := Marshal(v)
 	require.NoError(t, err)
 	return b
 }
@@ -140,37 +140,37 @@ func TestCommandValidate(t *testing.T) {
 		{"empty member", &SetMember{}, ErrBadCommand},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.ErrorIs(t, tc.cmd.validate(), tc.want)
+			require.ErrorIs(t, tc.cmd.Validate(), tc.want)
 		})
 	}
 }
 
-// FuzzDecodeCommand checks that no input makes DecodeCommand panic, and that
+// FuzzDecodeCommand checks that no input makes Decode panic, and that
 // whatever decodes re-encodes to an entry that decodes the same way.
 func FuzzDecodeCommand(f *testing.F) {
 	for _, cmd := range sampleCommands() {
-		b, err := EncodeCommand(cmd)
+		b, err := Encode(cmd)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(b)
 	}
 	f.Add([]byte{})
-	f.Add([]byte{commandVersion, byte(typeCreateTenant), 0x81, 0xa7, 'c', 'r', 'e', 'a', 't', 'e', 'd', 0xc0})
+	f.Add([]byte{Version, byte(TypeCreateTenant), 0x81, 0xa7, 'c', 'r', 'e', 'a', 't', 'e', 'd', 0xc0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		cmd, err := DecodeCommand(b)
+		cmd, err := Decode(b)
 		if err != nil {
 			if !errors.Is(err, ErrBadCommand) && !errors.Is(err, ErrUnknownCommand) {
 				t.Fatalf("unexpected error class: %v", err)
 			}
 			return
 		}
-		_ = cmd.validate()
-		b2, err := EncodeCommand(cmd)
+		_ = cmd.Validate()
+		b2, err := Encode(cmd)
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		if _, err := DecodeCommand(b2); err != nil {
+		if _, err := Decode(b2); err != nil {
 			t.Fatalf("re-decode: %v", err)
 		}
 	})
@@ -194,8 +194,8 @@ func typeName(c Command) string {
 		return "SetMember"
 	case *RemoveMember:
 		return "RemoveMember"
-	case *noop:
-		return "noop"
+	case *Noop:
+		return "Noop"
 	}
 	return "unknown"
 }

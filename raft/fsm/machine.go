@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-
-	hraft "github.com/hashicorp/raft"
 
 	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/store"
@@ -36,18 +34,21 @@ type Result struct {
 	// Swapped reports whether a CompareAndSwap swapped.
 	Swapped bool
 
-	err error
+	// Err is why the command was refused (nothing was applied), or, wrapping
+	// ErrStopped, that its effect on this replica is unknown.
+	Err error
 }
 
-// FSM applies committed log entries to a store.Store. It implements
-// hraft.BatchingFSM: each batch raft hands over becomes one store.Batch,
-// committed without fsync together with the index of the batch's last entry.
+// Machine applies committed log entries to a store.Store: each batch of
+// entries becomes one store.Batch, committed without fsync together with
+// the index of the batch's last entry.
 //
-// The raft library calls ApplyBatch, Apply, Snapshot and Restore from one
-// goroutine. The read helpers (LookupTenant, Token, ...), AppliedIndex and
-// WaitApplied are safe for concurrent use with them and with each other.
-// The FSM does not own the store: closing it is the caller's business.
-type FSM struct {
+// ApplyBatch, Snapshot and Restore are called from one goroutine (raft's
+// apply loop). The read helpers (LookupTenant, Token, ...), AppliedIndex
+// and WaitApplied are safe for concurrent use with them and with each
+// other. The machine does not own the store: closing it is the caller's
+// business.
+type Machine struct {
 	store   *store.Store
 	logger  *slog.Logger
 	onFatal func(error)
@@ -84,27 +85,25 @@ type FSM struct {
 	observer atomic.Pointer[func([]keyspace.TenantID)]
 }
 
-var _ hraft.BatchingFSM = (*FSM)(nil)
-
-// NewFSM returns an FSM over st, starting from the applied index recorded in
+// New returns a machine over st, starting from the applied index recorded in
 // st. onFatal, which may be nil, is called once, from the raft apply
 // goroutine, if the store fails under the FSM; it must not block (the Node
 // passes a function that shuts the node down asynchronously). A nil logger
 // discards.
-func NewFSM(st *store.Store, logger *slog.Logger, onFatal func(error)) (*FSM, error) {
+func New(st *store.Store, logger *slog.Logger, onFatal func(error)) (*Machine, error) {
 	if st == nil {
-		return nil, errors.New("raft: NewFSM: nil store")
+		return nil, errors.New("fsm: New: nil store")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	applied, err := st.AppliedIndex()
 	if err != nil {
-		return nil, fmt.Errorf("raft: read applied index: %w", err)
+		return nil, fmt.Errorf("fsm: read applied index: %w", err)
 	}
 	broken, err := st.RestoreIncomplete()
 	if err != nil {
-		return nil, fmt.Errorf("raft: check restore marker: %w", err)
+		return nil, fmt.Errorf("fsm: check restore marker: %w", err)
 	}
 	cat := newCatalog()
 	if !broken { // a partial restore is loaded by the Restore that repairs it
@@ -112,7 +111,7 @@ func NewFSM(st *store.Store, logger *slog.Logger, onFatal func(error)) (*FSM, er
 			return nil, err
 		}
 	}
-	f := &FSM{
+	f := &Machine{
 		store:         st,
 		logger:        logger,
 		onFatal:       onFatal,
@@ -128,7 +127,7 @@ func NewFSM(st *store.Store, logger *slog.Logger, onFatal func(error)) (*FSM, er
 
 // checkReadable returns ErrRestoring while a snapshot restore is under way
 // or left the store partial.
-func (f *FSM) checkReadable() error {
+func (f *Machine) checkReadable() error {
 	if f.restoring.Load() {
 		return ErrRestoring
 	}
@@ -137,11 +136,11 @@ func (f *FSM) checkReadable() error {
 
 // Restoring reports whether the node is installing a snapshot (or a restore
 // failed and left the store partial): nothing it holds may be served.
-func (f *FSM) Restoring() bool { return f.restoring.Load() }
+func (f *Machine) Restoring() bool { return f.restoring.Load() }
 
 // AppliedIndex returns the index of the last entry applied to the store (or
 // skipped because it was applied before a restart).
-func (f *FSM) AppliedIndex() uint64 {
+func (f *Machine) AppliedIndex() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.applied
@@ -149,7 +148,7 @@ func (f *FSM) AppliedIndex() uint64 {
 
 // WaitApplied blocks until the FSM has applied index idx, ctx ends (the
 // context's error is returned, wrapped) or the FSM stops (ErrShutdown).
-func (f *FSM) WaitApplied(ctx context.Context, idx uint64) error {
+func (f *Machine) WaitApplied(ctx context.Context, idx uint64) error {
 	for {
 		f.mu.Lock()
 		applied, failed, ch := f.applied, f.failed, f.advanced
@@ -158,19 +157,19 @@ func (f *FSM) WaitApplied(ctx context.Context, idx uint64) error {
 			return nil
 		}
 		if failed != nil {
-			return fmt.Errorf("%w: %v", ErrShutdown, failed)
+			return fmt.Errorf("%w: %v", ErrStopped, failed)
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("raft: wait for index %d (applied %d): %w", idx, applied, ctx.Err())
+			return fmt.Errorf("fsm: wait for index %d (applied %d): %w", idx, applied, ctx.Err())
 		}
 	}
 }
 
 // setApplied records idx as applied and wakes waiters. It may move the index
 // backwards (after Restore).
-func (f *FSM) setApplied(idx uint64) {
+func (f *Machine) setApplied(idx uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applied = idx
@@ -180,7 +179,7 @@ func (f *FSM) setApplied(idx uint64) {
 
 // stop makes the FSM refuse further work and wakes waiters. It reports
 // whether this call stopped it (false if it was already stopped).
-func (f *FSM) stop(err error) bool {
+func (f *Machine) stop(err error) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failed != nil {
@@ -192,40 +191,46 @@ func (f *FSM) stop(err error) bool {
 	return true
 }
 
-func (f *FSM) state() (applied uint64, failed error, broken bool) {
+func (f *Machine) state() (applied uint64, failed error, broken bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.applied, f.failed, f.restoreBroken
 }
 
 // fail stops the FSM after a storage error and tells the owner.
-func (f *FSM) fail(err error) {
+func (f *Machine) fail(err error) {
 	if !f.stop(err) {
 		return
 	}
-	f.logger.Error("raft: FSM storage failure; stopping the node so that this replica cannot diverge", "error", err)
+	f.logger.Error("fsm: storage failure; stopping the node so that this replica cannot diverge", "error", err)
 	if f.onFatal != nil {
 		f.onFatal(err)
 	}
 }
 
-// Apply applies a single entry. Raft uses ApplyBatch; Apply exists to
-// satisfy hraft.FSM.
-func (f *FSM) Apply(l *hraft.Log) any {
-	return f.ApplyBatch([]*hraft.Log{l})[0]
+// Entry is one committed raft log entry, as the machine sees it.
+type Entry struct {
+	// Index is the entry's raft log index.
+	Index uint64
+	// Command is set for a command entry (Data is a command or batch entry
+	// of package command). Other entries (configuration changes) only move
+	// the applied index.
+	Command bool
+	Data    []byte
 }
 
 // ApplyBatch applies committed entries in one store batch and returns one
-// result per entry: a *Result for a command entry, nil for other entries
-// (configuration). Entries at or below the applied index are skipped with a
-// Replayed result. The batch is committed together with the index of its
-// last entry, so a restart resumes exactly after it.
+// result per entry: a *Result for a command entry, a *BatchResult for a
+// batch entry, nil for other entries. Entries at or below the applied index
+// are skipped with a Replayed result. The batch is committed together with
+// the index of its last entry, so a restart resumes exactly after it.
 //
 // A refused command yields a Result carrying its error and writes nothing.
-// If the store fails, every entry of the batch reports ErrCommitUnknown, the
-// FSM stops and onFatal is called: raft cannot be told, and applying later
-// entries on top of a missing batch would make this replica diverge.
-func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
+// If the store fails, every command entry of the batch gets a result
+// wrapping ErrStopped (its effect on this replica is unknown), the machine
+// stops and onFatal is called: applying later entries on top of a missing
+// batch would make this replica diverge.
+func (f *Machine) ApplyBatch(logs []Entry) []any {
 	out := make([]any, len(logs))
 	if len(logs) == 0 {
 		return out
@@ -254,8 +259,8 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 			out[i] = replayed(l)
 			continue
 		}
-		if l.Type != hraft.LogCommand {
-			continue // configuration entries: raft keeps them, the FSM has nothing to do
+		if !l.Command {
+			continue // configuration entries: raft keeps them, the machine has nothing to do
 		}
 		res, err := a.applyEntry(l.Index, l.Data)
 		if err != nil { // only storage failures reach here
@@ -288,17 +293,17 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	return out
 }
 
-func replayed(l *hraft.Log) any {
-	if l.Type != hraft.LogCommand {
+func replayed(l Entry) any {
+	if !l.Command {
 		return nil
 	}
 	return &Result{Index: l.Index, Replayed: true}
 }
 
-func failAll(out []any, logs []*hraft.Log, cause error) {
+func failAll(out []any, logs []Entry, cause error) {
 	for i, l := range logs {
-		if l.Type == hraft.LogCommand {
-			out[i] = &Result{Index: l.Index, err: fmt.Errorf("%w: replica storage failure: %v", ErrCommitUnknown, cause)}
+		if l.Command {
+			out[i] = &Result{Index: l.Index, Err: fmt.Errorf("%w: replica storage failure: %v", ErrStopped, cause)}
 		} else {
 			out[i] = nil
 		}
@@ -306,37 +311,36 @@ func failAll(out []any, logs []*hraft.Log, cause error) {
 }
 
 // Snapshot captures the store at the current applied index. It is cheap (a
-// Pebble snapshot); the work happens in Persist, concurrently with later
+// Pebble snapshot); the work happens in WriteTo, concurrently with later
 // applies.
-func (f *FSM) Snapshot() (hraft.FSMSnapshot, error) {
+func (f *Machine) Snapshot() (*Snapshot, error) {
 	if _, failed, broken := f.state(); failed != nil || broken {
-		return nil, fmt.Errorf("raft: snapshot of a failed FSM: %w", ErrShutdown)
+		return nil, fmt.Errorf("fsm: snapshot of a stopped machine: %w", ErrStopped)
 	}
-	return &fsmSnapshot{store: f.store, snap: f.store.NewSnapshot()}, nil
+	return &Snapshot{store: f.store, snap: f.store.NewSnapshot()}, nil
 }
 
 // Restore replaces the whole store with a snapshot stream and reloads the
 // applied index from it. If it fails midway the store stays marked as
 // partially restored and the FSM refuses to apply until a Restore succeeds.
-func (f *FSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
+func (f *Machine) Restore(rc io.Reader) error {
 	if _, failed, _ := f.state(); failed != nil {
-		return fmt.Errorf("raft: restore into a failed FSM: %w", ErrShutdown)
+		return fmt.Errorf("fsm: restore into a stopped machine: %w", ErrStopped)
 	}
 	f.mu.Lock()
 	f.restoreBroken = true
 	f.mu.Unlock()
 	f.restoring.Store(true)
 	if err := f.store.Restore(rc); err != nil {
-		return fmt.Errorf("raft: restore snapshot: %w", err)
+		return fmt.Errorf("fsm: restore snapshot: %w", err)
 	}
 	idx, err := f.store.AppliedIndex()
 	if err != nil {
-		return fmt.Errorf("raft: restore snapshot: read applied index: %w", err)
+		return fmt.Errorf("fsm: restore snapshot: read applied index: %w", err)
 	}
 	cat, err := loadCatalog(f.store)
 	if err != nil {
-		return fmt.Errorf("raft: restore snapshot: %w", err)
+		return fmt.Errorf("fsm: restore snapshot: %w", err)
 	}
 	f.cat.replace(cat)
 	f.mu.Lock()
@@ -346,34 +350,55 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.setApplied(idx)
 	f.notifyAll()
 	f.restores.Add(1)
-	f.logger.Info("raft: restored store from snapshot", "applied_index", idx)
+	f.logger.Info("fsm: restored store from snapshot", "applied_index", idx)
 	return nil
 }
 
-// fsmSnapshot is a point-in-time view of the store handed to raft.
-type fsmSnapshot struct {
+// Snapshot is a point-in-time image of the machine's store.
+type Snapshot struct {
 	store *store.Store
 	snap  *store.Snapshot
 }
 
-// Persist makes the store durable up to (at least) the snapshot, then
-// streams the snapshot into sink. The sync comes first because once the
-// snapshot is stored raft may truncate the log entries that the unsynced
-// store writes came from.
-func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
+// WriteTo makes the store durable up to (at least) the snapshot, then
+// streams the snapshot into w in store.Restore's format. The sync comes
+// first because once the snapshot is kept raft may truncate the log entries
+// that the unsynced store writes came from.
+func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if err := s.store.Sync(); err != nil {
-		_ = sink.Cancel()
-		return fmt.Errorf("raft: persist snapshot: %w", err)
+		return 0, fmt.Errorf("fsm: persist snapshot: %w", err)
 	}
-	if _, err := s.snap.WriteTo(sink); err != nil {
-		_ = sink.Cancel()
-		return fmt.Errorf("raft: persist snapshot: %w", err)
+	n, err := s.snap.WriteTo(w)
+	if err != nil {
+		return n, fmt.Errorf("fsm: persist snapshot: %w", err)
 	}
-	if err := sink.Close(); err != nil {
-		return fmt.Errorf("raft: persist snapshot: close sink: %w", err)
-	}
-	return nil
+	return n, nil
 }
 
-// Release closes the store snapshot.
-func (s *fsmSnapshot) Release() { _ = s.snap.Close() }
+// Close releases the snapshot.
+func (s *Snapshot) Close() { _ = s.snap.Close() }
+
+// Stop makes the machine refuse further work and wakes waiters with
+// ErrStopped. The node calls it when it shuts down.
+func (f *Machine) Stop() { f.stop(ErrStopped) }
+
+// Stats are counters of the machine's work, for diagnostics.
+type Stats struct {
+	// Restores counts snapshot restores, Batches the batches applied and
+	// Entries the entries in them.
+	Restores, Batches, Entries int64
+}
+
+// Stats returns the machine's counters.
+func (f *Machine) Stats() Stats {
+	return Stats{Restores: f.restores.Load(), Batches: f.batches.Load(), Entries: f.entries.Load()}
+}
+
+// FailCommits makes every later batch fail to commit with err, as a store
+// whose disk fails would. It exists for the fault tests of the packages
+// above (a storage failure must stop the node); nothing else calls it.
+func (f *Machine) FailCommits(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commit = func(b *store.Batch, _ uint64) error { b.Close(); return err }
+}

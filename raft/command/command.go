@@ -1,4 +1,4 @@
-package raft
+package command
 
 import (
 	"bytes"
@@ -21,49 +21,52 @@ import (
 // field this build does not know, is refused with ErrBadCommand. Both
 // refusals are deterministic, so every replica refuses identically and
 // applies nothing for that entry.
-const commandVersion = 1
+const Version = 1
 
-// MaxCommandSize is the largest encoded command Propose accepts, in bytes. It
+// MaxSize is the largest encoded command Propose accepts, in bytes. It
 // leaves room for a 10 MB transaction plus framing.
-const MaxCommandSize = 12 << 20
+const MaxSize = 12 << 20
 
 // Bounds on identifiers carried by commands.
 const (
 	maxTokenIDLen  = 128
 	maxNodeIDLen   = 256
-	maxMemberAddr  = 512
+	MaxMemberAddr  = 512
 	maxLabels      = 64
 	maxLabelKeyLen = 63
 	maxLabelValLen = 256
 )
 
-// commandType is the second byte of the envelope. Numbers are never reused.
-type commandType uint8
+// Type is the second byte of the envelope. Numbers are never reused.
+type Type uint8
 
 const (
-	typeTenantWrite  commandType = 1
-	typeCreateTenant commandType = 2
-	typeUpdateTenant commandType = 3
-	typeDeleteTenant commandType = 4
-	typePutToken     commandType = 5
-	typeDeleteToken  commandType = 6
-	typeSetMember    commandType = 7
-	typeRemoveMember commandType = 8
-	typeNoop         commandType = 9
+	TypeTenantWrite  Type = 1
+	TypeCreateTenant Type = 2
+	TypeUpdateTenant Type = 3
+	TypeDeleteTenant Type = 4
+	TypePutToken     Type = 5
+	TypeDeleteToken  Type = 6
+	TypeSetMember    Type = 7
+	TypeRemoveMember Type = 8
+	TypeNoop         Type = 9
 	// Transactions (txn.go).
-	typeTxnCommit      commandType = 10
-	typeCompareAndSwap commandType = 11
+	TypeTxnCommit      Type = 10
+	TypeCompareAndSwap Type = 11
 )
 
 // Command is a replicated state change. The set of commands is closed: only
 // the types of this package implement it. A Command value is not modified by
 // Propose and may be reused by the caller afterwards.
 type Command interface {
-	commandType() commandType
-	// validate checks what can be checked without state. It runs before
+	// Type is the entry type the command is encoded under.
+	Type() Type
+	// Validate checks what can be checked without state. It runs before
 	// proposing (to fail fast) and again at apply time (the log is not
 	// trusted), so it must be deterministic.
-	validate() error
+	Validate() error
+	// command seals the interface: only this package defines commands.
+	command()
 }
 
 // OpKind says what an Op does.
@@ -107,7 +110,7 @@ type Op struct {
 	End   []byte `msgpack:"e,omitempty"`
 }
 
-func (op *Op) validate() error {
+func (op *Op) Validate() error {
 	switch op.Kind {
 	case OpSet:
 		if err := keyspace.CheckKey(op.Key); err != nil {
@@ -144,14 +147,14 @@ type TenantWrite struct {
 	At int64 `msgpack:"at,omitempty"`
 }
 
-func (*TenantWrite) commandType() commandType { return typeTenantWrite }
+func (*TenantWrite) Type() Type { return TypeTenantWrite }
 
-func (c *TenantWrite) validate() error {
+func (c *TenantWrite) Validate() error {
 	if err := c.TenantID.Check(); err != nil {
 		return err
 	}
 	for i := range c.Ops {
-		if err := c.Ops[i].validate(); err != nil {
+		if err := c.Ops[i].Validate(); err != nil {
 			return fmt.Errorf("op %d: %w", i, err)
 		}
 	}
@@ -168,9 +171,9 @@ type CreateTenant struct {
 	CreatedAt time.Time `msgpack:"created"`
 }
 
-func (*CreateTenant) commandType() commandType { return typeCreateTenant }
+func (*CreateTenant) Type() Type { return TypeCreateTenant }
 
-func (c *CreateTenant) validate() error {
+func (c *CreateTenant) Validate() error {
 	if err := keyspace.ValidateName(c.Name); err != nil {
 		return err
 	}
@@ -188,9 +191,9 @@ type UpdateTenant struct {
 	Labels  map[string]string `msgpack:"labels"`
 }
 
-func (*UpdateTenant) commandType() commandType { return typeUpdateTenant }
+func (*UpdateTenant) Type() Type { return TypeUpdateTenant }
 
-func (c *UpdateTenant) validate() error {
+func (c *UpdateTenant) Validate() error {
 	if err := c.ID.Check(); err != nil {
 		return err
 	}
@@ -212,9 +215,9 @@ type DeleteTenant struct {
 	ID keyspace.TenantID `msgpack:"id"`
 }
 
-func (*DeleteTenant) commandType() commandType { return typeDeleteTenant }
+func (*DeleteTenant) Type() Type { return TypeDeleteTenant }
 
-func (c *DeleteTenant) validate() error { return c.ID.Check() }
+func (c *DeleteTenant) Validate() error { return c.ID.Check() }
 
 // TokenRecord is the replicated record of an access token. The secret never
 // enters the log: only its SHA-256.
@@ -230,7 +233,7 @@ type TokenRecord struct {
 	CreatedAt time.Time `msgpack:"created"`
 }
 
-func (t *TokenRecord) validate() error {
+func (t *TokenRecord) Validate() error {
 	if t.ID == "" || len(t.ID) > maxTokenIDLen {
 		return fmt.Errorf("%w: token id of %d bytes (1 to %d)", ErrBadCommand, len(t.ID), maxTokenIDLen)
 	}
@@ -249,18 +252,18 @@ type PutToken struct {
 	Token TokenRecord `msgpack:"token"`
 }
 
-func (*PutToken) commandType() commandType { return typePutToken }
+func (*PutToken) Type() Type { return TypePutToken }
 
-func (c *PutToken) validate() error { return c.Token.validate() }
+func (c *PutToken) Validate() error { return c.Token.Validate() }
 
 // DeleteToken revokes a token. A missing ID yields ErrTokenNotFound.
 type DeleteToken struct {
 	ID string `msgpack:"id"`
 }
 
-func (*DeleteToken) commandType() commandType { return typeDeleteToken }
+func (*DeleteToken) Type() Type { return TypeDeleteToken }
 
-func (c *DeleteToken) validate() error {
+func (c *DeleteToken) Validate() error {
 	if c.ID == "" || len(c.ID) > maxTokenIDLen {
 		return fmt.Errorf("%w: token id of %d bytes (1 to %d)", ErrBadCommand, len(c.ID), maxTokenIDLen)
 	}
@@ -276,13 +279,13 @@ type SetMember struct {
 	HTTPAddr   string `msgpack:"http"`
 }
 
-func (*SetMember) commandType() commandType { return typeSetMember }
+func (*SetMember) Type() Type { return TypeSetMember }
 
-func (c *SetMember) validate() error {
+func (c *SetMember) Validate() error {
 	if err := validateNodeID(c.NodeID); err != nil {
 		return err
 	}
-	if len(c.ClientAddr) > maxMemberAddr || len(c.HTTPAddr) > maxMemberAddr {
+	if len(c.ClientAddr) > MaxMemberAddr || len(c.HTTPAddr) > MaxMemberAddr {
 		return fmt.Errorf("%w: member address too long", ErrBadCommand)
 	}
 	return nil
@@ -294,16 +297,16 @@ type RemoveMember struct {
 	NodeID string `msgpack:"id"`
 }
 
-func (*RemoveMember) commandType() commandType { return typeRemoveMember }
+func (*RemoveMember) Type() Type { return TypeRemoveMember }
 
-func (c *RemoveMember) validate() error { return validateNodeID(c.NodeID) }
+func (c *RemoveMember) Validate() error { return validateNodeID(c.NodeID) }
 
-// noop changes nothing. A new leader proposes one so that an entry of its own
+// Noop changes nothing. A new leader proposes one so that an entry of its own
 // term, visible to the FSM, is committed before it serves linearizable reads.
-type noop struct{}
+type Noop struct{}
 
-func (*noop) commandType() commandType { return typeNoop }
-func (*noop) validate() error          { return nil }
+func (*Noop) Type() Type      { return TypeNoop }
+func (*Noop) Validate() error { return nil }
 
 func validateNodeID(id string) error {
 	if id == "" || len(id) > maxNodeIDLen {
@@ -325,37 +328,37 @@ func validateLabels(labels map[string]string) error {
 }
 
 // newCommand returns an empty command of type t, or nil for an unknown type.
-func newCommand(t commandType) Command {
+func newCommand(t Type) Command {
 	switch t {
-	case typeTenantWrite:
+	case TypeTenantWrite:
 		return &TenantWrite{}
-	case typeCreateTenant:
+	case TypeCreateTenant:
 		return &CreateTenant{}
-	case typeUpdateTenant:
+	case TypeUpdateTenant:
 		return &UpdateTenant{}
-	case typeDeleteTenant:
+	case TypeDeleteTenant:
 		return &DeleteTenant{}
-	case typePutToken:
+	case TypePutToken:
 		return &PutToken{}
-	case typeDeleteToken:
+	case TypeDeleteToken:
 		return &DeleteToken{}
-	case typeSetMember:
+	case TypeSetMember:
 		return &SetMember{}
-	case typeRemoveMember:
+	case TypeRemoveMember:
 		return &RemoveMember{}
-	case typeNoop:
-		return &noop{}
-	case typeTxnCommit:
+	case TypeNoop:
+		return &Noop{}
+	case TypeTxnCommit:
 		return &TxnCommit{}
-	case typeCompareAndSwap:
+	case TypeCompareAndSwap:
 		return &CompareAndSwap{}
 	}
 	return nil
 }
 
-// EncodeCommand returns the log entry for cmd. It does not validate cmd.
+// Encode returns the log entry for cmd. It does not validate cmd.
 // Encoding is deterministic (map keys are sorted).
-func EncodeCommand(cmd Command) ([]byte, error) {
+func Encode(cmd Command) ([]byte, error) {
 	if cmd == nil {
 		return nil, fmt.Errorf("%w: nil command", ErrBadCommand)
 	}
@@ -364,38 +367,38 @@ func EncodeCommand(cmd Command) ([]byte, error) {
 		for i := range w.Ops {
 			size += 16 + len(w.Ops[i].Key) + len(w.Ops[i].Value) + len(w.Ops[i].End)
 		}
-		return appendTenantWrite(append(make([]byte, 0, size), commandVersion, byte(typeTenantWrite)), w), nil
+		return appendTenantWrite(append(make([]byte, 0, size), Version, byte(TypeTenantWrite)), w), nil
 	}
 	var buf bytes.Buffer
 	buf.Grow(64)
-	buf.WriteByte(commandVersion)
-	buf.WriteByte(byte(cmd.commandType()))
+	buf.WriteByte(Version)
+	buf.WriteByte(byte(cmd.Type()))
 	if err := marshalTo(&buf, cmd); err != nil {
-		return nil, fmt.Errorf("raft: encode command: %w", err)
+		return nil, fmt.Errorf("command: encode: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
-// DecodeCommand parses a log entry written by EncodeCommand. It never
+// Decode parses a log entry written by Encode. It never
 // panics. An unknown version or type yields ErrUnknownCommand; a malformed
 // body ErrBadCommand. The returned command does not alias b.
-func DecodeCommand(b []byte) (Command, error) {
+func Decode(b []byte) (Command, error) {
 	if len(b) < 2 {
 		return nil, fmt.Errorf("%w: entry of %d bytes", ErrBadCommand, len(b))
 	}
-	if b[0] != commandVersion {
+	if b[0] != Version {
 		return nil, fmt.Errorf("%w: envelope version %d", ErrUnknownCommand, b[0])
 	}
-	if commandType(b[1]) == typeTenantWrite {
+	if Type(b[1]) == TypeTenantWrite {
 		if w, ok := decodeTenantWriteFast(b[2:]); ok {
 			return w, nil
 		}
 	}
-	cmd := newCommand(commandType(b[1]))
+	cmd := newCommand(Type(b[1]))
 	if cmd == nil {
 		return nil, fmt.Errorf("%w: type %d", ErrUnknownCommand, b[1])
 	}
-	if err := unmarshalStrict(b[2:], cmd); err != nil {
+	if err := Unmarshal(b[2:], cmd); err != nil {
 		return nil, fmt.Errorf("%w: type %d: %v", ErrBadCommand, b[1], err)
 	}
 	return cmd, nil
@@ -408,7 +411,7 @@ func marshalTo(buf *bytes.Buffer, v any) error {
 	return enc.Encode(v)
 }
 
-func marshal(v any) ([]byte, error) {
+func Marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := marshalTo(&buf, v); err != nil {
 		return nil, err
@@ -416,10 +419,10 @@ func marshal(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// unmarshalStrict decodes exactly one msgpack value from b into v, refusing
+// Unmarshal decodes exactly one msgpack value from b into v, refusing
 // unknown fields and trailing bytes. msgpack v5.4.1 can panic on hostile
 // input (a nil decoded into a time.Time field), so panics become errors.
-func unmarshalStrict(b []byte, v any) (err error) {
+func Unmarshal(b []byte, v any) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("msgpack: %v", r)

@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"crypto/sha256"
@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
-
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -42,7 +41,7 @@ const scaleBatch = 4096
 // one tenant token, in the state raft would leave it in after applying the
 // CreateTenant and PutToken commands.
 type scaleFixture struct {
-	fsm    *FSM
+	fsm    *Machine
 	names  []string
 	ids    []keyspace.TenantID
 	tokens []string // token IDs, tokens[i] bound to ids[i]
@@ -125,7 +124,7 @@ func newScaleFixture(b *testing.B, n int) *scaleFixture {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = st.Close() })
-	f, err := NewFSM(st, nil, nil)
+	f, err := New(st, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -133,34 +132,34 @@ func newScaleFixture(b *testing.B, n int) *scaleFixture {
 	r := rand.New(rand.NewPCG(5, uint64(n)))
 	created := time.Unix(1700000000, 0).UTC()
 	index := f.AppliedIndex()
-	apply := func(cmds []Command) []*Result {
-		logs := make([]*hraft.Log, len(cmds))
+	apply := func(cmds []command.Command) []*Result {
+		logs := make([]Entry, len(cmds))
 		for i, c := range cmds {
-			data, err := EncodeCommand(c)
+			data, err := command.Encode(c)
 			if err != nil {
 				b.Fatal(err)
 			}
 			index++
-			logs[i] = &hraft.Log{Index: index, Term: 1, Type: hraft.LogCommand, Data: data}
+			logs[i] = Entry{Index: index, Command: true, Data: data}
 		}
 		out := f.ApplyBatch(logs)
 		res := make([]*Result, len(out))
 		for i, o := range out {
 			res[i] = o.(*Result)
-			if res[i].err != nil {
-				b.Fatalf("apply %T: %v", cmds[i], res[i].err)
+			if res[i].Err != nil {
+				b.Fatalf("apply %T: %v", cmds[i], res[i].Err)
 			}
 		}
 		return res
 	}
-	cmds := make([]Command, 0, scaleBatch)
+	cmds := make([]command.Command, 0, scaleBatch)
 	for lo := 0; lo < n; lo += scaleBatch {
 		hi := min(lo+scaleBatch, n)
 		cmds = cmds[:0]
 		for i := lo; i < hi; i++ {
 			name := fmt.Sprintf("tenant-%07d", i)
 			fx.names = append(fx.names, name)
-			cmds = append(cmds, &CreateTenant{Name: name, CreatedAt: created})
+			cmds = append(cmds, &command.CreateTenant{Name: name, CreatedAt: created})
 		}
 		for _, res := range apply(cmds) {
 			fx.ids = append(fx.ids, res.TenantID)
@@ -176,7 +175,7 @@ func newScaleFixture(b *testing.B, n int) *scaleFixture {
 			id := hex.EncodeToString(idb[:])
 			hash := sha256.Sum256([]byte("tkv_" + id + "_secret"))
 			fx.tokens = append(fx.tokens, id)
-			cmds = append(cmds, &PutToken{Token: TokenRecord{ID: id, Hash: hash[:], TenantID: fx.ids[i], CreatedAt: created}})
+			cmds = append(cmds, &command.PutToken{Token: command.TokenRecord{ID: id, Hash: hash[:], TenantID: fx.ids[i], CreatedAt: created}})
 		}
 		apply(cmds)
 	}

@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -25,7 +26,7 @@ type VersionInfo struct {
 
 // TenantVersion returns tenant id's version information. It does not check
 // that the tenant exists (a missing tenant is at version 0).
-func (f *FSM) TenantVersion(id keyspace.TenantID) (VersionInfo, error) {
+func (f *Machine) TenantVersion(id keyspace.TenantID) (VersionInfo, error) {
 	if err := id.Check(); err != nil {
 		return VersionInfo{}, err
 	}
@@ -45,7 +46,7 @@ func (f *FSM) TenantVersion(id keyspace.TenantID) (VersionInfo, error) {
 // write touched a read range. On success the reads equal the tenant's state
 // at the returned current version, so the transaction is serializable there.
 // It writes nothing, so it needs no log entry; call it after a read barrier.
-func (f *FSM) ValidateReads(id keyspace.TenantID, readVersion uint64, reads []KeyRange) (uint64, error) {
+func (f *Machine) ValidateReads(id keyspace.TenantID, readVersion uint64, reads []command.KeyRange) (uint64, error) {
 	if err := id.Check(); err != nil {
 		return 0, err
 	}
@@ -77,7 +78,7 @@ type Change struct {
 	// come in the order the command wrote them.
 	Version uint64
 	// Kind is OpSet, OpDelete or OpDeleteRange.
-	Kind OpKind
+	Kind command.OpKind
 	// Key is the key set or deleted, or the start of a deleted range.
 	Key []byte
 	// End is the end of a deleted range (empty: the end of the tenant).
@@ -94,7 +95,7 @@ type Change struct {
 // changes). ErrWatchTooOld means the history no longer reaches back to
 // after; ErrTenantNotFound that the tenant does not exist. Every returned
 // slice is the caller's.
-func (f *FSM) Changes(id keyspace.TenantID, after uint64, r KeyRange, maxBytes int) (changes []Change, upTo uint64, err error) {
+func (f *Machine) Changes(id keyspace.TenantID, after uint64, r command.KeyRange, maxBytes int) (changes []Change, upTo uint64, err error) {
 	if err := id.Check(); err != nil {
 		return nil, 0, err
 	}
@@ -118,7 +119,7 @@ func (f *FSM) Changes(id keyspace.TenantID, after uint64, r KeyRange, maxBytes i
 // about one stored chunk of a large entry more than this at most.
 const maxChangesScan = 4 << 20
 
-func readChanges(sys *store.SystemView, id keyspace.TenantID, after uint64, r KeyRange, maxBytes int) ([]Change, uint64, error) {
+func readChanges(sys *store.SystemView, id keyspace.TenantID, after uint64, r command.KeyRange, maxBytes int) ([]Change, uint64, error) {
 	st, err := readVersionState(sys, id)
 	if err != nil {
 		return nil, 0, fmt.Errorf("raft: tenant %d version: %w", id, err)
@@ -129,7 +130,7 @@ func readChanges(sys *store.SystemView, id keyspace.TenantID, after uint64, r Ke
 	if after < st.minReadVersion() {
 		return nil, 0, fmt.Errorf("%w: after version %d, oldest retained %d", ErrWatchTooOld, after, st.minReadVersion())
 	}
-	rs := []KeyRange{r}
+	rs := []command.KeyRange{r}
 	var out []Change
 	size, scanned := 0, 0
 	upTo := st.Version
@@ -149,12 +150,12 @@ func readChanges(sys *store.SystemView, id keyspace.TenantID, after uint64, r Ke
 			}
 			c := Change{Version: version, Kind: rec.Kind, Key: bytes.Clone(rec.Key)}
 			switch rec.Kind {
-			case OpSet:
+			case command.OpSet:
 				c.Value = bytes.Clone(rec.Value)
 				if c.Value == nil {
 					c.Value = []byte{}
 				}
-			case OpDeleteRange:
+			case command.OpDeleteRange:
 				c.End = bytes.Clone(rec.End)
 				if bytes.Compare(c.Key, r.Start) < 0 {
 					c.Key = bytes.Clone(r.Start)
@@ -181,7 +182,7 @@ func readChanges(sys *store.SystemView, id keyspace.TenantID, after uint64, r Ke
 // may have changed any tenant. fn runs on raft's apply goroutine, so it must
 // not block; it is meant to wake waiters. It may be set at any time; nil
 // removes it.
-func (f *FSM) OnApplied(fn func(ids []keyspace.TenantID)) {
+func (f *Machine) OnApplied(fn func(ids []keyspace.TenantID)) {
 	if fn == nil {
 		f.observer.Store(nil)
 		return
@@ -189,7 +190,7 @@ func (f *FSM) OnApplied(fn func(ids []keyspace.TenantID)) {
 	f.observer.Store(&fn)
 }
 
-func (f *FSM) notify(touched map[keyspace.TenantID]struct{}) {
+func (f *Machine) notify(touched map[keyspace.TenantID]struct{}) {
 	fn := f.observer.Load()
 	if fn == nil || len(touched) == 0 {
 		return
@@ -202,7 +203,7 @@ func (f *FSM) notify(touched map[keyspace.TenantID]struct{}) {
 	(*fn)(ids)
 }
 
-func (f *FSM) notifyAll() {
+func (f *Machine) notifyAll() {
 	if fn := f.observer.Load(); fn != nil {
 		(*fn)(nil)
 	}

@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"bytes"
@@ -9,12 +9,9 @@ import (
 	"sort"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
-
-// ErrQuotaExceeded is returned when a write would take a tenant over its
-// max-bytes or max-keys limit. The write is refused as a whole.
-var ErrQuotaExceeded = errors.New("tenantkv: quota exceeded")
 
 // Usage is what a tenant stores: the logical bytes (len(key)+len(value)
 // summed over live keys) and the number of keys. The FSM maintains it in the
@@ -52,7 +49,7 @@ func readUsage(sys *store.SystemView, id keyspace.TenantID) (Usage, error) {
 }
 
 // Usage returns the exact usage of tenant id in the local store.
-func (f *FSM) Usage(id keyspace.TenantID) (Usage, error) {
+func (f *Machine) Usage(id keyspace.TenantID) (Usage, error) {
 	if err := id.Check(); err != nil {
 		return Usage{}, err
 	}
@@ -100,14 +97,14 @@ type rangePiece struct {
 // final state of a key is its point op if it has one, else absent if a
 // delete-range covers it, else unchanged; the delta is the sum over those
 // keys of final minus current. The returned error is a storage failure.
-func planWrite(d *tenantData, ops []Op) (*writePlan, error) {
+func planWrite(d *tenantData, ops []command.Op) (*writePlan, error) {
 	p := &writePlan{absent: make([]bool, len(ops))}
 	pointKeys := make(map[string]struct{}, len(ops))
 	var ranges []keySpan
 	var points []int
 	for i := range ops {
 		op := &ops[i]
-		if op.Kind == OpDeleteRange {
+		if op.Kind == command.OpDeleteRange {
 			ranges = append(ranges, keySpan{start: op.Key, end: op.End})
 			continue
 		}
@@ -134,10 +131,10 @@ func planWrite(d *tenantData, ops []Op) (*writePlan, error) {
 			p.dKeys--
 		}
 		switch op.Kind {
-		case OpSet:
+		case command.OpSet:
 			p.dBytes += int64(len(op.Key) + len(op.Value))
 			p.dKeys++
-		case OpDelete:
+		case command.OpDelete:
 			p.absent[i] = !present
 		}
 	}

@@ -1,4 +1,4 @@
-package raft
+package command
 
 import (
 	"encoding/binary"

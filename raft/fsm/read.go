@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -15,7 +16,7 @@ import (
 // Every returned value is a fresh copy owned by the caller.
 
 // LookupTenant returns the tenant named name, or ErrTenantNotFound.
-func (f *FSM) LookupTenant(name string) (*keyspace.Tenant, error) {
+func (f *Machine) LookupTenant(name string) (*keyspace.Tenant, error) {
 	if err := keyspace.ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -30,7 +31,7 @@ func (f *FSM) LookupTenant(name string) (*keyspace.Tenant, error) {
 }
 
 // TenantByID returns the tenant with the given ID, or ErrTenantNotFound.
-func (f *FSM) TenantByID(id keyspace.TenantID) (*keyspace.Tenant, error) {
+func (f *Machine) TenantByID(id keyspace.TenantID) (*keyspace.Tenant, error) {
 	if err := id.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTenantNotFound, err)
 	}
@@ -58,7 +59,7 @@ func tenantByID(sys *store.SystemView, id keyspace.TenantID) (*keyspace.Tenant, 
 // ListTenants returns up to limit tenants in name order, starting after the
 // name after ("" starts at the beginning). A limit <= 0 means no limit. The
 // page is read from one consistent snapshot.
-func (f *FSM) ListTenants(after string, limit int) ([]*keyspace.Tenant, error) {
+func (f *Machine) ListTenants(after string, limit int) ([]*keyspace.Tenant, error) {
 	sn := f.store.NewSnapshot()
 	defer sn.Close()
 	sys := sn.System()
@@ -97,7 +98,7 @@ func (f *FSM) ListTenants(after string, limit int) ([]*keyspace.Tenant, error) {
 
 // Token returns the token record with the given ID, or ErrTokenNotFound. It
 // does not check expiry: that is the caller's policy.
-func (f *FSM) Token(id string) (*TokenRecord, error) {
+func (f *Machine) Token(id string) (*command.TokenRecord, error) {
 	if err := f.checkReadable(); err != nil {
 		return nil, err
 	}
@@ -114,14 +115,14 @@ func (f *FSM) Token(id string) (*TokenRecord, error) {
 // check a server makes on every request of an open connection. It reports
 // false while the node is restoring a snapshot; check Restoring to tell
 // the two apart.
-func (f *FSM) HasToken(id string) bool { return !f.restoring.Load() && f.cat.token(id) != nil }
+func (f *Machine) HasToken(id string) bool { return !f.restoring.Load() && f.cat.token(id) != nil }
 
 // ListTokens returns the tokens bound to tenant id in token ID order, or, for
 // id 0, every token (operator and tenant tokens alike; filter on
 // TokenRecord.TenantID == 0 for operator tokens only).
-func (f *FSM) ListTokens(id keyspace.TenantID) ([]*TokenRecord, error) {
+func (f *Machine) ListTokens(id keyspace.TenantID) ([]*command.TokenRecord, error) {
 	start, end := keyspace.TokenSpan()
-	var out []*TokenRecord
+	var out []*command.TokenRecord
 	var decodeErr error
 	err := f.store.System().Scan(start, end, func(_, v []byte) bool {
 		t, err := decodeToken(v)
@@ -145,7 +146,7 @@ func (f *FSM) ListTokens(id keyspace.TenantID) ([]*TokenRecord, error) {
 
 // MemberInfo returns the replicated metadata of node id, or
 // ErrMemberNotFound.
-func (f *FSM) MemberInfo(id string) (*SetMember, error) {
+func (f *Machine) MemberInfo(id string) (*command.SetMember, error) {
 	v, err := f.store.System().Get(memberKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %q", ErrMemberNotFound, id)
@@ -159,9 +160,9 @@ func (f *FSM) MemberInfo(id string) (*SetMember, error) {
 // MemberInfos returns the replicated metadata of every node that published
 // some, keyed by node ID. It may include nodes no longer in the raft
 // configuration; Node.Members joins it with the configuration.
-func (f *FSM) MemberInfos() (map[string]*SetMember, error) {
+func (f *Machine) MemberInfos() (map[string]*command.SetMember, error) {
 	start, end := memberSpan()
-	out := make(map[string]*SetMember)
+	out := make(map[string]*command.SetMember)
 	var decodeErr error
 	err := f.store.System().Scan(start, end, func(_, v []byte) bool {
 		m, err := decodeMember(v)

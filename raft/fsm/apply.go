@@ -1,4 +1,4 @@
-package raft
+package fsm
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"maps"
 
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
 )
 
@@ -49,47 +50,47 @@ func newApplier(b *store.Batch, cat *catalog) *applier {
 // apply decodes and applies one command entry. The returned error is non-nil
 // only for storage failures; a refusal is carried in the Result.
 func (a *applier) apply(index uint64, data []byte) (*Result, error) {
-	cmd, err := DecodeCommand(data)
+	cmd, err := command.Decode(data)
 	if err == nil {
-		err = cmd.validate()
+		err = cmd.Validate()
 	}
 	if err != nil {
-		return &Result{Index: index, err: err}, nil
+		return &Result{Index: index, Err: err}, nil
 	}
 	res := &Result{Index: index}
 	switch c := cmd.(type) {
-	case *TenantWrite:
+	case *command.TenantWrite:
 		err = a.tenantWrite(c, res)
-	case *TxnCommit:
+	case *command.TxnCommit:
 		err = a.txnCommit(c, res)
-	case *CompareAndSwap:
+	case *command.CompareAndSwap:
 		err = a.compareAndSwap(c, res)
-	case *CreateTenant:
+	case *command.CreateTenant:
 		err = a.createTenant(c, res)
-	case *UpdateTenant:
+	case *command.UpdateTenant:
 		err = a.updateTenant(c, res)
-	case *DeleteTenant:
+	case *command.DeleteTenant:
 		err = a.deleteTenant(c, res)
-	case *PutToken:
+	case *command.PutToken:
 		err = a.putToken(c)
-	case *DeleteToken:
+	case *command.DeleteToken:
 		err = a.deleteToken(c)
-	case *SetMember:
+	case *command.SetMember:
 		err = a.setMember(c)
-	case *RemoveMember:
+	case *command.RemoveMember:
 		err = a.removeMember(c)
-	case *noop:
+	case *command.Noop:
 	default:
 		// newCommand and this switch are out of step: a programming error,
 		// but still refused identically on every replica.
-		err = fmt.Errorf("%w: no apply function for %T", ErrUnknownCommand, cmd)
+		err = fmt.Errorf("%w: no apply function for %T", command.ErrUnknownCommand, cmd)
 	}
 	var fe *fatalError
 	if errors.As(err, &fe) {
 		return nil, err
 	}
 	if err != nil {
-		return &Result{Index: index, err: err}, nil
+		return &Result{Index: index, Err: err}, nil
 	}
 	return res, nil
 }
@@ -134,7 +135,7 @@ func (a *applier) tenant(id keyspace.TenantID) (*keyspace.Tenant, error) {
 // nameTaken reports whether the name index holds name.
 func (a *applier) nameTaken(name string) bool { return a.nameOwner(name) != 0 }
 
-func (a *applier) tenantWrite(c *TenantWrite, res *Result) error {
+func (a *applier) tenantWrite(c *command.TenantWrite, res *Result) error {
 	t, err := a.checkTenant(c.TenantID, c.TenantName, true)
 	if err != nil {
 		return err
@@ -175,7 +176,7 @@ func writable(t *keyspace.Tenant) error {
 	}
 }
 
-func (a *applier) createTenant(c *CreateTenant, res *Result) error {
+func (a *applier) createTenant(c *command.CreateTenant, res *Result) error {
 	if a.nameTaken(c.Name) {
 		return fmt.Errorf("%w: %q", ErrTenantExists, c.Name)
 	}
@@ -216,7 +217,7 @@ func (a *applier) createTenant(c *CreateTenant, res *Result) error {
 	return nil
 }
 
-func (a *applier) updateTenant(c *UpdateTenant, res *Result) error {
+func (a *applier) updateTenant(c *command.UpdateTenant, res *Result) error {
 	cur, err := a.tenant(c.ID)
 	if err != nil {
 		return err
@@ -265,7 +266,7 @@ func (a *applier) updateTenant(c *UpdateTenant, res *Result) error {
 	return nil
 }
 
-func (a *applier) deleteTenant(c *DeleteTenant, res *Result) error {
+func (a *applier) deleteTenant(c *command.DeleteTenant, res *Result) error {
 	t, err := a.tenant(c.ID)
 	if err != nil {
 		return err
@@ -304,15 +305,15 @@ func (a *applier) deleteTenant(c *DeleteTenant, res *Result) error {
 	return nil
 }
 
-func (a *applier) putToken(c *PutToken) error {
+func (a *applier) putToken(c *command.PutToken) error {
 	if c.Token.TenantID != 0 {
 		if _, err := a.tenant(c.Token.TenantID); err != nil {
 			return err
 		}
 	}
-	rec, err := marshal(&c.Token)
+	rec, err := command.Marshal(&c.Token)
 	if err != nil {
-		return fmt.Errorf("%w: encode token: %v", ErrBadCommand, err)
+		return fmt.Errorf("%w: encode token: %v", command.ErrBadCommand, err)
 	}
 	if err := a.set(keyspace.TokenKey(c.Token.ID), rec); err != nil {
 		return err
@@ -323,7 +324,7 @@ func (a *applier) putToken(c *PutToken) error {
 	return nil
 }
 
-func (a *applier) deleteToken(c *DeleteToken) error {
+func (a *applier) deleteToken(c *command.DeleteToken) error {
 	if a.tokenRecord(c.ID) == nil {
 		return fmt.Errorf("%w: %q", ErrTokenNotFound, c.ID)
 	}
@@ -334,15 +335,15 @@ func (a *applier) deleteToken(c *DeleteToken) error {
 	return nil
 }
 
-func (a *applier) setMember(c *SetMember) error {
-	rec, err := marshal(c)
+func (a *applier) setMember(c *command.SetMember) error {
+	rec, err := command.Marshal(c)
 	if err != nil {
-		return fmt.Errorf("%w: encode member: %v", ErrBadCommand, err)
+		return fmt.Errorf("%w: encode member: %v", command.ErrBadCommand, err)
 	}
 	return a.set(memberKey(c.NodeID), rec)
 }
 
-func (a *applier) removeMember(c *RemoveMember) error {
+func (a *applier) removeMember(c *command.RemoveMember) error {
 	return a.del(memberKey(c.NodeID))
 }
 
@@ -356,17 +357,17 @@ func memberSpan() (start, end keyspace.SystemKey) {
 	return keyspace.MetaKey(memberPrefix), keyspace.MetaKey("member0")
 }
 
-func decodeToken(b []byte) (*TokenRecord, error) {
-	var t TokenRecord
-	if err := unmarshalStrict(b, &t); err != nil {
+func decodeToken(b []byte) (*command.TokenRecord, error) {
+	var t command.TokenRecord
+	if err := command.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("token record: %w", err)
 	}
 	return &t, nil
 }
 
-func decodeMember(b []byte) (*SetMember, error) {
-	var m SetMember
-	if err := unmarshalStrict(b, &m); err != nil {
+func decodeMember(b []byte) (*command.SetMember, error) {
+	var m command.SetMember
+	if err := command.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("member record: %w", err)
 	}
 	return &m, nil
