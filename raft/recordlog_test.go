@@ -210,14 +210,9 @@ func TestRecordLog(t *testing.T) {
 	refuse(ErrQuotaExceeded, &CompareAndSwap{TenantID: gamma, TenantName: "gamma", Key: []byte("8"), OldAbsent: true, New: []byte("x"), At: at()})
 	propose(&CompareAndSwap{TenantID: gamma, TenantName: "gamma", Key: []byte("1"), Old: []byte("a"), New: []byte("A"), At: at()})
 
-	// A raw entry of a type this build does not know, and one of another
-	// envelope version: refused alike by every replica.
-	for _, raw := range [][]byte{{commandVersion, 200, 0x80}, {commandVersion + 1, byte(typeTenantWrite)}} {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		_, err := n.proposeData(ctx, raw)
-		cancel()
-		require.ErrorIs(t, err, ErrUnknownCommand)
-	}
+	// No raw entries of unknown types: from the next release on, a node that
+	// meets one stops (the cluster format version), so today's binary never
+	// writes one and the recording holds only what it writes.
 
 	// Configuration entries: a non-voter joins (at an address where nobody
 	// listens) and is removed, which also removes its member metadata.
