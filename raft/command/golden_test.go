@@ -1,4 +1,4 @@
-package raft
+package command
 
 // Golden log entries: the log format, pinned.
 //
@@ -83,10 +83,10 @@ func goldenInt64(v int64) []byte {
 // the samples of a type set every field (TestGoldenSchema checks it), and
 // each is a valid command, so that the golden bytes are entries a replica
 // applies.
-func goldenSamples() map[commandType][]goldenSample {
+func goldenSamples() map[Type][]goldenSample {
 	hash := sha256.Sum256([]byte("golden secret"))
-	return map[commandType][]goldenSample{
-		typeTenantWrite: {
+	return map[Type][]goldenSample{
+		TypeTenantWrite: {
 			{"full", &TenantWrite{TenantID: 7, TenantName: "acme", Ops: []Op{
 				{Kind: OpSet, Key: []byte("user/1"), Value: []byte("alice")},
 				{Kind: OpDelete, Key: []byte("user/2")},
@@ -95,25 +95,25 @@ func goldenSamples() map[commandType][]goldenSample {
 			// At zero and nil Ops take the other branches of the fast codec.
 			{"bare", &TenantWrite{TenantID: 0x0102030405060708, TenantName: "b"}},
 		},
-		typeCreateTenant: {{"full", &CreateTenant{
+		TypeCreateTenant: {{"full", &CreateTenant{
 			Name: "acme", Limits: goldenLimits(),
 			Labels:    map[string]string{"team": "storage", "env": "prod"},
 			CreatedAt: goldenTime,
 		}}},
-		typeUpdateTenant: {{"full", &UpdateTenant{
+		TypeUpdateTenant: {{"full", &UpdateTenant{
 			ID: 7, NewName: goldenPtr("acme-2"), State: goldenPtr(keyspace.StateReadOnly),
 			Limits: goldenPtr(goldenLimits()), Labels: map[string]string{"env": "staging"},
 		}}},
-		typeDeleteTenant: {{"full", &DeleteTenant{ID: 7}}},
-		typePutToken: {{"full", &PutToken{Token: TokenRecord{
+		TypeDeleteTenant: {{"full", &DeleteTenant{ID: 7}}},
+		TypePutToken: {{"full", &PutToken{Token: TokenRecord{
 			ID: "tok-1", Hash: hash[:], TenantID: 7, ReadOnly: true,
 			ExpiresAt: goldenTime.Add(24 * time.Hour), CreatedAt: goldenTime,
 		}}}},
-		typeDeleteToken:  {{"full", &DeleteToken{ID: "tok-1"}}},
-		typeSetMember:    {{"full", &SetMember{NodeID: "node-1", ClientAddr: "127.0.0.1:7000", HTTPAddr: "127.0.0.1:8000"}}},
-		typeRemoveMember: {{"full", &RemoveMember{NodeID: "node-1"}}},
-		typeNoop:         {{"full", &noop{}}},
-		typeTxnCommit: {{"full", &TxnCommit{
+		TypeDeleteToken:  {{"full", &DeleteToken{ID: "tok-1"}}},
+		TypeSetMember:    {{"full", &SetMember{NodeID: "node-1", ClientAddr: "127.0.0.1:7000", HTTPAddr: "127.0.0.1:8000"}}},
+		TypeRemoveMember: {{"full", &RemoveMember{NodeID: "node-1"}}},
+		TypeNoop:         {{"full", &Noop{}}},
+		TypeTxnCommit: {{"full", &TxnCommit{
 			TenantID: 7, TenantName: "acme", ReadVersion: 42,
 			TxnID: []byte("0123456789abcdef"),
 			Reads: []KeyRange{{Start: []byte("acct/"), End: []byte("acct0")}, {Start: []byte("z")}},
@@ -128,7 +128,7 @@ func goldenSamples() map[commandType][]goldenSample {
 			},
 			At: goldenTime.UnixNano(),
 		}}},
-		typeCompareAndSwap: {
+		TypeCompareAndSwap: {
 			{"values", &CompareAndSwap{TenantID: 7, TenantName: "acme", Key: []byte("k"),
 				Old: []byte("old"), New: []byte("new"), At: goldenTime.UnixNano()}},
 			{"absent", &CompareAndSwap{TenantID: 7, TenantName: "acme", Key: []byte("k"),
@@ -145,26 +145,26 @@ var goldenBatchSchema = []string{"framing uvarint(count) count*(uvarint(length) 
 // of each type the batcher carries.
 func goldenBatchCommands() []Command {
 	s := goldenSamples()
-	return []Command{s[typeTenantWrite][0].cmd, s[typeTxnCommit][0].cmd, s[typeCompareAndSwap][0].cmd}
+	return []Command{s[TypeTenantWrite][0].cmd, s[TypeTxnCommit][0].cmd, s[TypeCompareAndSwap][0].cmd}
 }
 
 // goldenFile is a parsed golden file.
 type goldenFile struct {
-	typ     commandType
+	typ     Type
 	name    string
 	schema  []string          // fields joined by single spaces
 	samples map[string][]byte // sample name → entry bytes
 	order   []string          // sample names in file order
 }
 
-func goldenFileName(t commandType, name string) string {
+func goldenFileName(t Type, name string) string {
 	return fmt.Sprintf("%02d-%s.golden", uint8(t), name)
 }
 
 // goldenTypeName is the name of a command type in golden files: its Go type
 // name, or "batch".
-func goldenTypeName(t commandType) string {
-	if t == typeBatch {
+func goldenTypeName(t Type) string {
+	if t == TypeBatch {
 		return "batch"
 	}
 	if c := newCommand(t); c != nil {
@@ -220,7 +220,7 @@ func parseGolden(data []byte) (*goldenFile, error) {
 			if err != nil {
 				return nil, fmt.Errorf("line %d: type number: %v", n, err)
 			}
-			g.typ, g.name, sawType = commandType(v), f[2], true
+			g.typ, g.name, sawType = Type(v), f[2], true
 		case f[0] == "schema" && len(f) == 1 && sawType && section == "":
 			section = "schema"
 		case f[0] == "sample" && len(f) == 2 && sawType:
@@ -252,7 +252,7 @@ func parseGolden(data []byte) (*goldenFile, error) {
 }
 
 // readGolden reads the golden file of type t; ok is false if there is none.
-func readGolden(t *testing.T, typ commandType) (_ *goldenFile, ok bool) {
+func readGolden(t *testing.T, typ Type) (_ *goldenFile, ok bool) {
 	t.Helper()
 	path := filepath.Join(goldenDir, goldenFileName(typ, goldenTypeName(typ)))
 	data, err := os.ReadFile(path)
@@ -293,29 +293,29 @@ func writeGoldenOnce(t *testing.T, g *goldenFile) {
 }
 
 // goldenExpected is the golden file the code produces today for typ.
-func goldenExpected(t *testing.T, typ commandType) *goldenFile {
+func goldenExpected(t *testing.T, typ Type) *goldenFile {
 	t.Helper()
 	g := &goldenFile{typ: typ, name: goldenTypeName(typ), samples: map[string][]byte{}}
 	add := func(name string, b []byte) {
 		g.samples[name] = b
 		g.order = append(g.order, name)
 	}
-	if typ == typeBatch {
+	if typ == TypeBatch {
 		g.schema = goldenBatchSchema
 		var subs [][]byte
 		for _, c := range goldenBatchCommands() {
-			b, err := EncodeCommand(c)
+			b, err := Encode(c)
 			if err != nil {
 				t.Fatal(err)
 			}
 			subs = append(subs, b)
 		}
-		add("three", encodeBatch(subs))
+		add("three", EncodeBatch(subs))
 		return g
 	}
 	g.schema = goldenSchema(reflect.TypeOf(newCommand(typ)).Elem())
 	for _, s := range goldenSamples()[typ] {
-		b, err := EncodeCommand(s.cmd)
+		b, err := Encode(s.cmd)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -326,10 +326,10 @@ func goldenExpected(t *testing.T, typ commandType) *goldenFile {
 
 // goldenTypes is every type the decoder knows (newCommand) plus the batch
 // entry, which the applier splits before decoding.
-func goldenTypes() []commandType {
-	var out []commandType
+func goldenTypes() []Type {
+	var out []Type
 	for v := range 256 {
-		if t := commandType(v); newCommand(t) != nil || t == typeBatch {
+		if t := Type(v); newCommand(t) != nil || t == TypeBatch {
 			out = append(out, t)
 		}
 	}
@@ -337,7 +337,7 @@ func goldenTypes() []commandType {
 }
 
 // TestGoldenEncoding pins the bytes of every entry type: the production
-// encoder (EncodeCommand, and for TenantWrite both its fast codec and the
+// encoder (Encode, and for TenantWrite both its fast codec and the
 // msgpack library it must agree with) writes each sample as its golden
 // bytes, and the production decoder reads the golden bytes back as the
 // sample. A missing golden file is written with -golden-update (or
@@ -366,7 +366,7 @@ func TestGoldenEncoding(t *testing.T) {
 						name, want.samples[name], got.samples[name], goldenRule)
 				}
 			}
-			if typ == typeBatch {
+			if typ == TypeBatch {
 				checkGoldenBatch(t, got.samples["three"])
 				return
 			}
@@ -380,10 +380,10 @@ func TestGoldenEncoding(t *testing.T) {
 // checkGoldenDecode checks that entry, the golden bytes of s, decodes to s.
 func checkGoldenDecode(t *testing.T, s goldenSample, entry []byte) {
 	t.Helper()
-	if err := s.cmd.validate(); err != nil {
+	if err := s.cmd.Validate(); err != nil {
 		t.Errorf("sample %s is not a valid command: %v", s.name, err)
 	}
-	got, err := DecodeCommand(entry)
+	got, err := Decode(entry)
 	if err != nil {
 		t.Fatalf("sample %s: decode the golden bytes: %v", s.name, err)
 	}
@@ -394,14 +394,14 @@ func checkGoldenDecode(t *testing.T, s goldenSample, entry []byte) {
 	if !ok {
 		return
 	}
-	// EncodeCommand writes a TenantWrite with the fast codec, and
-	// DecodeCommand reads it with the fast decoder; the library is the
+	// Encode writes a TenantWrite with the fast codec, and
+	// Decode reads it with the fast decoder; the library is the
 	// definition both must agree with, so it is pinned to the same bytes.
-	body, err := marshal(w)
+	body, err := Marshal(w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lib := append([]byte{commandVersion, byte(typeTenantWrite)}, body...); !bytes.Equal(lib, entry) {
+	if lib := append([]byte{Version, byte(TypeTenantWrite)}, body...); !bytes.Equal(lib, entry) {
 		t.Errorf("sample %s: the msgpack library encodes\n%x\nthe golden file holds\n%x", s.name, lib, entry)
 	}
 	fast, ok := decodeTenantWriteFast(entry[2:])
@@ -409,7 +409,7 @@ func checkGoldenDecode(t *testing.T, s goldenSample, entry []byte) {
 		t.Errorf("sample %s: the fast decoder gives %#v (ok %v), want %#v", s.name, fast, ok, w)
 	}
 	var slow TenantWrite
-	if err := unmarshalStrict(entry[2:], &slow); err != nil || !reflect.DeepEqual(&slow, w) {
+	if err := Unmarshal(entry[2:], &slow); err != nil || !reflect.DeepEqual(&slow, w) {
 		t.Errorf("sample %s: the msgpack library decodes %#v (%v), want %#v", s.name, &slow, err, w)
 	}
 }
@@ -418,10 +418,10 @@ func checkGoldenDecode(t *testing.T, s goldenSample, entry []byte) {
 // entries of goldenBatchCommands, each decoding to its command.
 func checkGoldenBatch(t *testing.T, entry []byte) {
 	t.Helper()
-	if !isBatch(entry) {
+	if !IsBatch(entry) {
 		t.Fatalf("golden batch %x is not a batch entry", entry)
 	}
-	subs, err := decodeBatch(entry[2:])
+	subs, err := DecodeBatch(entry)
 	if err != nil {
 		t.Fatalf("decode the golden batch: %v", err)
 	}
@@ -430,7 +430,7 @@ func checkGoldenBatch(t *testing.T, entry []byte) {
 		t.Fatalf("golden batch holds %d commands, want %d", len(subs), len(cmds))
 	}
 	for i, sub := range subs {
-		got, err := DecodeCommand(sub)
+		got, err := Decode(sub)
 		if err != nil {
 			t.Fatalf("batch command %d: %v", i, err)
 		}
@@ -443,7 +443,7 @@ func checkGoldenBatch(t *testing.T, entry []byte) {
 // goldenRule is what to do when a test here finds the format changed.
 const goldenRule = "The log format changed. Entries already in logs were written in the old format and must " +
 	"still apply: add a new entry type (or envelope version) and a new golden file for it; " +
-	"do not edit the old golden file (raft/testdata/golden/README.md)."
+	"do not edit the old golden file (raft/command/testdata/golden/README.md)."
 
 // TestGoldenSchema compares the fields of every command struct, found by
 // reflection, with the schema recorded in its golden file: a field added,
@@ -468,7 +468,7 @@ func TestGoldenSchema(t *testing.T) {
 				t.Errorf("type %d (%s): schema of the code differs from its golden file\n%s\n%s",
 					uint8(typ), want.name, goldenDiff(got.schema, want.schema), goldenRule)
 			}
-			if typ == typeBatch {
+			if typ == TypeBatch {
 				return
 			}
 			set := map[string]bool{}
@@ -670,16 +670,16 @@ func goldenSetInner(v reflect.Value, path string, set map[string]bool) {
 }
 
 // goldenEnumTypes reads the package source for the constants of type
-// commandType, so that a type added to the enum but not to newCommand, or
+// Type, so that a type added to the enum but not to newCommand, or
 // given no golden file, is caught.
-func goldenEnumTypes(t *testing.T) map[string]commandType {
+func goldenEnumTypes(t *testing.T) map[string]Type {
 	t.Helper()
 	fset := token.NewFileSet()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]commandType{}
+	out := map[string]Type{}
 	for _, path := range files {
 		if strings.HasSuffix(path, "_test.go") {
 			continue
@@ -695,7 +695,7 @@ func goldenEnumTypes(t *testing.T) map[string]commandType {
 			}
 			for _, spec := range gd.Specs {
 				vs := spec.(*ast.ValueSpec)
-				if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "commandType" {
+				if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Type" {
 					continue
 				}
 				for i, name := range vs.Names {
@@ -705,20 +705,20 @@ func goldenEnumTypes(t *testing.T) map[string]commandType {
 					}
 					bl, ok := lit.(*ast.BasicLit)
 					if !ok || bl.Kind != token.INT {
-						t.Fatalf("%s: commandType %s is not an integer literal; give each type its number explicitly",
+						t.Fatalf("%s: Type %s is not an integer literal; give each type its number explicitly",
 							fset.Position(name.Pos()), name.Name)
 					}
 					v, err := strconv.ParseUint(bl.Value, 0, 8)
 					if err != nil {
 						t.Fatalf("%s: %v", fset.Position(bl.Pos()), err)
 					}
-					out[name.Name] = commandType(v)
+					out[name.Name] = Type(v)
 				}
 			}
 		}
 	}
 	if len(out) == 0 {
-		t.Fatal("found no commandType constants in the package source")
+		t.Fatal("found no Type constants in the package source")
 	}
 	return out
 }
@@ -728,21 +728,21 @@ func goldenEnumTypes(t *testing.T) map[string]commandType {
 // file names a known type, and that the decoder refuses the types and
 // envelope versions it does not know with ErrUnknownCommand.
 func TestGoldenCoversEveryType(t *testing.T) {
-	known := map[commandType]bool{}
+	known := map[Type]bool{}
 	for _, typ := range goldenTypes() {
 		known[typ] = true
 	}
 	for name, typ := range goldenEnumTypes(t) {
 		if !known[typ] {
-			t.Errorf("%s (%d) is in the commandType enum but newCommand does not know it", name, typ)
+			t.Errorf("%s (%d) is in the Type enum but newCommand does not know it", name, typ)
 		}
 	}
 	samples := goldenSamples()
 	for typ := range known {
-		if _, ok := samples[typ]; !ok && typ != typeBatch {
+		if _, ok := samples[typ]; !ok && typ != TypeBatch {
 			t.Errorf("type %d (%s) has no samples in goldenSamples", typ, goldenTypeName(typ))
 		}
-		if got := reflect.TypeOf(newCommand(typ)); typ != typeBatch {
+		if got := reflect.TypeOf(newCommand(typ)); typ != TypeBatch {
 			for _, s := range samples[typ] {
 				if reflect.TypeOf(s.cmd) != got {
 					t.Errorf("sample %s of type %d is a %T", s.name, typ, s.cmd)
@@ -779,7 +779,7 @@ func TestGoldenCoversEveryType(t *testing.T) {
 			continue
 		}
 		// The name is compared without case, so that exporting an
-		// identifier (noop) when the commands move is not a format change.
+		// identifier (Noop) when the commands move is not a format change.
 		if !strings.EqualFold(g.name, goldenTypeName(g.typ)) {
 			t.Errorf("%s names type %d %s; the decoder makes it a %s", path, g.typ, g.name, goldenTypeName(g.typ))
 		}
@@ -789,37 +789,37 @@ func TestGoldenCoversEveryType(t *testing.T) {
 	}
 
 	for v := range 256 {
-		typ := commandType(v)
+		typ := Type(v)
 		if newCommand(typ) != nil {
 			continue
 		}
 		// The batch entry too: it is split by the applier, never decoded.
-		if _, err := DecodeCommand([]byte{commandVersion, byte(typ), 0x80}); !errors.Is(err, ErrUnknownCommand) {
+		if _, err := Decode([]byte{Version, byte(typ), 0x80}); !errors.Is(err, ErrUnknownCommand) {
 			t.Errorf("entry of unknown type %d: got %v, want ErrUnknownCommand", v, err)
 		}
 	}
 	for _, ss := range samples {
 		for _, s := range ss {
-			entry, err := EncodeCommand(s.cmd)
+			entry, err := Encode(s.cmd)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for v := range 256 {
-				if v == commandVersion {
+				if v == Version {
 					continue
 				}
 				entry[0] = byte(v)
-				if _, err := DecodeCommand(entry); !errors.Is(err, ErrUnknownCommand) {
+				if _, err := Decode(entry); !errors.Is(err, ErrUnknownCommand) {
 					t.Errorf("%T under envelope version %d: got %v, want ErrUnknownCommand", s.cmd, v, err)
 				}
 			}
 		}
 	}
-	batch := encodeBatch([][]byte{{commandVersion, byte(typeNoop)}})
+	batch := EncodeBatch([][]byte{{Version, byte(TypeNoop)}})
 	for v := range 256 {
 		batch[0] = byte(v)
-		if isBatch(batch) != (v == commandVersion) {
-			t.Errorf("isBatch under envelope version %d: %v", v, isBatch(batch))
+		if IsBatch(batch) != (v == Version) {
+			t.Errorf("IsBatch under envelope version %d: %v", v, IsBatch(batch))
 		}
 	}
 }
