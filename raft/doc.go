@@ -1,30 +1,18 @@
 // Package raft replicates tenantkv's state with hashicorp/raft and is the
-// only package that imports it.
+// only package that imports it: it is the adapter between the raft library
+// and tenantkv's state machine (package fsm).
 //
-// # Commands
+// # Commands and the state machine
 //
-// Every change to the replicated state is a Command: TenantWrite,
-// CreateTenant, UpdateTenant, DeleteTenant, PutToken, DeleteToken,
-// SetMember and RemoveMember. A command is encoded once, by EncodeCommand,
-// into a versioned envelope (version byte, type byte, msgpack body) that
-// becomes one raft log entry. Callers build commands as plain structs and
-// never see msgpack.
-//
-// # Applying
-//
-// The FSM applies committed entries to a store.Store. It re-checks every
-// command against its own state at apply time (the tenant exists under that
-// ID and name, its state allows writes, keys and values are valid), so a
-// stale or forged command is refused identically on every replica and
-// writes nothing. Each raft batch becomes one Pebble batch that also records
-// the index of its last entry, which makes replays after a restart skip what
-// was already applied. A storage error stops the node: it cannot be
-// reported to raft, and applying later entries would make the replica
-// diverge.
+// What travels through the log is defined by package command (every entry
+// type and its bytes); what an entry does when applied by package fsm (the
+// deterministic state machine). This package carries entries between them:
+// Propose encodes a command, replicates it and returns the state machine's
+// result; nodeFSM hands committed entries to an fsm.Machine.
 //
 // # Node
 //
-// A Node wires the FSM to raft: the log and stable store (raft-boltdb), the
+// A Node wires the state machine to raft: the log and stable store (raft-boltdb), the
 // snapshot store, the TCP transport (mutual TLS with Config.PeerTLS: only
 // peers with a certificate of the cluster CA are accepted or dialled, see
 // peertls.go), membership and leadership. Propose
@@ -48,7 +36,7 @@
 //
 // # Concurrency and ownership
 //
-// Node and FSM methods are safe for concurrent use. The Node does not own the
+// Node methods are safe for concurrent use. The Node does not own the
 // store: the caller opens it before NewNode and closes it after Shutdown.
 // Values returned by the read helpers are copies owned by the caller.
 //
