@@ -296,7 +296,7 @@ func TestApplyReadsAreLinear(t *testing.T) {
 
 // TestSpanSet checks the set of ranges against a brute-force model.
 func TestSpanSet(t *testing.T) {
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	rng := rand.New(rand.NewPCG(testSeed(t), 2))
 	for range 300 {
 		var s spanSet
 		var added []command.KeyRange
