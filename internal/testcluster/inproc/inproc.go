@@ -41,6 +41,9 @@ type Options struct {
 	// Configure, if set, adjusts a node's configuration before each of
 	// its starts (advertised addresses, peer TLS).
 	Configure func(n *Node, cfg *server.Config)
+	// RunShort keeps the cluster under -short, for a benchmark that picks
+	// its own -short size; tests leave it false.
+	RunShort bool
 }
 
 // Node is one in-process node. Its addresses and data directory stay the
@@ -72,10 +75,12 @@ type Cluster struct {
 }
 
 // Start starts n nodes and shuts them down when the test ends. It skips t
-// under -short: it is a cluster test.
+// under -short (a cluster test) unless opts.RunShort.
 func Start(t testing.TB, n int, opts *Options) *Cluster {
 	t.Helper()
-	testcluster.Short(t)
+	if opts == nil || !opts.RunShort {
+		testcluster.Short(t)
+	}
 	c := &Cluster{t: t, root: t.TempDir()} // before the shutdown below, so removed after it
 	if opts != nil {
 		c.opts = *opts
