@@ -71,9 +71,6 @@ func OnFreePorts(n int, dir string, start func(ports []string) error) error {
 	}
 }
 
-// NodeDir returns a directory named name under root, not yet created.
-func NodeDir(root, name string) string { return filepath.Join(root, name) }
-
 // OperatorToken reads the operator token a bootstrapping node wrote into
 // its data directory.
 func OperatorToken(dataDir string) (string, error) {
