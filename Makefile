@@ -6,7 +6,7 @@ FUZZTIME  ?= 30s
 SOAKTIME  ?= 10m
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test lint vet fuzz bench bench-smoke bench-store bench-etcd soak attacks clean
+.PHONY: all build run test test-short lint vet fuzz bench bench-smoke bench-store bench-etcd soak attacks clean
 
 all: build
 
@@ -20,6 +20,11 @@ run: build
 # run over their seed corpus as ordinary tests here; `make fuzz` explores.
 test: vet
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
+
+# The unit tier: no cluster, no process, no race detector; under a minute
+# on two cores. Cluster tests skip themselves with -short (internal/testcluster).
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
 
 vet:
 	$(GO) vet $(PKGS)

@@ -20,6 +20,7 @@ import (
 	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tenantkv/tenantkv/internal/testcluster"
 	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/store"
 )
@@ -90,6 +91,7 @@ func testLogger() *slog.Logger {
 // newCluster starts size nodes: the first bootstraps, the others join it
 // through AddVoter. Everything is shut down by t.Cleanup.
 func newCluster(t testing.TB, size int, kind transportKind, opts clusterOptions) *testCluster {
+	testcluster.Short(t)
 	// The base directory is made first so that its removal, a cleanup too,
 	// runs after the nodes are shut down (cleanups run last-in first-out).
 	c := &testCluster{t: t, kind: kind, opts: opts, base: t.TempDir()}
@@ -138,12 +140,13 @@ func (c *testCluster) join(n *testNode) {
 }
 
 func (c *testCluster) config(n *testNode, bootstrap bool) Config {
-	hb, el, lease := 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	// The timings of every test cluster (internal/testcluster).
+	hb, el, lease := testcluster.HeartbeatTimeout, testcluster.ElectionTimeout, testcluster.LeaderLeaseTimeout
 	switch {
 	case c.opts.defaultTimeouts:
 		hb, el, lease = 0, 0, 0
 	case c.opts.slow:
-		hb, el, lease = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+		hb, el, lease = 3*hb, 3*el, 3*lease
 	}
 	cfg := Config{
 		ID:                 n.id,

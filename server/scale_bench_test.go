@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tenantkv/tenantkv/client"
+	"github.com/tenantkv/tenantkv/internal/testcluster/inproc"
 	"github.com/tenantkv/tenantkv/server"
 )
 
@@ -103,7 +101,7 @@ func (c *scaleCluster) run(b *testing.B, op func(context.Context, *client.Tenant
 	})
 }
 
-// newScaleCluster starts a single-node server in b.TempDir() and creates n
+// newScaleCluster starts a single-node cluster (testcluster/inproc) and creates n
 // tenants through the client's admin API, scaleCreators at a time over one
 // operator connection: each creator creates a tenant, then a tenant token
 // for it, so that the token keyspace grows with the tenants as it would in
@@ -118,25 +116,12 @@ func (c *scaleCluster) run(b *testing.B, op func(context.Context, *client.Tenant
 func newScaleCluster(b *testing.B, n int) *scaleCluster {
 	b.Helper()
 	start := time.Now()
-	dir := b.TempDir()
-	ctx, cancel := context.WithTimeout(b.Context(), 30*time.Second)
-	defer cancel()
-	s, err := server.Start(ctx, server.Config{
-		DataDir:    dir,
-		ListenAddr: "127.0.0.1:0",
-		RaftAddr:   "127.0.0.1:0",
-		HTTPAddr:   "-",
-		Raft:       server.RaftTuning{SnapshotThreshold: math.MaxInt64},
+	c1 := inproc.Start(b, 1, &inproc.Options{
+		Tuning:   &server.RaftTuning{SnapshotThreshold: math.MaxInt64},
+		RunShort: true, // -short runs the smaller counts
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	opTok, err := os.ReadFile(filepath.Join(dir, server.OperatorTokenFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	admin := openScaleClient(b, s.Addr(), strings.TrimSpace(string(opTok)))
+	addr := c1.Nodes[0].Listen
+	admin := openScaleClient(b, addr, c1.Token)
 	started := time.Since(start)
 
 	r := rand.New(rand.NewPCG(11, uint64(n)))
@@ -193,7 +178,7 @@ func newScaleCluster(b *testing.B, n int) *scaleCluster {
 		c.keys = append(c.keys, fmt.Appendf(nil, "key-%011d", i))
 	}
 	for _, i := range picked {
-		db := openScaleClient(b, s.Addr(), secrets[i])
+		db := openScaleClient(b, addr, secrets[i])
 		t := db.Tenant(name(i))
 		batch := t.NewBatch()
 		for _, k := range c.keys {

@@ -8,256 +8,102 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tenantkv/tenantkv/internal/testcluster"
 )
 
 // Deadlines of the end-to-end tests. They bound waits; no test sleeps.
+// The node timings and the process harness are internal/testcluster's.
 const (
-	readyTimeout    = 30 * time.Second // a node prints its ready line and /readyz answers
-	failoverTimeout = 30 * time.Second // writes succeed again after the leader died
-	commandTimeout  = 60 * time.Second // one CLI invocation, whatever its --timeout
+	readyTimeout    = testcluster.ReadyTimeout // a node prints its ready line and /readyz answers
+	failoverTimeout = 30 * time.Second         // writes succeed again after the leader died
+	commandTimeout  = 60 * time.Second         // one CLI invocation, whatever its --timeout
 	pollInterval    = 50 * time.Millisecond
 )
 
-// childEnv is the environment of child processes: this process's, without
-// any TENANTKV_ variable that could change what the tests run, plus extra.
-// A binary built with the race detector would sleep a second when it exits
-// (GORACE's atexit_sleep_ms): every CLI invocation would take that long.
-func childEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TENANTKV_") && !strings.HasPrefix(kv, "GORACE=") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	return append(env, extra...)
-}
+// childEnv is the environment of child processes (testcluster.ChildEnv).
+func childEnv(extra ...string) []string { return testcluster.ChildEnv(extra...) }
 
 // freePorts returns n distinct free TCP ports of 127.0.0.1. Another process
 // may take one before it is used: callers retry on bind failure.
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return addrs
-}
+func freePorts(t *testing.T, n int) []string { return testcluster.MustFreePorts(t, n) }
 
-// syncBuffer is a bytes.Buffer safe for a process to write while a test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// nodeProc is a running `tenantkv serve` process.
+// nodeProc is a running `tenantkv serve` process (testcluster.Process)
+// under the names these tests use.
 type nodeProc struct {
+	*testcluster.Process
 	name     string
 	id       string // node ID, from the ready line
 	addr     string // client address
 	httpAddr string // "" if unknown
 	dataDir  string
 	cmd      *exec.Cmd
-	stdout   syncBuffer
-	stderr   syncBuffer
-	exited   chan struct{} // closed when the process has exited
-	waitErr  error         // set before exited is closed
+	stdout   *testcluster.Buffer
+	stderr   *testcluster.Buffer
 }
 
 // errAddrInUse: the node could not bind one of its addresses.
-var errAddrInUse = errors.New("address already in use")
+var errAddrInUse = testcluster.ErrAddrInUse
 
-// launch starts `sh -c "exec <line>"` in dir: a shell so that README lines
-// run as written. The process is killed when the test ends.
+// launch starts `sh -c "exec <line>"` in dir (testcluster.Launch). The
+// process is killed when the test ends.
 func launch(t *testing.T, name, dir string, env []string, line string) *nodeProc {
 	t.Helper()
-	p := &nodeProc{name: name, exited: make(chan struct{})}
-	p.cmd = exec.Command("sh", "-c", "exec "+line)
-	p.cmd.Dir = dir
-	p.cmd.Env = env
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
-			t.Errorf("%s reported a data race (its stderr follows)", name)
-		}
-		if t.Failed() {
-			t.Logf("%s stdout:\n%s\n%s stderr (last 3000 bytes):\n%s", name, p.stdout.String(), name, tail(p.stderr.String(), 3000))
-		}
-	})
-	return p
+	p := testcluster.Launch(t, name, dir, env, line)
+	return &nodeProc{Process: p, name: name, cmd: p.Cmd, stdout: p.Stdout, stderr: p.Stderr}
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
+func tail(s string, n int) string { return testcluster.Tail(s, n) }
 
 // kill stops the process at once (SIGKILL) and waits for it.
-func (p *nodeProc) kill() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-}
+func (p *nodeProc) kill() { p.Kill() }
 
 // alive reports whether the process is running.
-func (p *nodeProc) alive() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (p *nodeProc) alive() bool { return p.Alive() }
 
 // waitReady waits until the node printed its ready line and, when its HTTP
 // address is known, /readyz answers 200. It fails with errAddrInUse when
 // the node exited because an address was taken.
 func (p *nodeProc) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		if !p.alive() {
-			if strings.Contains(p.stderr.String(), "address already in use") {
-				return errAddrInUse
-			}
-			return fmt.Errorf("%s exited before it was ready: %v: %s", p.name, p.waitErr, lastLine(p.stderr.String()))
-		}
-		if line := readyLine(p.stdout.String()); line != "" {
-			p.parseReadyLine(line)
-			if p.httpAddr == "" || readyz(ctx, hc, p.httpAddr) {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %v", p.name, readyTimeout)
-		case <-tick.C:
-		}
-	}
-}
-
-func readyz(ctx context.Context, hc *http.Client, addr string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	err := p.WaitReady(ctx)
+	p.id, p.addr, p.httpAddr = p.ID, p.Addr, p.HTTPAddr
+	return err
 }
 
 // readyLine returns serve's ready line from its stdout, or "".
-func readyLine(stdout string) string {
-	for _, l := range strings.Split(stdout, "\n") {
-		if strings.HasPrefix(l, "tenantkv: node ") && strings.Contains(l, " ready: ") {
-			return l
-		}
-	}
-	return ""
-}
-
-// parseReadyLine takes the node ID and addresses from the ready line,
-// "tenantkv: node ID ready: clients on A, raft on B, http on C, data in D, …".
-func (p *nodeProc) parseReadyLine(line string) {
-	f := strings.Fields(line)
-	if len(f) > 2 {
-		p.id = f[2]
-	}
-	for i := 0; i+2 < len(f); i++ {
-		v := strings.TrimSuffix(f[i+2], ",")
-		switch {
-		case f[i] == "clients" && f[i+1] == "on":
-			p.addr = v
-		case f[i] == "http" && f[i+1] == "on" && v != "-":
-			p.httpAddr = v
-		}
-	}
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}
+func readyLine(stdout string) string { return testcluster.ReadyLine(stdout) }
 
 // startNode starts `tenantkv serve` with its data in dataDir on free ports,
-// with the given node ID and extra flags, retrying with other ports when
-// one was taken in the meantime.
+// with the test timings, the given node ID and extra flags (which win over
+// the timings), retrying with other ports when one was taken in the
+// meantime.
 func startNode(t *testing.T, dataDir, id string, extra ...string) *nodeProc {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		ports := freePorts(t, 3)
+	testcluster.Short(t)
+	var p *nodeProc
+	err := testcluster.OnFreePorts(3, dataDir, func(ports []string) error {
 		args := append([]string{binPath, "serve", "--data", dataDir, "--node-id", id,
-			"--listen", ports[0], "--raft", ports[1], "--http", ports[2], "--log-level", "debug"}, extra...)
-		p := launch(t, id, t.TempDir(), childEnv(), shellJoin(args))
+			"--listen", ports[0], "--raft", ports[1], "--http", ports[2], "--log-level", "debug"}, testcluster.ServeFlags()...)
+		p = launch(t, id, t.TempDir(), childEnv(), shellJoin(append(args, extra...)))
 		p.dataDir = dataDir
 		err := p.waitReady(t.Context())
-		if err == nil {
-			if p.addr != ports[0] || p.id != id {
-				t.Fatalf("%s: ready line %q does not match node %s on %s", id, readyLine(p.stdout.String()), id, ports[0])
-			}
-			return p
+		if err == nil && (p.addr != ports[0] || p.id != id) {
+			t.Fatalf("%s: ready line %q does not match node %s on %s", id, readyLine(p.stdout.String()), id, ports[0])
 		}
-		if !errors.Is(err, errAddrInUse) || attempt == 3 {
-			t.Fatalf("start %s: %v", id, err)
+		if errors.Is(err, errAddrInUse) {
+			t.Logf("start %s: a port was taken, retrying on others", id)
 		}
-		t.Logf("start %s: a port was taken, retrying on others", id)
-		if err := os.RemoveAll(dataDir); err != nil {
-			t.Fatal(err)
-		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("start %s: %v", id, err)
 	}
+	return p
 }
 
 // shellJoin quotes args for sh.
@@ -388,16 +234,12 @@ func memberIDs(st clusterJSON) []string {
 // graceful sends SIGTERM and checks that the node exits with status 0.
 func (p *nodeProc) graceful(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	err := p.Stop(readyTimeout)
+	if p.alive() {
+		t.Fatalf("%s: %v", p.name, err)
 	}
-	select {
-	case <-p.exited:
-	case <-time.After(readyTimeout):
-		t.Fatalf("%s did not exit within %v of SIGTERM", p.name, readyTimeout)
-	}
-	if p.waitErr != nil {
-		t.Errorf("%s after SIGTERM: %v", p.name, p.waitErr)
+	if err != nil {
+		t.Errorf("%s after SIGTERM: %v", p.name, err)
 	}
 	if !strings.Contains(p.stderr.String(), "msg=stopped") {
 		t.Errorf("%s after SIGTERM: no stopped log line", p.name)

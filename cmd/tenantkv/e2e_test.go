@@ -11,12 +11,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tenantkv/tenantkv/internal/testcluster"
 )
 
 // binPath is the tenantkv binary built by TestMain, "" with -short.
@@ -29,34 +30,20 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	if !testing.Short() {
-		dir, err := os.MkdirTemp("", "tenantkv-e2e-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+		// Built once, the way this test binary was (internal/testcluster).
+		var err error
+		if binPath, err = testcluster.BuildBinary(); err != nil {
+			fmt.Fprintf(os.Stderr, "building tenantkv for the end-to-end tests: %v\n", err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
-		binPath = filepath.Join(dir, "tenantkv")
-		// The binary is built the way this test binary was, with or without
-		// the race detector, so that the build reuses its compiled packages
-		// (and races in a node fail the tests).
-		args := []string{"build", "-o", binPath}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "building tenantkv for the end-to-end tests: %v\n%s", err, out)
-			return 1
-		}
+		defer testcluster.RemoveBinary()
 	}
 	return m.Run()
 }
 
 func skipShort(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test: builds the binary and runs real nodes; skipped with -short")
-	}
+	testcluster.Short(t)
 }
 
 // TestE2ESingleNode drives one node through every data and tenant command.

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -665,53 +664,30 @@ func TestJoinerProcessReadyLineAfterCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	fillTenant(ctx, t, pc.admin.Tenant("bulk"), 16, rng)
-	before, err := nodeStatus(ctx, pc.nodes[0].listen, pc.token)
+	before, err := nodeStatus(ctx, pc.Nodes[0].Listen, pc.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := strings.TrimSuffix(pc.nodes[0].id, "-p1")
-	for i := 2; i <= 3; i++ {
-		nd := &procNode{idx: len(pc.nodes), id: fmt.Sprintf("%s-p%d", prefix, i),
-			dir: filepath.Join(t.TempDir(), fmt.Sprintf("p%d", i))}
-		pc.nodes = append(pc.nodes, nd)
-		// Stop the process before its directory is removed (cleanups run
-		// last registered first).
-		t.Cleanup(func() {
-			nd.mu.Lock()
-			nd.stopping = true
-			nd.mu.Unlock()
-			pc.kill(nd)
-		})
-		for attempt := 1; ; attempt++ {
-			ports, err := freePorts(3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nd.listen, nd.raft, nd.http = ports[0], ports[1], ports[2]
-			err = pc.start(nd) // returns once the ready line is printed
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
-				t.Fatal(err)
-			}
-			os.RemoveAll(nd.dir)
-		}
-		st, err := nodeStatus(ctx, nd.listen, pc.token)
+	for range 2 {
+		nd, err := pc.AddNode() // returns once the ready line is printed
 		if err != nil {
-			t.Fatalf("status of %s right after its ready line: %v", nd.id, err)
+			t.Fatal(err)
 		}
-		if st.AppliedIndex < before.CommitIndex || memberSuffrage(st, nd.id) != "voter" {
+		st, err := nodeStatus(ctx, nd.Listen, pc.Token)
+		if err != nil {
+			t.Fatalf("status of %s right after its ready line: %v", nd.ID, err)
+		}
+		if st.AppliedIndex < before.CommitIndex || memberSuffrage(st, nd.ID) != "voter" {
 			t.Errorf("%s printed its ready line at applied index %d of %d, as a %q; want caught up, as a voter",
-				nd.id, st.AppliedIndex, before.CommitIndex, memberSuffrage(st, nd.id))
+				nd.ID, st.AppliedIndex, before.CommitIndex, memberSuffrage(st, nd.ID))
 		}
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + nd.http + "/readyz")
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + nd.HTTP + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.Errorf("/readyz of %s after its ready line: %s", nd.id, resp.Status)
+			t.Errorf("/readyz of %s after its ready line: %s", nd.ID, resp.Status)
 		}
 	}
 }

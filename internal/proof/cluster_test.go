@@ -7,36 +7,29 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tenantkv/tenantkv/client"
+	"github.com/tenantkv/tenantkv/internal/testcluster"
+	"github.com/tenantkv/tenantkv/internal/testcluster/inproc"
 	"github.com/tenantkv/tenantkv/internal/wire"
 	"github.com/tenantkv/tenantkv/server"
 )
 
-// Deadlines of the cluster harness. They bound waits; nothing sleeps for
-// correctness.
+// Deadlines of the cluster harness (internal/testcluster's). They bound
+// waits; nothing sleeps for correctness.
 const (
-	startTimeout   = 60 * time.Second // one node's Start, joins included
-	recoverTimeout = 60 * time.Second // a healed cluster takes writes again
-	pollEvery      = 20 * time.Millisecond
+	startTimeout   = testcluster.StartTimeout
+	recoverTimeout = testcluster.RecoverTimeout
+	pollEvery      = testcluster.PollInterval
 )
 
-// testRaft is the raft timing of in-process clusters: fast enough for
-// several elections per second of test, slow enough not to flap under the
-// race detector on two cores.
-var testRaft = server.RaftTuning{
-	HeartbeatTimeout:   200 * time.Millisecond,
-	ElectionTimeout:    200 * time.Millisecond,
-	LeaderLeaseTimeout: 100 * time.Millisecond,
-}
+// testRaft is the raft timing of in-process clusters, the one of every
+// test cluster (internal/testcluster/inproc).
+var testRaft = inproc.Tuning
 
 // testLogger receives the logs of in-process nodes; nil discards them.
 var testLogger *slog.Logger
@@ -62,7 +55,9 @@ func (n *testNode) server() *server.Server {
 }
 
 // cluster is a set of in-process nodes over real TCP on 127.0.0.1, each
-// behind a fault-injecting proxy for its raft traffic.
+// behind a fault-injecting proxy for its raft traffic. It is built from
+// internal/testcluster's parts (ports, retries, timings, -short); its nodes
+// are this package's own, since the attack tests start nodes by hand.
 type cluster struct {
 	t      testing.TB
 	net    *Network
@@ -96,6 +91,7 @@ func newClusterTuned(t testing.TB, n int, tuning server.RaftTuning) *cluster {
 // of proto.
 func newClusterWith(t testing.TB, n int, proto *cluster) *cluster {
 	t.Helper()
+	testcluster.Short(t)
 	root := t.TempDir() // before the shutdown below, so removed after it
 	c := &cluster{t: t, net: NewNetwork(), tuning: proto.tuning, logger: proto.logger, configure: proto.configure, root: root}
 	t.Cleanup(c.close)
@@ -118,11 +114,11 @@ func newClusterWith(t testing.TB, n int, proto *cluster) *cluster {
 			t.Fatalf("start %s: %v", nd.id, err)
 		}
 		if nd.idx == 0 {
-			tok, err := os.ReadFile(filepath.Join(nd.dir, server.OperatorTokenFile))
+			tok, err := testcluster.OperatorToken(nd.dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.token = strings.TrimSpace(string(tok))
+			c.token = tok
 		}
 	}
 	c.checkAdvertised(ctx)
@@ -137,21 +133,11 @@ func newClusterWith(t testing.TB, n int, proto *cluster) *cluster {
 // firstStart starts a node on fresh ports, trying others if one was taken
 // between choosing and binding it.
 func (c *cluster) firstStart(ctx context.Context, nd *testNode) error {
-	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(2)
-		if err != nil {
-			return err
-		}
+	return testcluster.OnFreePorts(2, nd.dir, func(ports []string) error {
 		nd.listen, nd.raft = ports[0], ports[1]
 		nd.proxy.SetTarget(nd.raft)
-		err = c.start(ctx, nd)
-		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || attempt == 5 {
-			return err
-		}
-		if rerr := os.RemoveAll(nd.dir); rerr != nil {
-			return rerr
-		}
-	}
+		return c.start(ctx, nd)
+	})
 }
 
 func (c *cluster) config(nd *testNode) server.Config {
@@ -240,13 +226,7 @@ func (c *cluster) restart(ctx context.Context, nd *testNode) error {
 	if nd.server() != nil {
 		return nil
 	}
-	return poll(ctx, func() error {
-		err := c.start(ctx, nd)
-		if err != nil && !errors.Is(err, syscall.EADDRINUSE) {
-			return &permanentError{err}
-		}
-		return err
-	})
+	return testcluster.RetryAddrInUse(ctx, func() error { return c.start(ctx, nd) })
 }
 
 func (c *cluster) close() {
@@ -336,35 +316,12 @@ func (c *cluster) waitLeader(ctx context.Context) (*testNode, error) {
 // waitWritable polls until the cluster acknowledges a write through the
 // operator client.
 func (c *cluster) waitWritable(ctx context.Context, tenant string) error {
-	ctx, cancel := context.WithTimeout(ctx, recoverTimeout)
-	defer cancel()
-	return poll(ctx, func() error {
-		opCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		return c.admin.Tenant(tenant).Set(opCtx, []byte("\xffprobe"), []byte("ok"))
-	})
+	return inproc.WaitWritable(ctx, c.admin, tenant, 2*time.Second)
 }
 
-// freePorts returns n distinct free ports of 127.0.0.1. Another process may
-// take one before it is bound: callers retry on EADDRINUSE.
-func freePorts(n int) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
-}
+// The waits and ports of internal/testcluster, under this package's names.
+
+func freePorts(n int) ([]string, error) { return testcluster.FreePorts(n) }
 
 // permanentError stops poll at once.
 type permanentError struct{ err error }
@@ -375,32 +332,15 @@ func (e *permanentError) Unwrap() error { return e.err }
 // poll calls f until it returns nil, a *permanentError or ctx ends; it
 // returns f's last error.
 func poll(ctx context.Context, f func() error) error {
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
+	return testcluster.Poll(ctx, func() error {
 		err := f()
-		if err == nil {
-			return nil
+		if pe := (*permanentError)(nil); errors.As(err, &pe) {
+			return testcluster.Permanent(pe.err)
 		}
-		var pe *permanentError
-		if errors.As(err, &pe) {
-			return pe.err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case <-t.C:
-		}
-	}
+		return err
+	})
 }
 
 // pause waits d or until ctx ends. It paces the nemesis; it never stands in
 // for waiting on a condition.
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+func pause(ctx context.Context, d time.Duration) { testcluster.Pause(ctx, d) }

@@ -122,7 +122,7 @@ func runDiskFull(t testing.TB, nodes, rounds int, seed uint64) {
 		if _, bad, unk, first, _ := write(50+rng.IntN(150), 5, 10*time.Second, time.Now().Add(time.Minute)); bad+unk > 0 {
 			t.Fatalf("round %d: writes failed before any fault: %s", round, first)
 		}
-		victim := pc.nodes[rng.IntN(len(pc.nodes))]
+		victim := pc.Nodes[rng.IntN(len(pc.Nodes))]
 		if l := pc.leader(ctx); l != nil && rng.IntN(3) > 0 {
 			victim = l
 		}
@@ -133,13 +133,11 @@ func runDiskFull(t testing.TB, nodes, rounds int, seed uint64) {
 		case 1:
 			// The raft log may fill the space it has; the store's WAL
 			// grows into the limit a little later.
-			r.limit = uint64(fileSize(filepath.Join(victim.dir, "raft", "raft.db")))
+			r.limit = uint64(fileSize(filepath.Join(victim.Dir, "raft", "raft.db")))
 		default:
-			r.limit = uint64(largestFile(victim.dir)) + uint64(rng.IntN(1<<20))
+			r.limit = uint64(largestFile(victim.Dir)) + uint64(rng.IntN(1<<20))
 		}
-		victim.mu.Lock()
-		pid := victim.cmd.Process.Pid
-		victim.mu.Unlock()
+		pid := victim.Pid()
 		if err := limitFileSize(pid, r.limit); err != nil {
 			t.Fatalf("prlimit: %v", err)
 		}
@@ -154,25 +152,23 @@ func runDiskFull(t testing.TB, nodes, rounds int, seed uint64) {
 			if r.firstError != "" && !r.recovered {
 				totals.Violations.Add(1)
 				t.Errorf("round %d: writes failed when %s's disk filled and did not resume within 15 s, although the other %d nodes' disks are fine",
-					round, victim.id, nodes-1)
+					round, victim.ID, nodes-1)
 			}
 		}
 
 		// Kill the victim if it is still up, restart it without the limit.
-		r.crashed = !victim.alive()
-		victim.mu.Lock()
-		r.panicked = strings.Contains(victim.stderr.String(), "panic:")
-		victim.unexpectedExit = ""
-		victim.mu.Unlock()
-		if pc.kill(victim) {
+		r.crashed = !victim.Alive()
+		r.panicked = strings.Contains(victim.Stderr(), "panic:")
+		victim.TakeUnexpectedExit()
+		if pc.Kill(victim) {
 			totals.Crashes.Add(1)
 		}
-		if err := pc.restart(ctx, victim); err != nil {
-			t.Fatalf("round %d: restart %s after its disk was freed: %v", round, victim.id, err)
+		if err := pc.Restart(ctx, victim); err != nil {
+			t.Fatalf("round %d: restart %s after its disk was freed: %v", round, victim.ID, err)
 		}
-		for _, nd := range pc.nodes {
-			if err := pc.restart(ctx, nd); err != nil {
-				t.Fatalf("round %d: restart %s: %v", round, nd.id, err)
+		for _, nd := range pc.Nodes {
+			if err := pc.Restart(ctx, nd); err != nil {
+				t.Fatalf("round %d: restart %s: %v", round, nd.ID, err)
 			}
 		}
 		if err := pc.waitWritable(ctx, "disk"); err != nil {
@@ -185,7 +181,7 @@ func runDiskFull(t testing.TB, nodes, rounds int, seed uint64) {
 				r.missingAcked++
 				if r.missingAcked <= 5 {
 					t.Errorf("LOST WRITE after a full disk (round %d, victim %s, limit %d): %s was acknowledged, now %v",
-						round, victim.id, r.limit, k, err)
+						round, victim.ID, r.limit, k, err)
 				}
 			}
 		}
@@ -201,18 +197,16 @@ func runDiskFull(t testing.TB, nodes, rounds int, seed uint64) {
 		totals.Operations.Add(int64(r.acked + r.refused + r.unknown))
 		results = append(results, r)
 		t.Logf("round %d: %s's files limited to %d bytes: %d writes acknowledged, %d refused, %d unknown afterwards (resumed after failing: %v); node crashed by itself: %v (panic: %v); first error: %.200s",
-			round, victim.id, r.limit, r.acked, r.refused, r.unknown, r.recovered, r.crashed, r.panicked, r.firstError)
+			round, victim.ID, r.limit, r.acked, r.refused, r.unknown, r.recovered, r.crashed, r.panicked, r.firstError)
 	}
 	totals.Runs.Add(1)
 	// Races are failures; a panic on a full disk is reported above, not
 	// failed: the node stops, which is what a full disk allows.
-	for _, nd := range pc.nodes {
-		nd.mu.Lock()
-		logs := append(append([]string(nil), nd.logs...), nd.stderr.String())
-		nd.mu.Unlock()
+	for _, nd := range pc.Nodes {
+		logs, _ := nd.History()
 		for _, l := range logs {
 			if strings.Contains(l, "WARNING: DATA RACE") {
-				t.Errorf("%s reported a data race:\n%s", nd.id, tailOf(l, 4000))
+				t.Errorf("%s reported a data race:\n%s", nd.ID, tailOf(l, 4000))
 			}
 		}
 	}
@@ -226,5 +220,5 @@ func TestDiskFullLosesNoAcknowledgedWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the tenantkv binary and runs processes; skipped with -short")
 	}
-	runDiskFull(t, 1, 2, uint64(time.Now().UnixNano()))
+	runDiskFull(t, 1, 2, testSeed(t))
 }

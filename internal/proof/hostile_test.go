@@ -242,7 +242,7 @@ func runHostile(t *testing.T) {
 	g := startGoodClient(t, good)
 	a := newAttackers()
 	defer a.closeAll()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	rng := rand.New(rand.NewPCG(testSeed(t), 1))
 
 	// Idle connections: each in-process connection costs two descriptors.
 	idle := 2000

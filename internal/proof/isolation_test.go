@@ -419,7 +419,7 @@ func pick[T any](rng *rand.Rand, xs []T) T { return xs[rng.IntN(len(xs))] }
 // TestIsolationAttacks is the attack suite on one node. See the comment at
 // the top of this file.
 func TestIsolationAttacks(t *testing.T) {
-	runIsolation(t, 1, 2000, uint64(time.Now().UnixNano()))
+	runIsolation(t, 1, 2000, testSeed(t))
 }
 
 // runIsolation runs the whole suite on a cluster of nodes, with randomAttacks

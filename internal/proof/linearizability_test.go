@@ -587,7 +587,7 @@ func faultNames(fs []fault) string {
 func TestLinearizabilityUnderFaults(t *testing.T) {
 	runInProcess(t, linConfig{
 		name: "lin-short", nodes: 3, tenants: 3, keys: 4, workers: 9,
-		duration: 20 * time.Second, faults: allFaults, seed: uint64(time.Now().UnixNano()),
+		duration: 20 * time.Second, faults: allFaults, seed: testSeed(t),
 	})
 }
 

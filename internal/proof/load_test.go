@@ -426,5 +426,5 @@ func runLoad(t testing.TB, cfg loadConfig) {
 // connections) for 5 seconds and then compares every tenant's data and
 // usage to a model.
 func TestLoadModel(t *testing.T) {
-	runLoad(t, loadConfig{nodes: 1, tenants: 100, workers: 50, keys: 50, duration: 5 * time.Second, seed: uint64(time.Now().UnixNano())})
+	runLoad(t, loadConfig{nodes: 1, tenants: 100, workers: 50, keys: 50, duration: 5 * time.Second, seed: testSeed(t)})
 }

@@ -1,25 +1,14 @@
 package proof
 
 import (
-	"os"
-	"strconv"
 	"testing"
-	"time"
+
+	"github.com/tenantkv/tenantkv/internal/testcluster"
 )
 
-// testSeed returns the seed of a test's randomness: TENANTKV_SEED when it
-// is set (to replay a run), else the clock. It logs the seed, so that a
-// failing run can be replayed.
+// testSeed returns the seed of a test's randomness (testcluster.Seed: it
+// logs it, and TENANTKV_SEED replays it).
 func testSeed(t testing.TB) uint64 {
 	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("TENANTKV_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("TENANTKV_SEED=%q: want an unsigned integer", v)
-		}
-		seed = n
-	}
-	t.Logf("seed %d (TENANTKV_SEED=%d replays it)", seed, seed)
-	return seed
+	return uint64(testcluster.Seed(t))
 }

@@ -124,7 +124,7 @@ func TestRevocationSurvivesACrash(t *testing.T) {
 		t.Skip("builds the tenantkv binary and runs processes; skipped with -short")
 	}
 	pc := newProcCluster(t, 1)
-	nd := pc.nodes[0]
+	nd := pc.Nodes[0]
 	ctx := t.Context()
 	if _, err := pc.admin.CreateTenant(ctx, "rv", nil); err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestRevocationSurvivesACrash(t *testing.T) {
 	if err := pc.admin.Tenant("rv").Set(ctx, []byte("secret"), []byte("REVOKED-READER-MUST-NOT-SEE")); err != nil {
 		t.Fatal(err)
 	}
-	op, _, err := loginRaw(ctx, nd.listen, pc.token)
+	op, _, err := loginRaw(ctx, nd.Listen, pc.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestRevocationSurvivesACrash(t *testing.T) {
 	if err != nil || tok.Code != wire.CodeOK {
 		t.Fatalf("new token: %v %+v", err, tok)
 	}
-	rc, _, err := loginRaw(ctx, nd.listen, tok.Token)
+	rc, _, err := loginRaw(ctx, nd.Listen, tok.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestRevocationSurvivesACrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	op, _, err = loginRaw(ctx, nd.listen, pc.token)
+	op, _, err = loginRaw(ctx, nd.Listen, pc.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,13 +162,13 @@ func TestRevocationSurvivesACrash(t *testing.T) {
 		t.Fatalf("revoke: %v %+v", err, resp)
 	}
 	op.Close()
-	if _, _, err := loginRaw(ctx, nd.listen, tok.Token); err == nil {
+	if _, _, err := loginRaw(ctx, nd.Listen, tok.Token); err == nil {
 		t.Fatal("the revoked token still says hello before any crash")
 	}
 	for round := range 3 {
-		pc.kill(nd)
+		pc.Kill(nd)
 		totals.Crashes.Add(1)
-		if err := pc.restart(ctx, nd); err != nil {
+		if err := pc.Restart(ctx, nd); err != nil {
 			t.Fatal(err)
 		}
 		// Right after the restart, and again once the node leads.
@@ -178,7 +178,7 @@ func TestRevocationSurvivesACrash(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rc, _, err := loginRaw(ctx, nd.listen, tok.Token)
+			rc, _, err := loginRaw(ctx, nd.Listen, tok.Token)
 			if err != nil {
 				continue // refused: good
 			}
