@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantkv/tenantkv/internal/testcluster"
+
 	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/raft/fsm"
 
@@ -69,7 +71,7 @@ func TestCrashRecovery(t *testing.T) {
 		require.NoError(t, err)
 		cycles = n
 	}
-	seed := uint64(time.Now().UnixNano())
+	seed := uint64(testcluster.Seed(t))
 	t.Logf("seed %d, %d cycles", seed, cycles)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	dir := t.TempDir()
