@@ -653,9 +653,14 @@ func (t *refTenant) dataOf(k []byte) (string, bool) {
 // and ops; or, now and then, the retry of an earlier commit.
 func (run *modelRun) genTxn() *command.TxnCommit {
 	r := run.r
-	if len(run.txns) > 0 && r.IntN(8) == 0 {
+	if len(run.txns) > 0 && r.IntN(5) == 0 {
+		// A retry, as a client whose answer was lost sends: the same
+		// commit, maybe with a later read version.
 		c := *run.txns[r.IntN(len(run.txns))]
 		c.At = run.tick()
+		if t := run.m.tenants[c.TenantID]; t != nil && r.IntN(3) == 0 && c.ReadVersion < t.version {
+			c.ReadVersion += uint64(1 + r.IntN(int(t.version-c.ReadVersion)))
+		}
 		return &c
 	}
 	id, name, t := run.target()
@@ -690,7 +695,9 @@ func (run *modelRun) genTxn() *command.TxnCommit {
 		n = 0
 	}
 	c.Ops = run.genOps(n, true, t)
-	run.txns = append(run.txns, c)
+	if len(c.TxnID) > 0 {
+		run.txns = append(run.txns, c)
+	}
 	if len(run.txns) > 30 {
 		run.txns = run.txns[1:]
 	}
