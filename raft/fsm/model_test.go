@@ -603,6 +603,8 @@ func (run *modelRun) genCommand() (command.Command, bool) {
 		return &command.Noop{}, false
 	case x < 155:
 		return run.genBad(), true
+	case x < 185:
+		return run.genBoundary(), false
 	case x < 500:
 		id, name, t := run.target()
 		n := 1 + r.IntN(6)
@@ -637,6 +639,37 @@ func (run *modelRun) genCommand() (command.Command, bool) {
 		c.Old = nil
 	}
 	return c, false
+}
+
+// genBoundary returns a write that takes a tenant's usage to exactly its
+// byte or key limit, or one past it: the edge a quota check can be off by
+// one at.
+func (run *modelRun) genBoundary() command.Command {
+	id, name, t := run.target()
+	w := &command.TenantWrite{TenantID: id, TenantName: name, At: run.tick()}
+	if t == nil {
+		return w
+	}
+	u := refUsage(t.data)
+	over := uint64(run.r.IntN(2))
+	k := fmt.Appendf(nil, "b%d", run.r.IntN(3))
+	if _, ok := t.data[string(k)]; ok {
+		w.Ops = append(w.Ops, command.Op{Kind: command.OpDelete, Key: k})
+		u.Bytes -= uint64(len(k) + len(t.data[string(k)].val))
+		u.Keys--
+	}
+	switch {
+	case t.limits.MaxBytes > 0 && run.r.IntN(2) == 0 && u.Bytes+uint64(len(k)) <= t.limits.MaxBytes:
+		n := t.limits.MaxBytes - u.Bytes - uint64(len(k)) + over
+		w.Ops = append(w.Ops, command.Op{Kind: command.OpSet, Key: k, Value: bytes.Repeat([]byte{'q'}, int(n))})
+	case t.limits.MaxKeys > 0 && u.Keys < t.limits.MaxKeys:
+		for i := u.Keys; i < t.limits.MaxKeys+over; i++ {
+			w.Ops = append(w.Ops, command.Op{Kind: command.OpSet, Key: fmt.Appendf(nil, "n%d", i), Value: []byte("v")})
+		}
+	default:
+		w.Ops = append(w.Ops, command.Op{Kind: command.OpSet, Key: k, Value: []byte("v")})
+	}
+	return w
 }
 
 // dataOf returns the value of k in t, if t is live and holds k.
