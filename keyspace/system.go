@@ -23,6 +23,13 @@ const (
 // nil, meaning unbounded.
 func SystemSpan() Span { return Span{Start: []byte{SystemByte}, End: nil} }
 
+// SystemRecordSpan spans every key that may hold a system record: 0xFF
+// then a kind byte other than 0x00 and 0xFF, then anything. It is what
+// snapshots, checksums and a dump of the system keyspace cover.
+func SystemRecordSpan() (start, end SystemKey) {
+	return SystemKey{b: []byte{SystemByte, 0x01}}, SystemKey{b: []byte{SystemByte, 0xFF}}
+}
+
 // IsSystemKey reports whether a physical key belongs to the system keyspace.
 func IsSystemKey(phys []byte) bool { return len(phys) > 0 && phys[0] == SystemByte }
 

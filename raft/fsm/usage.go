@@ -21,9 +21,6 @@ type Usage struct {
 	Keys  uint64
 }
 
-// usageName is the per-tenant metadata key the usage counters live under.
-const usageName = "usage"
-
 func encodeUsage(u Usage) []byte {
 	b := make([]byte, 0, 16)
 	b = binary.BigEndian.AppendUint64(b, u.Bytes)
@@ -37,8 +34,10 @@ func decodeUsage(b []byte) (Usage, error) {
 	return Usage{Bytes: binary.BigEndian.Uint64(b), Keys: binary.BigEndian.Uint64(b[8:])}, nil
 }
 
-func readUsage(sys *store.SystemView, id keyspace.TenantID) (Usage, error) {
-	v, err := sys.Get(keyspace.TenantMetaKey(id, usageName))
+// readUsage reads tenant id's usage counters through m, the view of the
+// tenant's records; a tenant never written uses nothing.
+func readUsage(m *store.TenantMetaView, id keyspace.TenantID) (Usage, error) {
+	v, err := m.Get(keyspace.TenantUsageKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return Usage{}, nil
 	}
