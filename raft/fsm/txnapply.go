@@ -64,8 +64,8 @@ func (a *applier) commitOps(t *keyspace.Tenant, d *tenantData, st *versionState,
 	}
 	e := a.mutable(t.ID)
 	cur := e.usage
-	next := Usage{Bytes: applyDelta(cur.Bytes, plan.dBytes), Keys: applyDelta(cur.Keys, plan.dKeys)}
-	if err := checkQuota(t, next, plan.dBytes, plan.dKeys); err != nil {
+	next, err := chargeUsage(t, cur, plan.dBytes, plan.dKeys)
+	if err != nil {
 		return err
 	}
 	// Checks are done: write. First what the delete-ranges remove, then the
