@@ -15,8 +15,8 @@ func FuzzDecodeTenantKey(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 'k'})
 	f.Add([]byte{0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF})
 	f.Add([]byte{0xFF, 0, 0, 0, 0, 0, 0, 0})
-	f.Add([]byte(AppliedIndexKey()))
-	f.Add([]byte(TenantRecordKey(3)))
+	f.Add(AppliedIndexKey().Bytes())
+	f.Add(TenantRecordKey(3).Bytes())
 	f.Fuzz(func(t *testing.T, phys []byte) {
 		orig := bytes.Clone(phys)
 		id, uk, err := DecodeTenantKey(phys)

@@ -161,23 +161,31 @@ func TestPrefix(t *testing.T) {
 	}
 }
 
-// systemKeys returns one of every kind of system key.
-func systemKeys() []SystemKey {
+// systemKeys returns the bytes of one of every kind of system key.
+func systemKeys() [][]byte {
 	s1, e1 := TenantRecordSpan()
 	s2, e2 := TokenSpan()
 	s3, e3 := TenantMetaSpan(1)
 	s4, e4 := TenantMetaSpan(MaxID)
 	s5, e5 := TenantNameSpan()
-	return []SystemKey{
+	s6, e6 := MemberSpan()
+	s7, e7 := HistorySpan(1, 0, ^uint64(0))
+	s8, e8 := TenantNamesAfter("acme")
+	keys := []SystemKey{
 		s5, e5,
 		AppliedIndexKey(), NextIDKey(),
 		TenantRecordKey(0), TenantRecordKey(1), TenantRecordKey(MaxID), TenantRecordKey(^TenantID(0)),
 		TenantNameKey(""), TenantNameKey("acme"),
 		TokenKey(""), TokenKey("tok"),
-		MetaKey(""), MetaKey("restore-in-progress"),
-		TenantMetaKey(1, "usage"), TenantMetaKey(MaxID, ""),
-		s1, e1, s2, e2, s3, e3, s4, e4,
+		MetaKey(""), MetaKey("restore-in-progress"), MemberKey("n1"),
+		TenantUsageKey(1), TenantVersionKey(MaxID), HistoryKey(1, 0, 0), HistoryKey(MaxID, ^uint64(0), ^uint32(0)),
+		s1, e1, s2, e2, s3, e3, s4, e4, s6, e6, s7, e7, s8, e8,
 	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = k.Bytes()
+	}
+	return out
 }
 
 func TestTenantSpan(t *testing.T) {
@@ -201,7 +209,7 @@ func TestTenantSpan(t *testing.T) {
 		}
 		for _, k := range systemKeys() {
 			if sp.Contains(k) {
-				t.Errorf("span(%d) contains system key %x", id, []byte(k))
+				t.Errorf("span(%d) contains system key %x", id, k)
 			}
 		}
 		if next, err := id.Next(); err == nil {
@@ -228,7 +236,7 @@ func TestTenantSpan(t *testing.T) {
 	}
 	for _, k := range systemKeys() {
 		if all.Contains(k) {
-			t.Errorf("AllTenantsSpan contains system key %x", []byte(k))
+			t.Errorf("AllTenantsSpan contains system key %x", k)
 		}
 	}
 }
@@ -336,9 +344,10 @@ func TestDecodeTenantKeyRejects(t *testing.T) {
 		{0, 0, 0, 0, 0, 0, 0, 0, 'k'}, // ID 0 with a key
 		{0xFF, 0, 0, 0, 0, 0, 0, 0},   // MaxID+1
 		{0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 'k'},
-		[]byte(AppliedIndexKey()),
-		[]byte(TenantRecordKey(1)),
-		[]byte(TenantMetaKey(1, "usage-counter")),
+		AppliedIndexKey().Bytes(),
+		TenantRecordKey(1).Bytes(),
+		TenantUsageKey(1).Bytes(),
+		HistoryKey(1, 1, 0).Bytes(),
 	}
 	for _, k := range bad {
 		if _, _, err := DecodeTenantKey(k); !errors.Is(err, ErrCorruptKey) {
@@ -446,26 +455,26 @@ func TestSystemKeys(t *testing.T) {
 	keys := systemKeys()
 	for _, k := range keys {
 		if len(k) < 2 || k[0] != SystemByte {
-			t.Errorf("system key %x does not start with 0xFF and a kind", []byte(k))
+			t.Errorf("system key %x does not start with 0xFF and a kind", k)
 		}
 		if k[1] == 0 || k[1] == 0xFF {
-			t.Errorf("system key %x has kind byte %#x", []byte(k), k[1])
+			t.Errorf("system key %x has kind byte %#x", k, k[1])
 		}
 		if !IsSystemKey(k) {
-			t.Errorf("IsSystemKey(%x) = false", []byte(k))
+			t.Errorf("IsSystemKey(%x) = false", k)
 		}
 		if !SystemSpan().Contains(k) && bytes.Compare(k, SystemSpan().Start) < 0 {
-			t.Errorf("system key %x below the system span", []byte(k))
+			t.Errorf("system key %x below the system span", k)
 		}
 		if _, _, err := DecodeTenantKey(k); err == nil && len(k) >= PrefixLen {
-			t.Errorf("DecodeTenantKey accepted system key %x", []byte(k))
+			t.Errorf("DecodeTenantKey accepted system key %x", k)
 		}
 		for _, id := range []TenantID{1, 2, MaxID - 1, MaxID} {
 			if TenantSpan(id).Contains(k) {
-				t.Errorf("system key %x inside span of tenant %d", []byte(k), id)
+				t.Errorf("system key %x inside span of tenant %d", k, id)
 			}
 			if _, ok := UserKeyIn(id, k); ok {
-				t.Errorf("UserKeyIn(%d) accepted system key %x", id, []byte(k))
+				t.Errorf("UserKeyIn(%d) accepted system key %x", id, k)
 			}
 		}
 	}
@@ -478,18 +487,20 @@ func TestSystemKeys(t *testing.T) {
 	seen := map[string]bool{}
 	for _, k := range []SystemKey{
 		AppliedIndexKey(), NextIDKey(), TenantRecordKey(1), TenantNameKey("a"),
-		TokenKey("a"), MetaKey("a"), TenantMetaKey(1, "a"),
+		TokenKey("a"), MetaKey("a"), MemberKey("a"), TenantUsageKey(1), TenantVersionKey(1), HistoryKey(1, 0, 0),
 	} {
-		if seen[string(k)] {
-			t.Errorf("duplicate system key %x", []byte(k))
+		if seen[string(k.Bytes())] {
+			t.Errorf("duplicate system key %s", k)
 		}
-		seen[string(k)] = true
+		seen[string(k.Bytes())] = true
 	}
 	// Record, token and per-tenant spans contain their keys and only theirs.
 	rs, re := TenantRecordSpan()
 	ts, te := TokenSpan()
 	ms, me := TenantMetaSpan(5)
-	in := func(k, s, e SystemKey) bool { return bytes.Compare(k, s) >= 0 && bytes.Compare(k, e) < 0 }
+	in := func(k, s, e SystemKey) bool {
+		return bytes.Compare(k.Bytes(), s.Bytes()) >= 0 && bytes.Compare(k.Bytes(), e.Bytes()) < 0
+	}
 	for _, id := range []TenantID{1, 5, MaxID} {
 		if !in(TenantRecordKey(id), rs, re) {
 			t.Errorf("TenantRecordKey(%d) outside TenantRecordSpan", id)
@@ -498,12 +509,28 @@ func TestSystemKeys(t *testing.T) {
 	if !in(TokenKey("x"), ts, te) || in(TenantRecordKey(1), ts, te) || in(TokenKey("x"), rs, re) {
 		t.Errorf("token span mixes kinds")
 	}
-	if !in(TenantMetaKey(5, "usage"), ms, me) || !in(TenantMetaKey(5, ""), ms, me) ||
-		in(TenantMetaKey(4, "usage"), ms, me) || in(TenantMetaKey(6, ""), ms, me) {
+	if !in(TenantUsageKey(5), ms, me) || !in(TenantVersionKey(5), ms, me) || !in(HistoryKey(5, 9, 1), ms, me) ||
+		in(TenantUsageKey(4), ms, me) || in(HistoryKey(6, 0, 0), ms, me) {
 		t.Errorf("TenantMetaSpan(5) wrong")
 	}
+	mbs, mbe := MemberSpan()
+	if !in(MemberKey("n1"), mbs, mbe) || !in(MemberKey(""), mbs, mbe) || in(MetaKey("member"), mbs, mbe) ||
+		in(MetaKey("membes"), mbs, mbe) || in(MetaKey("restore-in-progress"), mbs, mbe) {
+		t.Errorf("MemberSpan wrong")
+	}
+	if name, ok := TenantNameOf(TenantNameKey("acme").Bytes()); !ok || name != "acme" {
+		t.Errorf("TenantNameOf(TenantNameKey(acme)) = %q, %v", name, ok)
+	}
+	if _, ok := TenantNameOf(TokenKey("acme").Bytes()); ok {
+		t.Errorf("TenantNameOf accepted a token key")
+	}
+	as, ae := TenantNamesAfter("acme")
+	if in(TenantNameKey("acme"), as, ae) || !in(TenantNameKey("acme0"), as, ae) || !in(TenantNameKey("acme\x00"), as, ae) ||
+		!in(TenantNameKey("b"), as, ae) || in(TenantNameKey("abc"), as, ae) {
+		t.Errorf("TenantNamesAfter(acme) wrong")
+	}
 	// Record keys sort in ID order.
-	if bytes.Compare(TenantRecordKey(2), TenantRecordKey(256)) >= 0 {
+	if bytes.Compare(TenantRecordKey(2).Bytes(), TenantRecordKey(256).Bytes()) >= 0 {
 		t.Errorf("record keys not in ID order")
 	}
 }

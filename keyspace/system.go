@@ -16,31 +16,56 @@ const (
 	sysName     = 'N' // tenant ID by name
 	sysToken    = 'k' // token record by token ID
 	sysMeta     = 'm' // cluster metadata by name
-	sysTenantMD = 'u' // per-tenant metadata maintained by the FSM (usage, versions)
+	sysTenantMD = 'u' // per-tenant metadata maintained by the FSM (usage, versions, history)
 )
 
 // SystemSpan is the span of the whole system keyspace: [0xFF, ∞). Its End is
 // nil, meaning unbounded.
 func SystemSpan() Span { return Span{Start: []byte{SystemByte}, End: nil} }
 
+// SystemRecordSpan spans every key that may hold a system record: 0xFF
+// then a kind byte other than 0x00 and 0xFF, then anything. It is what
+// snapshots, checksums and a dump of the system keyspace cover.
+func SystemRecordSpan() (start, end SystemKey) {
+	return SystemKey{b: []byte{SystemByte, 0x01}}, SystemKey{b: []byte{SystemByte, 0xFF}}
+}
+
 // IsSystemKey reports whether a physical key belongs to the system keyspace.
 func IsSystemKey(phys []byte) bool { return len(phys) > 0 && phys[0] == SystemByte }
 
-// SystemKey is a physical key in the system keyspace. Values of this type are
-// made only by the constructors below, so a SystemKey always starts with 0xFF.
-type SystemKey []byte
+// SystemKey is a physical key in the system keyspace. Its bytes are
+// unexported, so only the constructors of this package make one: a
+// SystemKey always starts with 0xFF and a kind byte, and every layout
+// decision about the system keyspace is taken here. The zero SystemKey is
+// empty and names no record; store refuses it.
+type SystemKey struct{ b []byte }
 
-func sysKey(kind byte, rest []byte) SystemKey {
-	k := make([]byte, 0, 2+len(rest))
+// Bytes returns the physical key. The slice is shared with the key: the
+// caller must not modify it. It is for store, which hands it to the engine
+// without a copy.
+func (k SystemKey) Bytes() []byte { return k.b }
+
+// String returns the key quoted, for messages.
+func (k SystemKey) String() string { return fmt.Sprintf("%q", k.b) }
+
+func sysKey(kind byte, rest ...[]byte) SystemKey {
+	n := 2
+	for _, r := range rest {
+		n += len(r)
+	}
+	k := make([]byte, 0, n)
 	k = append(k, SystemByte, kind)
-	return append(k, rest...)
+	for _, r := range rest {
+		k = append(k, r...)
+	}
+	return SystemKey{b: k}
 }
 
 // AppliedIndexKey is where the store keeps the last applied raft index.
-func AppliedIndexKey() SystemKey { return sysKey(sysApplied, nil) }
+func AppliedIndexKey() SystemKey { return sysKey(sysApplied) }
 
 // NextIDKey is where the next tenant ID to allocate is kept.
-func NextIDKey() SystemKey { return sysKey(sysNextID, nil) }
+func NextIDKey() SystemKey { return sysKey(sysNextID) }
 
 // TenantRecordKey is the key of the record of tenant id.
 func TenantRecordKey(id TenantID) SystemKey {
@@ -49,35 +74,123 @@ func TenantRecordKey(id TenantID) SystemKey {
 
 // TenantRecordSpan spans every tenant record, in ID order.
 func TenantRecordSpan() (start, end SystemKey) {
-	return sysKey(sysTenant, nil), sysKey(sysTenant+1, nil)
+	return sysKey(sysTenant), sysKey(sysTenant + 1)
 }
 
 // TenantNameKey is the key of the name index entry for name.
 func TenantNameKey(name string) SystemKey { return sysKey(sysName, []byte(name)) }
 
 // TenantNameSpan spans every entry of the tenant name index, in name order.
-func TenantNameSpan() (start, end SystemKey) { return sysKey(sysName, nil), sysKey(sysName+1, nil) }
+func TenantNameSpan() (start, end SystemKey) { return sysKey(sysName), sysKey(sysName + 1) }
+
+// TenantNamesAfter spans the entries of the name index whose names sort
+// after name, in name order.
+func TenantNamesAfter(name string) (start, end SystemKey) {
+	// The first name after name is name followed by 0x00.
+	return sysKey(sysName, []byte(name), []byte{0}), sysKey(sysName + 1)
+}
+
+// TenantNameOf returns the name of a name index key, as Scan over
+// TenantNameSpan hands it back, and false for any other key.
+func TenantNameOf(phys []byte) (string, bool) {
+	if len(phys) < 2 || phys[0] != SystemByte || phys[1] != sysName {
+		return "", false
+	}
+	return string(phys[2:]), true
+}
 
 // TokenKey is the key of the token record with the given ID.
 func TokenKey(tokenID string) SystemKey { return sysKey(sysToken, []byte(tokenID)) }
 
 // TokenSpan spans every token record.
-func TokenSpan() (start, end SystemKey) { return sysKey(sysToken, nil), sysKey(sysToken+1, nil) }
+func TokenSpan() (start, end SystemKey) { return sysKey(sysToken), sysKey(sysToken + 1) }
 
 // MetaKey is the key of a named piece of cluster metadata.
 func MetaKey(name string) SystemKey { return sysKey(sysMeta, []byte(name)) }
 
-// TenantMetaKey is the key of a named piece of per-tenant metadata kept by the
-// FSM (for example usage counters).
-func TenantMetaKey(id TenantID, name string) SystemKey {
-	rest := binary.BigEndian.AppendUint64(nil, uint64(id))
-	return sysKey(sysTenantMD, append(rest, name...))
+// memberPrefix starts the cluster metadata names of member records.
+const memberPrefix = "member/"
+
+// MemberKey is the key of the replicated metadata of raft member nodeID:
+// the cluster metadata named "member/" + nodeID.
+func MemberKey(nodeID string) SystemKey {
+	return sysKey(sysMeta, []byte(memberPrefix), []byte(nodeID))
 }
 
-// TenantMetaSpan spans every per-tenant metadata key of tenant id.
+// MemberSpan spans every member record, in node ID order.
+func MemberSpan() (start, end SystemKey) {
+	return sysKey(sysMeta, []byte(memberPrefix)), sysKey(sysMeta, prefixEnd([]byte(memberPrefix)))
+}
+
+// Per-tenant metadata: records the state machine keeps for one tenant, all
+// under 0xFF 'u' BE64(id), so that TenantMetaSpan(id) holds every one of
+// them and nothing of any other tenant.
+const (
+	usageRecord   = "usage"
+	versionRecord = "ver"
+	historyPrefix = "log/"
+)
+
+// tenantMetaKey is the key of a named record of tenant id.
+func tenantMetaKey(id TenantID, name ...[]byte) SystemKey {
+	var p [8]byte
+	binary.BigEndian.PutUint64(p[:], uint64(id))
+	return sysKey(sysTenantMD, append([][]byte{p[:]}, name...)...)
+}
+
+// TenantMetaSpan spans every per-tenant metadata key of tenant id: its
+// usage, its version state and its write history. The spans of distinct
+// valid tenants are disjoint and sort in ID order.
 func TenantMetaSpan(id TenantID) (start, end SystemKey) {
-	return sysKey(sysTenantMD, binary.BigEndian.AppendUint64(nil, uint64(id))),
-		sysKey(sysTenantMD, binary.BigEndian.AppendUint64(nil, uint64(id)+1))
+	return tenantMetaKey(id), tenantMetaKey(id + 1)
+}
+
+// InTenantMeta reports whether the physical key phys lies in
+// TenantMetaSpan(id). It allocates nothing: store checks every key a
+// tenant's metadata view is given or reads with it.
+func InTenantMeta(id TenantID, phys []byte) bool {
+	return len(phys) >= 2+PrefixLen && phys[0] == SystemByte && phys[1] == sysTenantMD &&
+		binary.BigEndian.Uint64(phys[2:]) == uint64(id)
+}
+
+// TenantUsageKey is the key of tenant id's usage counters.
+func TenantUsageKey(id TenantID) SystemKey { return tenantMetaKey(id, []byte(usageRecord)) }
+
+// TenantVersionKey is the key of tenant id's version state: its version and
+// the extent of its write history.
+func TenantVersionKey(id TenantID) SystemKey { return tenantMetaKey(id, []byte(versionRecord)) }
+
+// HistoryKey is the key of chunk chunk of the entry of tenant id's write
+// history at version. A tenant's history keys sort by version, then chunk.
+func HistoryKey(id TenantID, version uint64, chunk uint32) SystemKey {
+	var vc [12]byte
+	binary.BigEndian.PutUint64(vc[:], version)
+	binary.BigEndian.PutUint32(vc[8:], chunk)
+	return tenantMetaKey(id, []byte(historyPrefix), vc[:])
+}
+
+// HistorySpan spans every chunk of the entries of tenant id's write history
+// with versions in (after, upTo], in version and chunk order. It is empty
+// (start == end) when upTo <= after.
+func HistorySpan(id TenantID, after, upTo uint64) (start, end SystemKey) {
+	if upTo <= after {
+		k := HistoryKey(id, after, 0)
+		return k, k
+	}
+	start = HistoryKey(id, after+1, 0)
+	if upTo == ^uint64(0) {
+		// No version follows: end where the history prefix does.
+		return start, tenantMetaKey(id, prefixEnd([]byte(historyPrefix)))
+	}
+	return start, HistoryKey(id, upTo+1, 0)
+}
+
+// prefixEnd returns the least byte string greater than every string with
+// prefix p, for a p that does not end in 0xFF.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	end[len(end)-1]++
+	return end
 }
 
 // EncodeUint64 encodes a counter stored in the system keyspace.

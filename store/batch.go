@@ -93,7 +93,7 @@ func (b *Batch) Commit(appliedIndex uint64, sync bool) error {
 		pb = b.data
 	}
 	if appliedIndex != 0 {
-		if err := pb.Set(keyspace.AppliedIndexKey(), keyspace.EncodeUint64(appliedIndex), nil); err != nil {
+		if err := pb.Set(keyspace.AppliedIndexKey().Bytes(), keyspace.EncodeUint64(appliedIndex), nil); err != nil {
 			return fmt.Errorf("store: record applied index: %w", err)
 		}
 	}

@@ -25,7 +25,7 @@ func (sn *Snapshot) Checksum() (uint64, error) {
 		return 0, err
 	}
 	defer it.Close()
-	applied := keyspace.AppliedIndexKey()
+	applied := keyspace.AppliedIndexKey().Bytes()
 	h := crc64.New(crcISO)
 	var n [binary.MaxVarintLen64]byte
 	for ok := it.First(); ok; ok = it.Next() {

@@ -11,6 +11,22 @@
 // prefix before it is returned. There is no exported way to read or write a
 // raw engine key.
 //
+// # A tenant's records in the system keyspace
+//
+// The state machine keeps records per tenant in the system keyspace: its
+// usage counters, its version state and its write history, which copies
+// the tenant's keys and values. They are reached only through a
+// *TenantMetaView (Store.TenantMeta, Batch.TenantMeta, Snapshot.TenantMeta),
+// made from a tenant ID, not through the SystemView. Its keys are computed
+// by keyspace (TenantUsageKey, TenantVersionKey, HistoryKey, HistorySpan),
+// and the view refuses with keyspace.ErrOutsideSpan any key or range outside
+// the metadata span of its own tenant, so a wrong ID in the computing code
+// reaches nothing of another tenant; its scans carry Pebble bounds inside
+// that span, and every key they return is checked against it once more
+// (ErrIsolation). In a Batch it reads and writes the indexed part, as the
+// SystemView does. A keyspace.SystemKey can be made only by keyspace: the
+// views take no raw bytes.
+//
 // # Views
 //
 //   - Store.Tenant and Store.System read the live database; their writes are
@@ -24,6 +40,8 @@
 //     overlays its own writes.
 //   - Snapshot.Tenant and Snapshot.System read a consistent point in time and
 //     refuse writes.
+//   - TenantMeta on a Store, Batch or Snapshot is the view of one tenant's
+//     records, with the reads and writes of the same receiver's System.
 //
 // # Versions
 //

@@ -79,7 +79,7 @@ func (d *opDecoder) next() (op, bool) {
 		mode := d.byte()
 		o.limit, o.reverse, o.keysOnly = int(mode%5), mode&0x10 != 0, mode&0x20 != 0
 	case opSysSet:
-		o.key, o.value = sysWriteKeys[int(d.byte())%len(sysWriteKeys)], d.value()
+		o.sysKey, o.value = sysWriteKeys[int(d.byte())%len(sysWriteKeys)], d.value()
 	case opCommit:
 		o.applied = uint64(d.byte())
 	}
@@ -149,7 +149,7 @@ func FuzzStreamReader(f *testing.F) {
 	}
 	tk := func(id keyspace.TenantID, k string) string { return string(keyspace.TenantKey(id, []byte(k))) }
 	valid := seedStream(StreamStore, record{tk(1, "a"), "1"}, record{tk(2, "b"), ""},
-		record{string(keyspace.AppliedIndexKey()), string(keyspace.EncodeUint64(5))})
+		record{string(keyspace.AppliedIndexKey().Bytes()), string(keyspace.EncodeUint64(5))})
 	f.Add(valid)
 	f.Add(valid[:len(valid)-1])
 	f.Add(seedStream(StreamStore))

@@ -70,7 +70,7 @@ func (m modelState) apply(o op) {
 	case opClear, opPurge:
 		t.Clear(false)
 	case opSysSet:
-		m.sys[string(o.key)] = string(o.value)
+		m.sys[string(o.sysKey.Bytes())] = string(o.value)
 	}
 }
 
@@ -145,6 +145,7 @@ type op struct {
 	tenant            keyspace.TenantID
 	batch             bool
 	key, end, value   []byte
+	sysKey            keyspace.SystemKey // of opSysSet
 	limit             int
 	reverse, keysOnly bool
 	applied           uint64
@@ -190,11 +191,11 @@ type harness struct {
 func newHarness(t failer, s *Store, ids []keyspace.TenantID) *harness {
 	h := &harness{t: t, s: s, ids: ids, live: newModelState(ids)}
 	for _, id := range ids {
-		for _, k := range []keyspace.SystemKey{keyspace.TenantRecordKey(id), keyspace.TenantMetaKey(id, "usage")} {
-			h.do(op{kind: opSysSet, key: k, value: []byte(fmt.Sprint(id))})
+		for _, k := range []keyspace.SystemKey{keyspace.TenantRecordKey(id), keyspace.TenantUsageKey(id)} {
+			h.do(op{kind: opSysSet, sysKey: k, value: []byte(fmt.Sprint(id))})
 		}
 	}
-	h.do(op{kind: opSysSet, key: keyspace.NextIDKey(), value: []byte("next")})
+	h.do(op{kind: opSysSet, sysKey: keyspace.NextIDKey(), value: []byte("next")})
 	h.check()
 	return h
 }
@@ -245,7 +246,7 @@ func (h *harness) do(o op) {
 		}
 		h.live = h.pending()
 		if o.applied != 0 {
-			h.live.sys[string(keyspace.AppliedIndexKey())] = string(keyspace.EncodeUint64(o.applied))
+			h.live.sys[string(keyspace.AppliedIndexKey().Bytes())] = string(keyspace.EncodeUint64(o.applied))
 		}
 		h.batch, h.batchOps = nil, nil
 		// A committed batch's views refuse to work.
@@ -268,10 +269,10 @@ func (h *harness) do(o op) {
 	case opSysSet:
 		var err error
 		if o.batch && h.batch != nil {
-			err = h.batch.System().Set(o.key, o.value)
+			err = h.batch.System().Set(o.sysKey, o.value)
 			h.batchOps = append(h.batchOps, o)
 		} else {
-			err = h.s.System().Set(o.key, o.value)
+			err = h.s.System().Set(o.sysKey, o.value)
 			h.live.apply(o)
 		}
 		if err != nil {
@@ -427,7 +428,8 @@ func (h *harness) checkViews(what string, m modelState, tenant func(keyspace.Ten
 		h.compare(fmt.Sprintf("%s: tenant %#x", what, uint64(id)), kvs, m.scan(id, nil, nil), false)
 	}
 	got := map[string]string{}
-	err := sys.Scan(keyspace.SystemKey{keyspace.SystemByte}, keyspace.SystemKey{0xFF, 0xFF}, func(k, v []byte) bool {
+	start, end := keyspace.SystemRecordSpan()
+	err := sys.Scan(start, end, func(k, v []byte) bool {
 		got[string(k)] = string(v)
 		return true
 	})
@@ -452,7 +454,7 @@ func (h *harness) check() {
 		h.checkViews("batch", h.pending(), h.batch.Tenant, h.batch.System())
 	}
 	var want uint64
-	if v, ok := h.live.sys[string(keyspace.AppliedIndexKey())]; ok {
+	if v, ok := h.live.sys[string(keyspace.AppliedIndexKey().Bytes())]; ok {
 		want, _ = keyspace.DecodeUint64([]byte(v))
 	}
 	if got, err := h.s.AppliedIndex(); err != nil || got != want {
@@ -496,8 +498,8 @@ func adversarialKeys(ids []keyspace.TenantID) [][]byte {
 		bytes.Repeat([]byte{0}, modelMaxKey),
 		bytes.Repeat([]byte{0xFF}, modelMaxKey+1), // too long as a key, fine as a bound
 		bytes.Repeat([]byte{1}, modelMaxKey+2),    // too long as either
-		[]byte(keyspace.AppliedIndexKey()),
-		[]byte(keyspace.TenantRecordKey(1)),
+		keyspace.AppliedIndexKey().Bytes(),
+		keyspace.TenantRecordKey(1).Bytes(),
 		[]byte(keyspace.AllTenantsSpan().End),
 	}
 	for _, id := range ids {
@@ -514,7 +516,7 @@ var (
 	tooBigValue  = bytes.Repeat([]byte{'v'}, modelMaxValue+1)
 	specialVals  = [][]byte{nil, {}, {0}, {0xFF}, maxValue, tooBigValue}
 	sysWriteKeys = []keyspace.SystemKey{
-		keyspace.TenantMetaKey(1, "usage"), keyspace.TenantMetaKey(keyspace.MaxID, "x"),
+		keyspace.TenantUsageKey(1), keyspace.HistoryKey(keyspace.MaxID, 1, 0),
 		keyspace.MetaKey("cluster"), keyspace.TokenKey("tok"), keyspace.TenantNameKey("acme"),
 	}
 )
@@ -560,7 +562,7 @@ func opGenerator(ids []keyspace.TenantID) *rapid.Generator[op] {
 			o.limit = rapid.IntRange(0, 4).Draw(t, "limit")
 			o.reverse, o.keysOnly = rapid.Bool().Draw(t, "reverse"), rapid.Bool().Draw(t, "keysOnly")
 		case opSysSet:
-			o.key, o.value = rapid.SampledFrom(sysWriteKeys).Draw(t, "key"), valGen.Draw(t, "value")
+			o.sysKey, o.value = rapid.SampledFrom(sysWriteKeys).Draw(t, "key"), valGen.Draw(t, "value")
 		case opCommit:
 			o.applied = rapid.Uint64Range(0, 1<<40).Draw(t, "applied")
 		}

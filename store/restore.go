@@ -18,7 +18,7 @@ var pebbleIterAll = pebble.IterOptions{LowerBound: nil, UpperBound: allKeysEnd}
 
 // restoreMarker is set while Restore runs. A store found with it set holds a
 // partial restore and must be restored again before use.
-var restoreMarker = keyspace.MetaKey("restore-in-progress")
+var restoreMarker = keyspace.MetaKey("restore-in-progress").Bytes()
 
 // restoreChunk is how many bytes of records a restore commits at a time.
 const restoreChunk = 4 << 20
@@ -123,7 +123,7 @@ func (s *Store) Restore(r io.Reader) error {
 
 // RestoreIncomplete reports whether a Restore was started and not finished.
 func (s *Store) RestoreIncomplete() (bool, error) {
-	_, err := s.sys.Get(restoreMarker)
+	_, err := get(s.db, restoreMarker)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}

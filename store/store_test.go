@@ -70,7 +70,8 @@ func dump(tb testing.TB, v *TenantView) []string {
 func systemDump(tb testing.TB, sv *SystemView) []string {
 	tb.Helper()
 	var out []string
-	err := sv.Scan(keyspace.SystemKey{keyspace.SystemByte}, keyspace.SystemKey{0xFF, 0xFF}, func(k, v []byte) bool {
+	start, end := keyspace.SystemRecordSpan()
+	err := sv.Scan(start, end, func(k, v []byte) bool {
 		out = append(out, fmt.Sprintf("%x=%x", k, v))
 		return true
 	})
@@ -491,7 +492,7 @@ func TestBatchAtomicAcrossTenants(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := b.System().Set(keyspace.TenantMetaKey(1, "usage"), []byte("u1")); err != nil {
+	if err := b.System().Set(keyspace.TenantUsageKey(1), []byte("u1")); err != nil {
 		t.Fatal(err)
 	}
 	if b.Empty() || b.Len() == 0 {
@@ -501,7 +502,7 @@ func TestBatchAtomicAcrossTenants(t *testing.T) {
 	for _, id := range ids {
 		wantNotFound(t, mustTenant(t, s, id), "k")
 	}
-	if _, err := s.System().Get(keyspace.TenantMetaKey(1, "usage")); !errors.Is(err, ErrNotFound) {
+	if _, err := s.System().Get(keyspace.TenantUsageKey(1)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("system write visible before commit: %v", err)
 	}
 	if ai, err := s.AppliedIndex(); err != nil || ai != 0 {
@@ -517,7 +518,7 @@ func TestBatchAtomicAcrossTenants(t *testing.T) {
 		}
 		wantNotFound(t, v, "gone")
 	}
-	if got, err := s.System().Get(keyspace.TenantMetaKey(1, "usage")); err != nil || string(got) != "u1" {
+	if got, err := s.System().Get(keyspace.TenantUsageKey(1)); err != nil || string(got) != "u1" {
 		t.Fatalf("system write after commit: %q, %v", got, err)
 	}
 	if ai, err := s.AppliedIndex(); err != nil || ai != 42 {
@@ -725,7 +726,7 @@ func TestSnapshotPointInTime(t *testing.T) {
 		"Clear":       sv.Clear(),
 		"System.Set":  sn.System().Set(keyspace.MetaKey("m"), nil),
 		"System.Del":  sn.System().Delete(keyspace.MetaKey("m")),
-		"System.DelR": sn.System().DeleteRange(keyspace.SystemKey{0xFF}, keyspace.SystemKey{0xFF, 0xFF}),
+		"System.DelR": sn.System().DeleteRange(keyspace.SystemRecordSpan()),
 	}
 	for name, err := range checks {
 		if !errors.Is(err, ErrReadOnly) {
@@ -765,7 +766,7 @@ func populateNeighbours(tb testing.TB, s *Store, id keyspace.TenantID) []keyspac
 	}
 	sys := s.System()
 	for _, k := range []keyspace.SystemKey{
-		keyspace.TenantRecordKey(id), keyspace.TenantMetaKey(id, "usage"), keyspace.NextIDKey(),
+		keyspace.TenantRecordKey(id), keyspace.TenantUsageKey(id), keyspace.NextIDKey(),
 		keyspace.TenantNameKey("acme"), keyspace.MetaKey("x"),
 	} {
 		if err := sys.Set(k, []byte("sys")); err != nil {
@@ -1107,31 +1108,41 @@ func TestSystemView(t *testing.T) {
 		t.Fatalf("DeleteRange(end, start) = %v", err)
 	}
 
-	// Keys outside the system keyspace are refused everywhere.
-	tenantKey := keyspace.SystemKey(keyspace.TenantKey(1, []byte("k")))
-	for _, bad := range []keyspace.SystemKey{nil, {}, {0}, {0xFE, 'a'}, tenantKey} {
-		if err := sys.Set(bad, []byte("x")); !errors.Is(err, ErrSystemKey) {
-			t.Errorf("Set(%x) = %v", []byte(bad), err)
+	// The zero SystemKey, the only one a caller can make outside
+	// keyspace, is refused everywhere.
+	var bad keyspace.SystemKey
+	if err := sys.Set(bad, []byte("x")); !errors.Is(err, ErrSystemKey) {
+		t.Errorf("Set(zero) = %v", err)
+	}
+	if _, err := sys.Get(bad); !errors.Is(err, ErrSystemKey) {
+		t.Errorf("Get(zero) = %v", err)
+	}
+	if err := sys.Delete(bad); !errors.Is(err, ErrSystemKey) {
+		t.Errorf("Delete(zero) = %v", err)
+	}
+	if err := sys.DeleteRange(bad, te); !errors.Is(err, ErrSystemKey) {
+		t.Errorf("DeleteRange(zero, ...) = %v", err)
+	}
+	if err := sys.Scan(ts, bad, func(k, v []byte) bool { return true }); !errors.Is(err, ErrSystemKey) {
+		t.Errorf("Scan(..., zero) = %v", err)
+	}
+	// keyspace makes no other bad key, so the checks behind those methods
+	// are tested on raw bytes. Keys outside the system keyspace are
+	// refused as bounds and as records.
+	for _, bad := range [][]byte{nil, {}, {0}, {0xFE, 'a'}, keyspace.TenantKey(1, []byte("k"))} {
+		if err := checkSystemKey(bad); !errors.Is(err, ErrSystemKey) {
+			t.Errorf("checkSystemKey(%x) = %v", bad, err)
 		}
-		if _, err := sys.Get(bad); !errors.Is(err, ErrSystemKey) {
-			t.Errorf("Get(%x) = %v", []byte(bad), err)
-		}
-		if err := sys.Delete(bad); !errors.Is(err, ErrSystemKey) {
-			t.Errorf("Delete(%x) = %v", []byte(bad), err)
-		}
-		if err := sys.DeleteRange(bad, te); !errors.Is(err, ErrSystemKey) {
-			t.Errorf("DeleteRange(%x, ...) = %v", []byte(bad), err)
-		}
-		if err := sys.Scan(ts, bad, func(k, v []byte) bool { return true }); !errors.Is(err, ErrSystemKey) {
-			t.Errorf("Scan(..., %x) = %v", []byte(bad), err)
+		if err := checkSystemRecordKey(bad); !errors.Is(err, ErrSystemKey) {
+			t.Errorf("checkSystemRecordKey(%x) = %v", bad, err)
 		}
 	}
 	// Keys that start with 0xFF but cannot hold a record: 0xFF and 0xFF 0x00..
 	// sort inside the span of tenant MaxID, 0xFF 0xFF.. beyond what
 	// snapshots carry. Writing them is refused.
-	for _, bad := range []keyspace.SystemKey{{0xFF}, {0xFF, 0}, {0xFF, 0, 0, 0, 0, 0, 0}, {0xFF, 0xFF}, {0xFF, 0xFF, 'x'}} {
-		if err := sys.Set(bad, []byte("x")); !errors.Is(err, ErrSystemKey) {
-			t.Errorf("Set(%x) = %v, want ErrSystemKey", []byte(bad), err)
+	for _, bad := range [][]byte{{0xFF}, {0xFF, 0}, {0xFF, 0, 0, 0, 0, 0, 0}, {0xFF, 0xFF}, {0xFF, 0xFF, 'x'}} {
+		if err := checkSystemRecordKey(bad); !errors.Is(err, ErrSystemKey) {
+			t.Errorf("checkSystemRecordKey(%x) = %v, want ErrSystemKey", bad, err)
 		}
 	}
 	// A tenant view of MaxID, whose span ends where the system keyspace

@@ -269,7 +269,7 @@ func seedStore(tb testing.TB, s *Store, tag string) {
 			mustSet(tb, v, fmt.Sprintf("%s-%02d", tag, i), fmt.Sprintf("%s-%d-%d", tag, id, i))
 		}
 		mustSet(tb, v, "\xff", "")
-		if err := b.System().Set(keyspace.TenantMetaKey(id, tag), []byte(tag)); err != nil {
+		if err := b.System().Set(keyspace.HistoryKey(id, 1, crc32.ChecksumIEEE([]byte(tag))), []byte(tag)); err != nil {
 			tb.Fatal(err)
 		}
 	}

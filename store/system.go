@@ -9,9 +9,13 @@ import (
 	"github.com/tenantkv/tenantkv/keyspace"
 )
 
-// SystemView reads and writes the system keyspace (keys starting with 0xFF).
-// It is used by the replication layer and server internals, never handed to
-// code acting for a tenant.
+// SystemView reads and writes the catalog-wide records of the system
+// keyspace (keys starting with 0xFF): tenant records, the name index,
+// tokens, cluster metadata, the applied index. It is used by the state
+// machine and server internals, never handed to code acting for a tenant.
+// The records the state machine keeps per tenant (usage, version state,
+// write history) are not reached through it but through the tenant's
+// TenantMetaView, made from the tenant's ID.
 type SystemView struct {
 	r pebble.Reader
 	w writer
@@ -19,9 +23,9 @@ type SystemView struct {
 
 // checkSystemKey accepts a range bound in the system keyspace: any key that
 // starts with 0xFF.
-func checkSystemKey(k keyspace.SystemKey) error {
+func checkSystemKey(k []byte) error {
 	if !keyspace.IsSystemKey(k) {
-		return fmt.Errorf("%w: %q", ErrSystemKey, []byte(k))
+		return fmt.Errorf("%w: %q", ErrSystemKey, k)
 	}
 	return nil
 }
@@ -31,62 +35,65 @@ func checkSystemKey(k keyspace.SystemKey) error {
 // 0xFF 0x00 sort inside the span of tenant MaxID (which ends at 0xFF 00..00),
 // so a tenant's Clear would delete them; keys from 0xFF 0xFF on lie beyond
 // what WriteTo, Checksum and Restore cover. The keyspace constructors only
-// make keys this function accepts.
-func checkSystemRecordKey(k keyspace.SystemKey) error {
+// make keys this function accepts (and the zero SystemKey, which it
+// refuses, is the only other one a caller can hold).
+func checkSystemRecordKey(k []byte) error {
 	if len(k) < 2 || k[0] != keyspace.SystemByte || k[1] == 0x00 || k[1] == 0xFF {
-		return fmt.Errorf("%w: %q is not a system record key", ErrSystemKey, []byte(k))
+		return fmt.Errorf("%w: %q is not a system record key", ErrSystemKey, k)
 	}
 	return nil
 }
 
 // Get returns a copy of the value at k, or ErrNotFound.
 func (v *SystemView) Get(k keyspace.SystemKey) ([]byte, error) {
-	if err := checkSystemRecordKey(k); err != nil {
+	if err := checkSystemRecordKey(k.Bytes()); err != nil {
 		return nil, err
 	}
-	return get(v.r, k)
+	return get(v.r, k.Bytes())
 }
 
 // Set writes k=value.
 func (v *SystemView) Set(k keyspace.SystemKey, value []byte) error {
-	if err := checkSystemRecordKey(k); err != nil {
+	if err := checkSystemRecordKey(k.Bytes()); err != nil {
 		return err
 	}
-	return v.w.set(k, value)
+	return v.w.set(k.Bytes(), value)
 }
 
 // Delete removes k.
 func (v *SystemView) Delete(k keyspace.SystemKey) error {
-	if err := checkSystemRecordKey(k); err != nil {
+	if err := checkSystemRecordKey(k.Bytes()); err != nil {
 		return err
 	}
-	return v.w.del(k)
+	return v.w.del(k.Bytes())
 }
 
 // DeleteRange removes every system key in [start, end).
 func (v *SystemView) DeleteRange(start, end keyspace.SystemKey) error {
-	if err := checkSystemKey(start); err != nil {
+	lo, hi := start.Bytes(), end.Bytes()
+	if err := checkSystemKey(lo); err != nil {
 		return err
 	}
-	if err := checkSystemKey(end); err != nil {
+	if err := checkSystemKey(hi); err != nil {
 		return err
 	}
-	if bytes.Compare(start, end) >= 0 {
+	if bytes.Compare(lo, hi) >= 0 {
 		return fmt.Errorf("%w: system range", keyspace.ErrInvalidRange)
 	}
-	return v.w.delRange(start, end)
+	return v.w.delRange(lo, hi)
 }
 
 // Scan calls fn for every pair in [start, end) in order until fn returns
 // false. The slices passed to fn are valid only during the call.
 func (v *SystemView) Scan(start, end keyspace.SystemKey, fn func(k, v []byte) bool) error {
-	if err := checkSystemKey(start); err != nil {
+	lo, hi := start.Bytes(), end.Bytes()
+	if err := checkSystemKey(lo); err != nil {
 		return err
 	}
-	if err := checkSystemKey(end); err != nil {
+	if err := checkSystemKey(hi); err != nil {
 		return err
 	}
-	it, err := v.r.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	it, err := v.r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return fmt.Errorf("store: new system iterator: %w", err)
 	}

@@ -24,8 +24,9 @@ import (
 // whole, never committed with half a command in it.
 //
 // Per-command bookkeeping that must stay consistent with the data (the usage
-// counters of the quota work, transaction versions) belongs here too: read
-// the counter through a.sys during the checks, write it with the data.
+// counters of the quota, versions, the write history) belongs here too: it
+// is read from the catalog during the checks and written with the data,
+// through the tenant's own metadata view (meta), never through a.sys.
 type applier struct {
 	b   *store.Batch
 	sys *store.SystemView
@@ -103,21 +104,49 @@ func (a *applier) get(k keyspace.SystemKey) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fatal("read %q: %w", []byte(k), err)
+		return nil, false, fatal("read %s: %w", k, err)
 	}
 	return v, true, nil
 }
 
 func (a *applier) set(k keyspace.SystemKey, v []byte) error {
 	if err := a.sys.Set(k, v); err != nil {
-		return fatal("write %q: %w", []byte(k), err)
+		return fatal("write %s: %w", k, err)
 	}
 	return nil
 }
 
 func (a *applier) del(k keyspace.SystemKey) error {
 	if err := a.sys.Delete(k); err != nil {
-		return fatal("delete %q: %w", []byte(k), err)
+		return fatal("delete %s: %w", k, err)
+	}
+	return nil
+}
+
+// meta returns the view of tenant id's records (usage, version state,
+// write history) in this batch. Like a.sys it reads through the batch and
+// writes into its indexed part; unlike a.sys it reaches nothing of another
+// tenant, whatever key it is handed.
+func (a *applier) meta(id keyspace.TenantID) (*store.TenantMetaView, error) {
+	m, err := a.b.TenantMeta(id)
+	if err != nil {
+		return nil, fatal("records of tenant %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// setRecord writes a record of m's tenant; any error is fatal.
+func setRecord(m *store.TenantMetaView, k keyspace.SystemKey, v []byte) error {
+	if err := m.Set(k, v); err != nil {
+		return fatal("tenant %d: write %s: %w", m.ID(), k, err)
+	}
+	return nil
+}
+
+// deleteRecord deletes a record of m's tenant; any error is fatal.
+func deleteRecord(m *store.TenantMetaView, k keyspace.SystemKey) error {
+	if err := m.Delete(k); err != nil {
+		return fatal("tenant %d: delete %s: %w", m.ID(), k, err)
 	}
 	return nil
 }
@@ -277,7 +306,7 @@ func (a *applier) deleteTenant(c *command.DeleteTenant, res *Result) error {
 		return err
 	}
 	// Checks are done: write. The data goes with one range deletion, and
-	// no walk: the usage record goes with the metadata.
+	// no walk: the usage record goes with the tenant's other records.
 	if err := d.v.Clear(); err != nil {
 		return fatal("clear tenant %d: %w", c.ID, err)
 	}
@@ -288,9 +317,12 @@ func (a *applier) deleteTenant(c *command.DeleteTenant, res *Result) error {
 	if err := a.del(keyspace.TenantNameKey(t.Name)); err != nil {
 		return err
 	}
-	ms, me := keyspace.TenantMetaSpan(c.ID)
-	if err := a.sys.DeleteRange(ms, me); err != nil {
-		return fatal("delete metadata of tenant %d: %w", c.ID, err)
+	m, err := a.meta(c.ID)
+	if err != nil {
+		return err
+	}
+	if err := m.Clear(); err != nil {
+		return fatal("delete the records of tenant %d: %w", c.ID, err)
 	}
 	for _, tid := range tokens {
 		if err := a.del(keyspace.TokenKey(tid)); err != nil {
@@ -340,21 +372,11 @@ func (a *applier) setMember(c *command.SetMember) error {
 	if err != nil {
 		return fmt.Errorf("%w: encode member: %v", command.ErrBadCommand, err)
 	}
-	return a.set(memberKey(c.NodeID), rec)
+	return a.set(keyspace.MemberKey(c.NodeID), rec)
 }
 
 func (a *applier) removeMember(c *command.RemoveMember) error {
-	return a.del(memberKey(c.NodeID))
-}
-
-// Member metadata lives under cluster metadata keys "member/<node id>".
-const memberPrefix = "member/"
-
-func memberKey(id string) keyspace.SystemKey { return keyspace.MetaKey(memberPrefix + id) }
-
-// memberSpan spans every member key: '0' is the byte after '/'.
-func memberSpan() (start, end keyspace.SystemKey) {
-	return keyspace.MetaKey(memberPrefix), keyspace.MetaKey("member0")
+	return a.del(keyspace.MemberKey(c.NodeID))
 }
 
 func decodeToken(b []byte) (*command.TokenRecord, error) {

@@ -103,16 +103,21 @@ func loadCatalog(st *store.Store) (*catalog, error) {
 			return err
 		}
 		e := &tenantState{rec: t}
-		if e.usage, err = readUsage(sys, t.ID); err != nil {
+		// The tenant's own records, through the view bound to its ID.
+		m, err := sn.TenantMeta(t.ID)
+		if err != nil {
+			return err
+		}
+		if e.usage, err = readUsage(m, t.ID); err != nil {
 			return fmt.Errorf("tenant %d usage: %w", t.ID, err)
 		}
-		vs, err := readVersionState(sys, t.ID)
+		vs, err := readVersionState(m, t.ID)
 		if err != nil {
 			return fmt.Errorf("tenant %d version state: %w", t.ID, err)
 		}
 		e.ver = *vs
 		if vs.Count > 0 {
-			if e.hist, err = loadHistory(sys, t.ID, vs); err != nil {
+			if e.hist, err = loadHistory(m, t.ID, vs); err != nil {
 				return err
 			}
 		}
@@ -127,13 +132,15 @@ func loadCatalog(st *store.Store) (*catalog, error) {
 	}
 	heap.Init(c.expiry)
 	start, end = keyspace.TenantNameSpan()
-	prefix := len(keyspace.TenantNameKey(""))
 	err = scan("tenant names", start, end, func(k, v []byte) error {
 		id, err := keyspace.DecodeTenantID(v)
 		if err != nil {
 			return err
 		}
-		name := string(k[prefix:])
+		name, ok := keyspace.TenantNameOf(k)
+		if !ok {
+			return fmt.Errorf("%w: %q in the name index", keyspace.ErrCorruptKey, k)
+		}
 		if e := c.tenants[id]; e == nil || e.rec.Name != name {
 			return fmt.Errorf("%w: name %q points at tenant %d, which is not named so", keyspace.ErrInvalidRecord, name, id)
 		}
@@ -341,10 +348,14 @@ func (a *applier) flushState() error {
 		if e == nil {
 			continue // deleted in this batch
 		}
-		if err := a.set(keyspace.TenantMetaKey(id, usageName), encodeUsage(e.usage)); err != nil {
+		m, err := a.meta(id)
+		if err != nil {
 			return err
 		}
-		if err := a.set(keyspace.TenantMetaKey(id, versionName), encodeVersionState(&e.ver)); err != nil {
+		if err := setRecord(m, keyspace.TenantUsageKey(id), encodeUsage(e.usage)); err != nil {
+			return err
+		}
+		if err := setRecord(m, keyspace.TenantVersionKey(id), encodeVersionState(&e.ver)); err != nil {
 			return err
 		}
 	}

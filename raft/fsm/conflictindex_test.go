@@ -35,7 +35,7 @@ func testSeed(t testing.TB) uint64 {
 // every stored history entry after readVersion. It is the reference of the
 // model test. A retained entry with the transaction's ID wins over a
 // conflict (checkHistory's documented precedence).
-func scanCheck(sys *store.SystemView, id keyspace.TenantID, st *versionState, readVersion uint64, reads []command.KeyRange, txnID []byte) (uint64, error) {
+func scanCheck(m *store.TenantMetaView, id keyspace.TenantID, st *versionState, readVersion uint64, reads []command.KeyRange, txnID []byte) (uint64, error) {
 	if readVersion > st.Version {
 		return 0, ErrConflict
 	}
@@ -46,7 +46,7 @@ func scanCheck(sys *store.SystemView, id keyspace.TenantID, st *versionState, re
 		return 0, nil
 	}
 	var dup, conflict uint64
-	err := scanHistory(sys, id, readVersion, st.Version, func(version uint64, head *entryHead, body []byte) (bool, error) {
+	err := scanHistory(m, id, readVersion, st.Version, func(version uint64, head *entryHead, body []byte) (bool, error) {
 		if head != nil && len(txnID) > 0 && dup == 0 && bytes.Equal(head.TxnID, txnID) {
 			dup = version
 		}
@@ -182,9 +182,9 @@ func TestConflictIndexMatchesScan(t *testing.T) {
 			if r.IntN(3) > 0 {
 				c.Ops = []command.Op{{Kind: command.OpSet, Key: key(), Value: []byte("t")}}
 			}
-			st, err := readVersionState(live.store.System(), id)
+			st, err := readVersionState(tenantMeta(t, live.store, id), id)
 			require.NoError(t, err)
-			dup, refErr := scanCheck(live.store.System(), id, st, rv, normalizeRanges(c.Reads), c.TxnID)
+			dup, refErr := scanCheck(tenantMeta(t, live.store, id), id, st, rv, normalizeRanges(c.Reads), c.TxnID)
 			if refErr == nil && c.TxnID == nil {
 				// A read-only check off the log must agree too.
 				_, vErr := live.fsm.ValidateReads(id, rv, c.Reads)
@@ -368,7 +368,7 @@ func BenchmarkConflictCheck(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("records=%d/scan", n), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := scanCheck(st.System(), id, &e.ver, 1, reads, nil); err != nil {
+				if _, err := scanCheck(tenantMeta(b, st, id), id, &e.ver, 1, reads, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -335,8 +335,8 @@ func TestFSMDeleteTenantPurges(t *testing.T) {
 		h.must(&command.PutToken{Token: tok})
 	}
 	// Per-tenant metadata the FSM will maintain (usage counters).
-	require.NoError(t, h.store.System().Set(keyspace.TenantMetaKey(a, "usage"), []byte{1}))
-	require.NoError(t, h.store.System().Set(keyspace.TenantMetaKey(b, "usage"), []byte{2}))
+	require.NoError(t, tenantMeta(t, h.store, a).Set(keyspace.TenantUsageKey(a), []byte{1}))
+	require.NoError(t, tenantMeta(t, h.store, b).Set(keyspace.TenantUsageKey(b), []byte{2}))
 
 	r := h.must(&command.DeleteTenant{ID: a})
 	require.Equal(t, a, r.TenantID)
@@ -359,9 +359,9 @@ func TestFSMDeleteTenantPurges(t *testing.T) {
 	all, err := h.fsm.ListTokens(0)
 	require.NoError(t, err)
 	require.Len(t, all, 2)
-	_, err = h.store.System().Get(keyspace.TenantMetaKey(a, "usage"))
+	_, err = tenantMeta(t, h.store, a).Get(keyspace.TenantUsageKey(a))
 	require.ErrorIs(t, err, store.ErrNotFound)
-	_, err = h.store.System().Get(keyspace.TenantMetaKey(b, "usage"))
+	_, err = tenantMeta(t, h.store, b).Get(keyspace.TenantUsageKey(b))
 	require.NoError(t, err)
 
 	res := h.apply(&command.DeleteTenant{ID: a})

@@ -207,10 +207,10 @@ func (h *history) txnAfter(txnID []byte, rv uint64) uint64 {
 // loadHistory builds the image of tenant id's retained history from the
 // store, reading it once: when the FSM opens, after a snapshot restore, and
 // if the applier ever meets a tenant without one.
-func loadHistory(sys *store.SystemView, id keyspace.TenantID, st *versionState) (*history, error) {
+func loadHistory(m *store.TenantMetaView, id keyspace.TenantID, st *versionState) (*history, error) {
 	h := newHistory(st.First)
 	var recErr error
-	err := scanHistory(sys, id, st.First-1, st.Version, func(version uint64, head *entryHead, body []byte) (bool, error) {
+	err := scanHistory(m, id, st.First-1, st.Version, func(version uint64, head *entryHead, body []byte) (bool, error) {
 		if head != nil {
 			if err := h.begin(version, head.At, head.Size, int(head.Chunks), head.TxnID); err != nil {
 				return false, err

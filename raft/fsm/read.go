@@ -65,8 +65,7 @@ func (f *Machine) ListTenants(after string, limit int) ([]*keyspace.Tenant, erro
 	sys := sn.System()
 	start, end := keyspace.TenantNameSpan()
 	if after != "" {
-		// The first name index key after `after` is `after` followed by 0x00.
-		start = append(keyspace.TenantNameKey(after), 0)
+		start, end = keyspace.TenantNamesAfter(after)
 	}
 	var ids []keyspace.TenantID
 	var decodeErr error
@@ -147,7 +146,7 @@ func (f *Machine) ListTokens(id keyspace.TenantID) ([]*command.TokenRecord, erro
 // MemberInfo returns the replicated metadata of node id, or
 // ErrMemberNotFound.
 func (f *Machine) MemberInfo(id string) (*command.SetMember, error) {
-	v, err := f.store.System().Get(memberKey(id))
+	v, err := f.store.System().Get(keyspace.MemberKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %q", ErrMemberNotFound, id)
 	}
@@ -161,7 +160,7 @@ func (f *Machine) MemberInfo(id string) (*command.SetMember, error) {
 // some, keyed by node ID. It may include nodes no longer in the raft
 // configuration; Node.Members joins it with the configuration.
 func (f *Machine) MemberInfos() (map[string]*command.SetMember, error) {
-	start, end := memberSpan()
+	start, end := keyspace.MemberSpan()
 	out := make(map[string]*command.SetMember)
 	var decodeErr error
 	err := f.store.System().Scan(start, end, func(_, v []byte) bool {

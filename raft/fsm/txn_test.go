@@ -94,7 +94,7 @@ func TestVersionsArePerTenant(t *testing.T) {
 	h.must(&command.DeleteTenant{ID: a})
 	require.Equal(t, VersionInfo{Version: 0, Oldest: 0}, h.version(a))
 	ms, me := keyspace.TenantMetaSpan(a)
-	require.NoError(t, h.store.System().Scan(ms, me, func(k, _ []byte) bool {
+	require.NoError(t, tenantMeta(t, h.store, a).Scan(ms, me, func(k, _ []byte) bool {
 		t.Errorf("metadata key %q of a deleted tenant", k)
 		return true
 	}))
@@ -358,7 +358,7 @@ func TestHistoryRetention(t *testing.T) {
 	write(t0+int64(30*time.Second), "late", "v")
 	after := h.version(id)
 	require.Equal(t, before.Oldest+2*prunePerWrite, after.Oldest)
-	st, err := readVersionState(h.store.System(), id)
+	st, err := readVersionState(tenantMeta(t, h.store, id), id)
 	require.NoError(t, err)
 	require.Equal(t, st.Version-st.First+1, st.Count)
 
@@ -376,13 +376,10 @@ func TestHistoryRetention(t *testing.T) {
 		require.Equal(t, bytes.Repeat([]byte{byte(i)}, keyspace.MaxValueSize), c.Value)
 	}
 	chunks := 0
-	start, end := keyspace.TenantMetaSpan(id)
-	bigPrefix := logKey(id, bigVer, 0)
-	bigPrefix = bigPrefix[:len(bigPrefix)-4] // without the chunk number
-	require.NoError(t, h.store.System().Scan(start, end, func(k, _ []byte) bool {
-		if bytes.HasPrefix(k, bigPrefix) {
-			chunks++
-		}
+	start, end := keyspace.HistorySpan(id, bigVer-1, bigVer)
+	m := tenantMeta(t, h.store, id)
+	require.NoError(t, m.Scan(start, end, func(k, _ []byte) bool {
+		chunks++
 		return true
 	}))
 	require.Greater(t, chunks, 1, "an 800 KB entry spans chunks")
@@ -390,8 +387,8 @@ func TestHistoryRetention(t *testing.T) {
 		write(t0+int64(60*time.Second), fmt.Sprint("after", i), "v")
 	}
 	require.GreaterOrEqual(t, h.version(id).Oldest, bigVer)
-	require.NoError(t, h.store.System().Scan(start, end, func(k, _ []byte) bool {
-		require.False(t, bytes.HasPrefix(k, bigPrefix), "chunk of a pruned entry left behind")
+	require.NoError(t, m.Scan(start, end, func(k, _ []byte) bool {
+		t.Errorf("chunk %q of a pruned entry left behind", k)
 		return true
 	}))
 }

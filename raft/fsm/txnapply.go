@@ -64,8 +64,8 @@ func (a *applier) commitOps(t *keyspace.Tenant, d *tenantData, st *versionState,
 	}
 	e := a.mutable(t.ID)
 	cur := e.usage
-	next := Usage{Bytes: applyDelta(cur.Bytes, plan.dBytes), Keys: applyDelta(cur.Keys, plan.dKeys)}
-	if err := checkQuota(t, next, plan.dBytes, plan.dKeys); err != nil {
+	next, err := chargeUsage(t, cur, plan.dBytes, plan.dKeys)
+	if err != nil {
 		return err
 	}
 	// Checks are done: write. First what the delete-ranges remove, then the
@@ -133,10 +133,14 @@ func (a *applier) appendHistory(id keyspace.TenantID, st *versionState, ops []co
 	if err != nil {
 		return err
 	}
+	m, err := a.meta(id)
+	if err != nil {
+		return err
+	}
 	st.Version++
 	chunks, size := encodeEntry(st.Version, at, txnID, ops)
 	for i, c := range chunks {
-		if err := a.set(logKey(id, st.Version, uint32(i)), c); err != nil {
+		if err := setRecord(m, keyspace.HistoryKey(id, st.Version, uint32(i)), c); err != nil {
 			return err
 		}
 	}
@@ -185,9 +189,13 @@ func (a *applier) pruneOldest(id keyspace.TenantID, st *versionState, h *history
 	if h.first != st.First || h.count() != int(st.Count) {
 		return fatal("tenant %d: %v: the history image starts at %d with %d entries, the version state at %d with %d", id, errCorruptLog, h.first, h.count(), st.First, st.Count)
 	}
+	m, err := a.meta(id)
+	if err != nil {
+		return err
+	}
 	head := h.front()
 	for i := range head.chunks {
-		if err := a.del(logKey(id, st.First, i)); err != nil {
+		if err := deleteRecord(m, keyspace.HistoryKey(id, st.First, i)); err != nil {
 			return err
 		}
 	}
@@ -310,7 +318,11 @@ func (a *applier) history(id keyspace.TenantID, st *versionState) (*history, err
 		e.hist = newHistory(st.First)
 		return e.hist, nil
 	}
-	h, err := loadHistory(a.sys, id, st)
+	m, err := a.meta(id)
+	if err != nil {
+		return nil, err
+	}
+	h, err := loadHistory(m, id, st)
 	if err != nil {
 		return nil, fatal("%w", err)
 	}

@@ -35,10 +35,12 @@ import (
 // it by the applier, so that a check costs O(log n) per read range instead
 // of a scan of everything written since the read version.
 //
-// Layout, under the tenant's metadata keys (keyspace.TenantMetaKey):
+// Layout: keyspace owns the keys (see its package doc), all inside the
+// tenant's metadata span, and the state machine reaches them only through
+// the tenant's store.TenantMetaView, made from its ID:
 //
-//	"ver"                          versionState (5 x u64 big-endian)
-//	"log/" BE64(version) BE32(i)   chunk i of the entry at version
+//	keyspace.TenantVersionKey(id)          versionState (5 x u64 big-endian)
+//	keyspace.HistoryKey(id, version, i)    chunk i of the entry at version
 //
 // An entry is split into chunks of about logChunkTarget bytes, so that no
 // stored value exceeds what a snapshot restore accepts. Chunk 0 (the head)
@@ -87,9 +89,6 @@ const (
 	prunePerWriteMax = 1024
 	logChunkTarget   = 256 << 10
 
-	versionName = "ver"
-	logPrefix   = "log/"
-
 	chunkHead         = 0x01
 	chunkContinuation = 0x02
 )
@@ -137,10 +136,12 @@ func decodeVersionState(b []byte) (*versionState, error) {
 	return s, nil
 }
 
-// readVersionState reads tenant id's version state; a tenant never written
-// is at version 0 with an empty history.
-func readVersionState(sys *store.SystemView, id keyspace.TenantID) (*versionState, error) {
-	v, err := sys.Get(keyspace.TenantMetaKey(id, versionName))
+// readVersionState reads tenant id's version state through m, the view of
+// the tenant's records; a tenant never written is at version 0 with an
+// empty history. If m is bound to another tenant than id, the read is
+// refused (keyspace.ErrOutsideSpan).
+func readVersionState(m *store.TenantMetaView, id keyspace.TenantID) (*versionState, error) {
+	v, err := m.Get(keyspace.TenantVersionKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return &versionState{First: 1}, nil
 	}
@@ -148,15 +149,6 @@ func readVersionState(sys *store.SystemView, id keyspace.TenantID) (*versionStat
 		return nil, err
 	}
 	return decodeVersionState(v)
-}
-
-// logKey is the key of chunk i of tenant id's entry at version.
-func logKey(id keyspace.TenantID, version uint64, chunk uint32) keyspace.SystemKey {
-	name := make([]byte, 0, len(logPrefix)+12)
-	name = append(name, logPrefix...)
-	name = binary.BigEndian.AppendUint64(name, version)
-	name = binary.BigEndian.AppendUint32(name, chunk)
-	return keyspace.TenantMetaKey(id, string(name))
 }
 
 // logRecord is one write of an entry. Kind is OpSet, OpDelete or
@@ -337,8 +329,10 @@ func eachRecord(body []byte, fn func(*logRecord) bool) error {
 // scanHistory calls fn for every chunk of tenant id's entries with versions
 // in (after, upTo], in order, checking that the versions are contiguous and
 // every entry complete. fn returns false to stop. head is set on the first
-// chunk of each entry.
-func scanHistory(sys *store.SystemView, id keyspace.TenantID, after, upTo uint64,
+// chunk of each entry. It reads through m, the view of the tenant's
+// records: if m is bound to another tenant than id, the scan is refused
+// (keyspace.ErrOutsideSpan) and fn never called.
+func scanHistory(m *store.TenantMetaView, id keyspace.TenantID, after, upTo uint64,
 	fn func(version uint64, head *entryHead, body []byte) (bool, error)) error {
 	if upTo <= after {
 		return nil
@@ -347,7 +341,8 @@ func scanHistory(sys *store.SystemView, id keyspace.TenantID, after, upTo uint64
 	var chunks, seen uint64
 	var cbErr error
 	stopped := false
-	err := sys.Scan(logKey(id, after+1, 0), logKey(id, upTo+1, 0), func(_, v []byte) bool {
+	start, end := keyspace.HistorySpan(id, after, upTo)
+	err := m.Scan(start, end, func(_, v []byte) bool {
 		version, index, head, body, err := decodeChunk(v)
 		switch {
 		case err != nil:

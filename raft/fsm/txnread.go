@@ -112,15 +112,23 @@ func (f *Machine) Changes(id keyspace.TenantID, after uint64, r command.KeyRange
 	if _, err := tenantByID(sn.System(), id); err != nil {
 		return nil, 0, err
 	}
-	return readChanges(sn.System(), id, after, r, maxBytes)
+	m, err := sn.TenantMeta(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return readChanges(m, id, after, r, maxBytes)
 }
 
 // maxChangesScan bounds the history bytes one readChanges call reads:
 // about one stored chunk of a large entry more than this at most.
 const maxChangesScan = 4 << 20
 
-func readChanges(sys *store.SystemView, id keyspace.TenantID, after uint64, r command.KeyRange, maxBytes int) ([]Change, uint64, error) {
-	st, err := readVersionState(sys, id)
+// readChanges reads the changes of tenant id through m, the view of the
+// records of the tenant the reader may read. The keys are computed from
+// id; m refuses them (keyspace.ErrOutsideSpan) when it is bound to another
+// tenant, so a wrong id returns an error and nothing of that tenant.
+func readChanges(m *store.TenantMetaView, id keyspace.TenantID, after uint64, r command.KeyRange, maxBytes int) ([]Change, uint64, error) {
+	st, err := readVersionState(m, id)
 	if err != nil {
 		return nil, 0, fmt.Errorf("raft: tenant %d version: %w", id, err)
 	}
@@ -134,7 +142,7 @@ func readChanges(sys *store.SystemView, id keyspace.TenantID, after uint64, r co
 	var out []Change
 	size, scanned := 0, 0
 	upTo := st.Version
-	err = scanHistory(sys, id, after, st.Version, func(version uint64, head *entryHead, body []byte) (bool, error) {
+	err = scanHistory(m, id, after, st.Version, func(version uint64, head *entryHead, body []byte) (bool, error) {
 		if head != nil && ((size >= maxBytes && len(out) > 0) || scanned >= maxChangesScan) {
 			// Stop at this version boundary: everything before it is in.
 			// A narrow watch over a long history stops after reading

@@ -1,66 +1,16 @@
 package fsm
 
+// The write plan of a command: the physical writes that produce its ops'
+// state, and the exact change of the tenant's usage that the quota rules
+// of quota.go check before anything is written.
+
 import (
 	"bytes"
-	"encoding/binary"
-	"errors"
-	"fmt"
 	"slices"
 	"sort"
 
-	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/raft/command"
-	"github.com/tenantkv/tenantkv/store"
 )
-
-// Usage is what a tenant stores: the logical bytes (len(key)+len(value)
-// summed over live keys) and the number of keys. The FSM maintains it in the
-// same batch as every write, so it is exact on every replica at every index.
-type Usage struct {
-	Bytes uint64
-	Keys  uint64
-}
-
-// usageName is the per-tenant metadata key the usage counters live under.
-const usageName = "usage"
-
-func encodeUsage(u Usage) []byte {
-	b := make([]byte, 0, 16)
-	b = binary.BigEndian.AppendUint64(b, u.Bytes)
-	return binary.BigEndian.AppendUint64(b, u.Keys)
-}
-
-func decodeUsage(b []byte) (Usage, error) {
-	if len(b) != 16 {
-		return Usage{}, fmt.Errorf("%w: usage record of %d bytes", keyspace.ErrInvalidRecord, len(b))
-	}
-	return Usage{Bytes: binary.BigEndian.Uint64(b), Keys: binary.BigEndian.Uint64(b[8:])}, nil
-}
-
-func readUsage(sys *store.SystemView, id keyspace.TenantID) (Usage, error) {
-	v, err := sys.Get(keyspace.TenantMetaKey(id, usageName))
-	if errors.Is(err, store.ErrNotFound) {
-		return Usage{}, nil
-	}
-	if err != nil {
-		return Usage{}, err
-	}
-	return decodeUsage(v)
-}
-
-// Usage returns the exact usage of tenant id in the local store.
-func (f *Machine) Usage(id keyspace.TenantID) (Usage, error) {
-	if err := id.Check(); err != nil {
-		return Usage{}, err
-	}
-	if err := f.checkReadable(); err != nil {
-		return Usage{}, err
-	}
-	if e := f.cat.tenant(id); e != nil {
-		return e.usage, nil
-	}
-	return Usage{}, nil
-}
 
 // maxPointDeletes is how many live keys a piece of a command's
 // delete-ranges may hold and still be removed with point deletions instead
@@ -193,26 +143,4 @@ func eachUnion(rs []keySpan, fn func(start, end []byte) error) error {
 		cur = r
 	}
 	return fn(cur.start, cur.end)
-}
-
-// applyDelta adds a signed delta to a counter. It clamps at zero, which only
-// a corrupt counter could reach; every replica clamps the same way.
-func applyDelta(cur uint64, d int64) uint64 {
-	if d < 0 && uint64(-d) > cur {
-		return 0
-	}
-	return uint64(int64(cur) + d)
-}
-
-// checkQuota refuses a write that grows a dimension past its limit. Writes
-// that shrink or keep a dimension are allowed even over the limit, so
-// deletes and clears always succeed.
-func checkQuota(t *keyspace.Tenant, next Usage, dBytes, dKeys int64) error {
-	if t.Limits.MaxBytes > 0 && dBytes > 0 && next.Bytes > t.Limits.MaxBytes {
-		return fmt.Errorf("%w: tenant %q would store %d bytes, limit %d", ErrQuotaExceeded, t.Name, next.Bytes, t.Limits.MaxBytes)
-	}
-	if t.Limits.MaxKeys > 0 && dKeys > 0 && next.Keys > t.Limits.MaxKeys {
-		return fmt.Errorf("%w: tenant %q would store %d keys, limit %d", ErrQuotaExceeded, t.Name, next.Keys, t.Limits.MaxKeys)
-	}
-	return nil
 }

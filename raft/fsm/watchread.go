@@ -19,6 +19,11 @@ import (
 // every change returned was applied while the token was valid and the
 // tenant readable: a watch can never deliver a write applied after its
 // token's revocation, whenever the revocation lands.
+//
+// The history is read through the view of the records of the tenant the
+// token is bound to (of id for an operator token), not of id: a tenant
+// token asked for another tenant's changes gets keyspace.ErrOutsideSpan
+// and nothing of that tenant, whatever checks its caller skipped.
 func (f *Machine) ChangesAs(tokenID string, id keyspace.TenantID, after uint64, r command.KeyRange, maxBytes int) (changes []Change, upTo uint64, err error) {
 	if err := id.Check(); err != nil {
 		return nil, 0, err
@@ -32,10 +37,15 @@ func (f *Machine) ChangesAs(tokenID string, id keyspace.TenantID, after uint64, 
 	sn := f.store.NewSnapshot()
 	defer sn.Close()
 	sys := sn.System()
-	if _, err := sys.Get(keyspace.TokenKey(tokenID)); err != nil {
+	rec, err := sys.Get(keyspace.TokenKey(tokenID))
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, 0, fmt.Errorf("%w: %q", ErrTokenNotFound, tokenID)
 		}
+		return nil, 0, fmt.Errorf("raft: read token %q: %w", tokenID, err)
+	}
+	tok, err := decodeToken(rec)
+	if err != nil {
 		return nil, 0, fmt.Errorf("raft: read token %q: %w", tokenID, err)
 	}
 	t, err := tenantByID(sys, id)
@@ -45,5 +55,13 @@ func (f *Machine) ChangesAs(tokenID string, id keyspace.TenantID, after uint64, 
 	if !t.State.AllowsReads() {
 		return nil, 0, ErrTenantLocked
 	}
-	return readChanges(sys, id, after, r, maxBytes)
+	bound := tok.TenantID
+	if bound == 0 {
+		bound = id // an operator reads any tenant
+	}
+	m, err := sn.TenantMeta(bound)
+	if err != nil {
+		return nil, 0, fmt.Errorf("raft: token %q: %w", tokenID, err)
+	}
+	return readChanges(m, id, after, r, maxBytes)
 }
