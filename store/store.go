@@ -16,7 +16,8 @@ import (
 var (
 	// ErrNotFound is returned by Get for a missing key.
 	ErrNotFound = errors.New("tenantkv: key not found")
-	// ErrReadOnly is returned by writes through a snapshot view.
+	// ErrReadOnly is returned by writes through a snapshot view or a live
+	// view of the store: only a Batch writes.
 	ErrReadOnly = errors.New("tenantkv: view is read-only")
 	// ErrIsolation is returned if the engine ever hands back a key outside
 	// the view's span. It means a bug or corruption, and the read is aborted.
