@@ -43,7 +43,15 @@ type Config struct {
 	// caller decides where that is acceptable (package server allows it on
 	// loopback addresses only, unless told otherwise).
 	PeerTLS *PeerTLS
-	// Store is the state machine's storage. The Node never closes it.
+	// StoreDir is where the Node opens the state machine's store, with
+	// StoreOptions; Close closes it. The store is then the Node's alone:
+	// the state machine writes it, and everyone else reads it through
+	// Node.Store, a read-only view.
+	StoreDir     string
+	StoreOptions *store.Options
+	// Store, instead of StoreDir, is a store the caller opened and keeps
+	// (tests that look at it after the node is gone). The Node never
+	// closes it. Exactly one of Store and StoreDir is set.
 	Store *store.Store
 	// Bootstrap makes a node without raft state form a new single-node
 	// cluster. A node that already has state ignores it.
@@ -104,8 +112,11 @@ func (c *Config) Validate() error {
 	if c.Dir == "" {
 		return errors.New("raft: config: empty Dir")
 	}
-	if c.Store == nil {
-		return errors.New("raft: config: nil Store")
+	if (c.Store == nil) == (c.StoreDir == "") {
+		return errors.New("raft: config: need exactly one of Store and StoreDir")
+	}
+	if err := c.StoreOptions.Validate(); err != nil {
+		return fmt.Errorf("raft: config: %w", err)
 	}
 	if c.Transport == nil && c.RaftAddr == "" {
 		return errors.New("raft: config: need RaftAddr or Transport")
@@ -177,6 +188,9 @@ type Node struct {
 	election  time.Duration
 	raft      *hraft.Raft
 	fsm       *fsm.Machine
+	store     *store.Store
+	reader    *store.ReadOnly // what Store hands out
+	ownsStore bool            // opened from StoreDir: Close closes it
 	trans     hraft.Transport
 	bolt      *raftboltdb.BoltStore
 	logs      *repairingLogStore // over a cache over failStopLogStore over bolt; what raft uses
@@ -207,9 +221,12 @@ type Node struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
-	done         chan struct{}
-	fatalOnce    sync.Once
-	fatalErr     atomic.Pointer[error]
+	// closeStore closes an owned store once, after Shutdown (Close).
+	closeStore    sync.Once
+	closeStoreErr error
+	done          chan struct{}
+	fatalOnce     sync.Once
+	fatalErr      atomic.Pointer[error]
 	// started is closed when NewNode returns; startErr, set before, is
 	// its error. A storage failure while NewNode runs waits for it.
 	started  chan struct{}
@@ -257,7 +274,16 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("raft: create %s: %w", cfg.Dir, err)
 	}
-	if n.fsm, err = fsm.New(cfg.Store, logger, n.fatal); err != nil {
+	n.store = cfg.Store
+	if n.store == nil {
+		if n.store, err = store.Open(cfg.StoreDir, cfg.StoreOptions); err != nil {
+			return nil, err
+		}
+		n.ownsStore = true
+		closers = append(closers, func() { _ = n.store.Close() })
+	}
+	n.reader = n.store.ReadOnly()
+	if n.fsm, err = fsm.New(n.store, logger, n.fatal); err != nil {
 		return nil, err
 	}
 	n.bolt, err = raftboltdb.New(raftboltdb.Options{
@@ -307,7 +333,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	rc := cfg.raftConfig(logger)
 	n.heartbeat, n.election = rc.HeartbeatTimeout, rc.ElectionTimeout
-	reason, err := restoreOnStart(cfg.Store, n.snaps, n.logs)
+	reason, err := restoreOnStart(n.store, n.snaps, n.logs)
 	if err != nil {
 		return nil, err
 	}
@@ -483,7 +509,8 @@ func (n *Node) checkOpen() error {
 }
 
 // Shutdown stops raft, closes the transport and the log store, and wakes
-// every waiter with ErrShutdown. It does not close the store. It is
+// every waiter with ErrShutdown. It does not close the store (Close
+// does). It is
 // idempotent; every call returns the first call's result.
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
@@ -513,8 +540,30 @@ func (n *Node) ID() string { return n.cfg.ID }
 // actual port when configured with port 0).
 func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
 
+// Close shuts the node down (Shutdown) and then closes the store it opened
+// from Config.StoreDir; a store passed as Config.Store is left open. A
+// storage failure shuts the node down but leaves the store open, so that
+// readers holding Store's view keep working until Close. Close is
+// idempotent; every call returns the first call's result.
+func (n *Node) Close() error {
+	err := n.Shutdown()
+	if n.ownsStore {
+		n.closeStore.Do(func() { n.closeStoreErr = n.store.Close() })
+		err = errors.Join(err, n.closeStoreErr)
+	}
+	return err
+}
+
 // FSM returns the node's state machine, for its read helpers.
 func (n *Node) FSM() *fsm.Machine { return n.fsm }
+
+// Store returns a read-only view of the node's store. Writes reach the
+// store only through the state machine, as raft applies the log.
+func (n *Node) Store() *store.ReadOnly { return n.reader }
+
+// FlushStore flushes the store's memtables to disk. It changes no data,
+// only where it sits: benchmarks settle a node with it before measuring.
+func (n *Node) FlushStore() error { return n.store.Flush() }
 
 // AppliedIndex returns the index of the last entry applied to the store.
 func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }

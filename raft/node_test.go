@@ -36,7 +36,9 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"no id", func(c *Config) { c.ID = "" }, "empty ID"},
 		{"no dir", func(c *Config) { c.Dir = "" }, "empty Dir"},
-		{"no store", func(c *Config) { c.Store = nil }, "nil Store"},
+		{"no store", func(c *Config) { c.Store = nil }, "exactly one of Store and StoreDir"},
+		{"two stores", func(c *Config) { c.StoreDir = t.TempDir() }, "exactly one of Store and StoreDir"},
+		{"bad store options", func(c *Config) { c.StoreOptions = &store.Options{CacheSize: -1} }, "negative cache size"},
 		{"no address", func(c *Config) { c.RaftAddr = "" }, "RaftAddr"},
 		{"too many entries", func(c *Config) { c.MaxAppendEntries = 5000 }, "MaxAppendEntries"},
 		{"lease above heartbeat", func(c *Config) {
@@ -126,6 +128,46 @@ func TestProposeDefiniteFailures(t *testing.T) {
 	_, err = n.Propose(t.Context(), put(99, "ghost", "k", "v"))
 	require.ErrorIs(t, err, fsm.ErrTenantNotFound)
 	require.NotErrorIs(t, err, ErrCommitUnknown)
+}
+
+// TestNodeOwnsStore runs a node that opens its store from StoreDir: its
+// Store view reads what raft applied, and Close closes the store (a second
+// open of the directory would otherwise fail on Pebble's lock).
+func TestNodeOwnsStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	_, trans := hraft.NewInmemTransport("")
+	n, err := NewNode(Config{
+		ID: "n1", Dir: t.TempDir(), StoreDir: dir, Bootstrap: true, Transport: trans,
+		HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
+		LeaderLeaseTimeout: 50 * time.Millisecond, Logger: testLogger(),
+	})
+	require.NoError(t, err)
+	defer n.Close()
+	require.Eventually(t, func() bool { return n.leader.readyTerm() != 0 }, 10*time.Second, time.Millisecond)
+	r, err := n.Propose(t.Context(), &command.CreateTenant{Name: "owned"})
+	require.NoError(t, err)
+	_, err = n.Propose(t.Context(), put(r.TenantID, "owned", "k", "v"))
+	require.NoError(t, err)
+	view, err := n.Store().Tenant(r.TenantID)
+	require.NoError(t, err)
+	got, err := view.Get([]byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, "v", string(got))
+	applied, err := n.Store().AppliedIndex()
+	require.NoError(t, err)
+	require.Equal(t, n.AppliedIndex(), applied)
+	require.NoError(t, n.FlushStore())
+
+	require.NoError(t, n.Close())
+	require.NoError(t, n.Close(), "Close is idempotent")
+	st, err := store.Open(dir, nil)
+	require.NoError(t, err, "the node closed its store")
+	defer st.Close()
+	v, err := st.Tenant(r.TenantID)
+	require.NoError(t, err)
+	got, err = v.Get([]byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, "v", string(got))
 }
 
 func TestFatalStorageErrorStopsNode(t *testing.T) {

@@ -23,7 +23,7 @@ const (
 // exportSession pins a store snapshot so that every page of one tenant's
 // export comes from the same point in time.
 type exportSession struct {
-	snap     *store.Snapshot
+	snap     *store.SnapshotReader
 	tenant   *keyspace.Tenant
 	lastUsed time.Time
 	busy     bool
@@ -35,9 +35,11 @@ type exports struct {
 	sessions map[string]*exportSession
 }
 
-func (e *exports) open(snap *store.Snapshot, t *keyspace.Tenant) (string, *exportSession, error) {
+// open registers a cursor over snap; snap is closed if it cannot be.
+func (e *exports) open(snap *store.SnapshotReader, t *keyspace.Tenant) (string, *exportSession, error) {
 	var b [12]byte
 	if _, err := rand.Read(b[:]); err != nil {
+		snap.Close()
 		return "", nil, err
 	}
 	id := hex.EncodeToString(b[:])
@@ -47,6 +49,7 @@ func (e *exports) open(snap *store.Snapshot, t *keyspace.Tenant) (string, *expor
 		e.sessions = map[string]*exportSession{}
 	}
 	if len(e.sessions) >= maxExports {
+		snap.Close()
 		return "", nil, fmt.Errorf("%w: too many exports in progress", ErrRateLimited)
 	}
 	sess := &exportSession{snap: snap, tenant: t, lastUsed: time.Now(), busy: true}

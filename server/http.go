@@ -55,7 +55,7 @@ func (s *Server) serveDebug(mux *http.ServeMux) {
 	// Flushing the memtable changes no data, only where it sits; the bench
 	// suite settles every node this way before each measured point.
 	mux.HandleFunc("POST /debug/flush", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.store.Flush(); err != nil {
+		if err := s.node.FlushStore(); err != nil {
 			http.Error(w, "flush: "+err.Error(), http.StatusInternalServerError)
 			return
 		}

@@ -248,12 +248,14 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Server is a running node: the store, the raft node, the client listener
-// and the HTTP endpoints.
+// Server is a running node: the raft node (which owns the store), the
+// client listener and the HTTP endpoints.
 type Server struct {
-	cfg            Config
-	logger         *slog.Logger
-	store          *store.Store
+	cfg    Config
+	logger *slog.Logger
+	// store is the node's read-only view of its store: every write goes
+	// through raft, and the state machine alone commits it.
+	store          *store.ReadOnly
 	node           *raft.Node
 	ln             net.Listener
 	httpLn         net.Listener
@@ -328,10 +330,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	s.store, err = store.Open(filepath.Join(cfg.DataDir, "store"), &store.Options{Logger: s.logger, Faults: cfg.StoreFaults})
-	if err != nil {
-		return nil, err
-	}
 	serverTLS, peerTLS, err := loadTLS(&cfg)
 	if err != nil {
 		return nil, err
@@ -367,7 +365,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		PeerTLS:       peers,
 		ClientAddr:    s.Addr(),
 		HTTPAddr:      s.HTTPAddr(),
-		Store:         s.store,
+		StoreDir:      filepath.Join(cfg.DataDir, "store"),
+		StoreOptions:  &store.Options{Logger: s.logger, Faults: cfg.StoreFaults},
 		Bootstrap:     bootstrap,
 		Logger:        s.logger,
 		OnFatal: func(err error) {
@@ -384,6 +383,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.store = s.node.Store()
 	s.usage = newUsageTracker(s.tenantName, s.exactUsage)
 	s.registry = prometheus.NewRegistry()
 	s.registry.MustRegister(collectors.NewGoCollector(),
@@ -599,8 +599,8 @@ func (s *Server) track(nc net.Conn, add bool) {
 	}
 }
 
-// Close stops serving: it closes the listeners and connections, shuts raft
-// down and closes the store. It is safe to call more than once.
+// Close stops serving: it closes the listeners and connections, then the
+// raft node, which closes the store. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -628,10 +628,7 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	var errs []error
 	if s.node != nil {
-		errs = append(errs, s.node.Shutdown())
-	}
-	if s.store != nil {
-		errs = append(errs, s.store.Close())
+		errs = append(errs, s.node.Close())
 	}
 	return errors.Join(errs...)
 }

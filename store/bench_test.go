@@ -72,7 +72,7 @@ func newBenchFixture() (*benchFixture, error) {
 		return nil, err
 	}
 	f := &benchFixture{s: s}
-	if f.view, err = s.Tenant(benchTenant); err != nil {
+	if f.view, err = s.liveTenant(benchTenant); err != nil {
 		return nil, err
 	}
 	r := rand.New(rand.NewPCG(1, 2))

@@ -3,8 +3,9 @@
 //
 // # Isolation by construction
 //
-// Callers never handle physical keys. They hold a *TenantView, made only from a
-// tenant ID, whose methods take user keys; or the *SystemView, which reaches
+// Callers never handle physical keys. They hold a *TenantView or a
+// *TenantReader, made only from a tenant ID, whose methods take user keys;
+// or the *SystemView, which reaches
 // only the system keyspace (keys starting with 0xFF). Every iterator a view
 // opens carries Pebble LowerBound and UpperBound set inside the tenant's span,
 // and every key that comes back is checked once more against the tenant
@@ -29,8 +30,13 @@
 //
 // # Views
 //
-//   - Store.Tenant and Store.System read the live database; their writes are
-//     committed one by one and synced.
+//   - Store.Tenant (a TenantReader) and Store.System read the live database
+//     and write nothing: there is no writer onto the live database, so
+//     every write is part of a Batch.
+//   - ReadOnly (Store.ReadOnly) is what readers of replicated state hold:
+//     live TenantReaders, SnapshotReaders whose tenant views are
+//     TenantReaders too, disk usage and metrics. Nothing reachable from it
+//     writes.
 //   - Batch.Tenant and Batch.System read through the batch (they see its own
 //     writes) and write into it; Batch.Commit makes all of them durable
 //     atomically together with an applied index.

@@ -272,7 +272,7 @@ func (h *harness) do(o op) {
 			err = h.batch.System().Set(o.sysKey, o.value)
 			h.batchOps = append(h.batchOps, o)
 		} else {
-			err = h.s.System().Set(o.sysKey, o.value)
+			err = h.s.liveSystem().Set(o.sysKey, o.value)
 			h.live.apply(o)
 		}
 		if err != nil {
@@ -289,11 +289,11 @@ func (h *harness) tenantOp(o op) {
 	var v *TenantView
 	var err error
 	if o.kind == opPurge {
-		err = h.s.PurgeTenant(o.tenant)
+		err = h.purge(o.tenant)
 	} else if viaBatch {
 		v, err = h.batch.Tenant(o.tenant)
 	} else {
-		v, err = h.s.Tenant(o.tenant)
+		v, err = h.s.liveTenant(o.tenant)
 	}
 	if !o.tenant.Valid() {
 		if !errors.Is(err, keyspace.ErrInvalidID) {
@@ -414,7 +414,7 @@ func itemString(items []item) string {
 
 // checkViews compares every tenant and the system keyspace, read through
 // the given constructors, with the model.
-func (h *harness) checkViews(what string, m modelState, tenant func(keyspace.TenantID) (*TenantView, error), sys *SystemView) {
+func (h *harness) checkViews(what string, m modelState, tenant func(keyspace.TenantID) (tenantScanner, error), sys *SystemView) {
 	h.t.Helper()
 	for _, id := range h.ids {
 		v, err := tenant(id)
@@ -446,12 +446,36 @@ func (h *harness) checkViews(what string, m modelState, tenant func(keyspace.Ten
 	}
 }
 
+// purge clears tenant id the way the state machine deletes a tenant: one
+// range deletion in a batch of its own, committed synced.
+func (h *harness) purge(id keyspace.TenantID) error {
+	b := h.s.NewBatch()
+	v, err := b.Tenant(id)
+	if err != nil {
+		b.Close()
+		return err
+	}
+	if err := v.Clear(); err != nil {
+		b.Close()
+		return err
+	}
+	return b.Commit(0, true)
+}
+
+// tenantScanner is what checkViews reads a tenant through: a TenantView or
+// a TenantReader.
+type tenantScanner interface {
+	Scan(start, end []byte, opts *ScanOptions) ([]KV, bool, error)
+}
+
 // check compares the live store, and the open batch if any, with the model.
 func (h *harness) check() {
 	h.t.Helper()
-	h.checkViews("live", h.live, h.s.Tenant, h.s.System())
+	live := func(id keyspace.TenantID) (tenantScanner, error) { return h.s.ReadOnly().Tenant(id) }
+	h.checkViews("live", h.live, live, h.s.System())
 	if h.batch != nil {
-		h.checkViews("batch", h.pending(), h.batch.Tenant, h.batch.System())
+		batch := func(id keyspace.TenantID) (tenantScanner, error) { return h.batch.Tenant(id) }
+		h.checkViews("batch", h.pending(), batch, h.batch.System())
 	}
 	var want uint64
 	if v, ok := h.live.sys[string(keyspace.AppliedIndexKey().Bytes())]; ok {
@@ -467,7 +491,11 @@ func (h *harness) checkSnapshot(o op) {
 	if h.snap == nil {
 		return
 	}
-	h.checkViews("snapshot", h.snapModel, h.snap.Tenant, h.snap.System())
+	// The snapshot's own views, and the readers a SnapshotReader over it
+	// hands out.
+	h.checkViews("snapshot", h.snapModel, func(id keyspace.TenantID) (tenantScanner, error) { return h.snap.Tenant(id) }, h.snap.System())
+	sr := &SnapshotReader{sn: h.snap}
+	h.checkViews("snapshot reader", h.snapModel, func(id keyspace.TenantID) (tenantScanner, error) { return sr.Tenant(id) }, h.snap.System())
 	if !o.tenant.Valid() {
 		return
 	}

@@ -16,7 +16,8 @@ import (
 var (
 	// ErrNotFound is returned by Get for a missing key.
 	ErrNotFound = errors.New("tenantkv: key not found")
-	// ErrReadOnly is returned by writes through a snapshot view.
+	// ErrReadOnly is returned by writes through a snapshot view or a live
+	// view of the store: only a Batch writes.
 	ErrReadOnly = errors.New("tenantkv: view is read-only")
 	// ErrIsolation is returned if the engine ever hands back a key outside
 	// the view's span. It means a bug or corruption, and the read is aborted.
@@ -147,7 +148,9 @@ func Open(dir string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	s := &Store{db: db, logger: logger}
-	s.sys = &SystemView{r: db, w: liveWriter{db}}
+	// The live views only read: every write goes through a Batch, which
+	// the state machine commits with the raft index that produced it.
+	s.sys = &SystemView{r: db, w: readOnlyWriter{}}
 	return s, nil
 }
 
@@ -160,13 +163,14 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Tenant returns a view of tenant id over the live database. Writes through it
-// are committed and synced one by one. It fails only for an invalid ID.
-func (s *Store) Tenant(id keyspace.TenantID) (*TenantView, error) {
-	return newTenantView(id, s.db, liveWriter{s.db})
+// Tenant returns a reader of tenant id over the live database. It fails only
+// for an invalid ID. Writes go through a Batch (NewBatch).
+func (s *Store) Tenant(id keyspace.TenantID) (*TenantReader, error) {
+	return newTenantReader(id, s.db)
 }
 
 // System returns the view of the system keyspace over the live database.
+// Its writes return ErrReadOnly; write through a Batch's System view.
 func (s *Store) System() *SystemView { return s.sys }
 
 // AppliedIndex returns the last applied raft index recorded by Batch.Commit,
@@ -194,16 +198,6 @@ func (s *Store) EstimateTenantDiskUsage(id keyspace.TenantID) (uint64, error) {
 		return 0, fmt.Errorf("store: estimate disk usage of tenant %d: %w", id, err)
 	}
 	return n, nil
-}
-
-// PurgeTenant deletes every key of tenant id with a single range deletion,
-// synced. It does not touch the system keyspace.
-func (s *Store) PurgeTenant(id keyspace.TenantID) error {
-	v, err := s.Tenant(id)
-	if err != nil {
-		return err
-	}
-	return v.Clear()
 }
 
 // Flush flushes memtables to disk. It is meant for tests and benchmarks.

@@ -20,9 +20,11 @@ func newMemStore(tb testing.TB) *Store {
 	return s
 }
 
+// mustTenant returns a view of tenant id over the live database, whose
+// writes commit one by one (live_test.go).
 func mustTenant(tb testing.TB, s *Store, id keyspace.TenantID) *TenantView {
 	tb.Helper()
-	v, err := s.Tenant(id)
+	v, err := s.liveTenant(id)
 	if err != nil {
 		tb.Fatalf("Tenant(%d): %v", id, err)
 	}
@@ -226,9 +228,14 @@ func TestInvalidTenantIDs(t *testing.T) {
 		if _, err := sn.Tenant(id); !errors.Is(err, keyspace.ErrInvalidID) {
 			t.Errorf("Snapshot.Tenant(%#x) = %v", uint64(id), err)
 		}
-		if err := s.PurgeTenant(id); !errors.Is(err, keyspace.ErrInvalidID) {
-			t.Errorf("PurgeTenant(%#x) = %v", uint64(id), err)
+		if _, err := s.ReadOnly().Tenant(id); !errors.Is(err, keyspace.ErrInvalidID) {
+			t.Errorf("ReadOnly.Tenant(%#x) = %v", uint64(id), err)
 		}
+		rs := s.ReadOnly().NewSnapshot()
+		if _, err := rs.Tenant(id); !errors.Is(err, keyspace.ErrInvalidID) {
+			t.Errorf("SnapshotReader.Tenant(%#x) = %v", uint64(id), err)
+		}
+		rs.Close()
 		if _, err := s.EstimateTenantDiskUsage(id); !errors.Is(err, keyspace.ErrInvalidID) {
 			t.Errorf("EstimateTenantDiskUsage(%#x) = %v", uint64(id), err)
 		}
@@ -460,7 +467,7 @@ func TestReturnedSlicesAreCopies(t *testing.T) {
 	sv, _ := sn.Tenant(1)
 	got, _ = sv.Get([]byte("key"))
 	got[0] = 'Z'
-	if err := s.System().Set(keyspace.MetaKey("m"), []byte("meta")); err != nil {
+	if err := s.liveSystem().Set(keyspace.MetaKey("m"), []byte("meta")); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.System().Get(keyspace.MetaKey("m"))
@@ -681,7 +688,7 @@ func TestSnapshotPointInTime(t *testing.T) {
 	v := mustTenant(t, s, 1)
 	mustSet(t, v, "a", "old")
 	mustSet(t, v, "b", "old")
-	if err := s.System().Set(keyspace.MetaKey("m"), []byte("old")); err != nil {
+	if err := s.liveSystem().Set(keyspace.MetaKey("m"), []byte("old")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.NewBatch().Commit(10, true); err != nil {
@@ -695,7 +702,7 @@ func TestSnapshotPointInTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSet(t, v, "c", "new")
-	if err := s.System().Set(keyspace.MetaKey("m"), []byte("new")); err != nil {
+	if err := s.liveSystem().Set(keyspace.MetaKey("m"), []byte("new")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.NewBatch().Commit(11, true); err != nil {
@@ -764,7 +771,7 @@ func populateNeighbours(tb testing.TB, s *Store, id keyspace.TenantID) []keyspac
 			}
 		}
 	}
-	sys := s.System()
+	sys := s.liveSystem()
 	for _, k := range []keyspace.SystemKey{
 		keyspace.TenantRecordKey(id), keyspace.TenantUsageKey(id), keyspace.NextIDKey(),
 		keyspace.TenantNameKey("acme"), keyspace.MetaKey("x"),
@@ -776,9 +783,9 @@ func populateNeighbours(tb testing.TB, s *Store, id keyspace.TenantID) []keyspac
 	return ids
 }
 
-func TestClearAndPurgeTenant(t *testing.T) {
+func TestClearTenant(t *testing.T) {
 	for _, id := range []keyspace.TenantID{1, 2, 1 << 32, keyspace.MaxID - 1, keyspace.MaxID} {
-		for _, how := range []string{"Clear", "PurgeTenant", "Batch.Clear", "DeleteRange(nil, nil)"} {
+		for _, how := range []string{"Clear", "Batch.Clear", "DeleteRange(nil, nil)"} {
 			t.Run(fmt.Sprintf("%d/%s", id, how), func(t *testing.T) {
 				s := newMemStore(t)
 				ids := populateNeighbours(t, s, id)
@@ -794,8 +801,6 @@ func TestClearAndPurgeTenant(t *testing.T) {
 				switch how {
 				case "Clear":
 					err = mustTenant(t, s, id).Clear()
-				case "PurgeTenant":
-					err = s.PurgeTenant(id)
 				case "Batch.Clear":
 					b := s.NewBatch()
 					bv, _ := b.Tenant(id)
@@ -840,7 +845,16 @@ func TestNewTenantNeverSeesOldData(t *testing.T) {
 	if d := dump(t, mustTenant(t, s, next)); len(d) != 0 {
 		t.Fatalf("new tenant %d sees %v", next, d)
 	}
-	if err := s.PurgeTenant(old); err != nil {
+	// Purged as the state machine deletes a tenant: a Clear in a batch.
+	b := s.NewBatch()
+	bv, err := b.Tenant(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bv.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(0, true); err != nil {
 		t.Fatal(err)
 	}
 	nv := mustTenant(t, s, next)
@@ -892,9 +906,6 @@ func TestEstimateTenantDiskUsage(t *testing.T) {
 			t.Fatalf("usage of empty tenant %d = %d, tenant 3 = %d", id, u, u3)
 		}
 	}
-	if err := s.PurgeTenant(3); err != nil {
-		t.Fatal(err)
-	}
 	if s.Metrics() == "" {
 		t.Fatal("empty metrics")
 	}
@@ -920,7 +931,7 @@ func TestChecksum(t *testing.T) {
 		for _, i := range order {
 			mustSet(t, mustTenant(t, s, keyspace.TenantID(i%3+1)), fmt.Sprint("k", i), fmt.Sprint("v", i))
 		}
-		if err := s.System().Set(keyspace.MetaKey("m"), []byte("x")); err != nil {
+		if err := s.liveSystem().Set(keyspace.MetaKey("m"), []byte("x")); err != nil {
 			t.Fatal(err)
 		}
 		if applied != 0 {
@@ -967,7 +978,7 @@ func TestChecksum(t *testing.T) {
 			}
 			return mustTenant(t, s, 2).Set([]byte("k0"), []byte("v0"))
 		}},
-		{"system key", func(s *Store) error { return s.System().Set(keyspace.MetaKey("m"), []byte("y")) }},
+		{"system key", func(s *Store) error { return s.liveSystem().Set(keyspace.MetaKey("m"), []byte("y")) }},
 	}
 	for _, c := range changes {
 		s := build([]int{0, 1, 2, 3, 4, 5}, false, 0)
@@ -1061,7 +1072,7 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestSystemView(t *testing.T) {
 	s := newMemStore(t)
-	sys := s.System()
+	sys := s.liveSystem()
 	k := keyspace.TenantRecordKey(3)
 	if _, err := sys.Get(k); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get of a missing system key = %v", err)

@@ -126,11 +126,11 @@ func (v *TenantMetaView) scan(lo, hi []byte, fn func(k, v []byte) bool) error {
 	return it.Close()
 }
 
-// TenantMeta returns the view of tenant id's records over the live
-// database. Writes through it are committed and synced one by one. It fails
+// TenantMeta returns a read-only view of tenant id's records over the live
+// database (writes return ErrReadOnly: write through a Batch). It fails
 // only for an invalid ID.
 func (s *Store) TenantMeta(id keyspace.TenantID) (*TenantMetaView, error) {
-	return newTenantMetaView(id, s.db, liveWriter{s.db})
+	return newTenantMetaView(id, s.db, readOnlyWriter{})
 }
 
 // TenantMeta returns a view of tenant id's records that reads through the

@@ -16,8 +16,8 @@ type KV struct {
 }
 
 // TenantView reads and writes the keys of exactly one tenant, in user keys.
-// It can only be made from a tenant ID (Store.Tenant, Batch.Tenant,
-// Snapshot.Tenant), and no method reaches outside the tenant's span.
+// It can only be made from a tenant ID (Batch.Tenant, Snapshot.Tenant), and
+// no method reaches outside the tenant's span. Readers use TenantReader.
 type TenantView struct {
 	id   keyspace.TenantID
 	span keyspace.Span

@@ -7,19 +7,14 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// writer is where a view sends its mutations: the live DB (each write its own
-// synced commit), a batch, or nowhere (snapshots).
+// writer is where a view sends its mutations: a batch, or nowhere (the live
+// views and snapshots). There is no writer onto the live DB: a write that
+// did not come through a committed Batch would bypass raft.
 type writer interface {
 	set(k, v []byte) error
 	del(k []byte) error
 	delRange(start, end []byte) error
 }
-
-type liveWriter struct{ db *pebble.DB }
-
-func (w liveWriter) set(k, v []byte) error      { return w.db.Set(k, v, pebble.Sync) }
-func (w liveWriter) del(k []byte) error         { return w.db.Delete(k, pebble.Sync) }
-func (w liveWriter) delRange(s, e []byte) error { return w.db.DeleteRange(s, e, pebble.Sync) }
 
 // batchWriter writes into a Batch, and refuses once the batch is committed or
 // closed (its Pebble batch may then already serve another Batch).

@@ -1,6 +1,7 @@
-// Package boundary holds the test that enforces the import rules of
-// DESIGN.md: one owner per outside dependency, and imports that point
-// downward only. It has no code of its own.
+// Package boundary holds the tests that enforce the package rules of
+// DESIGN.md and docs/ARCHITECTURE.md: one owner per outside dependency,
+// imports that point downward only (this file), and a server that can
+// only read the store (access_test.go). It has no code of its own.
 package boundary
 
 import (
@@ -60,6 +61,9 @@ const (
 	wireDir     = "internal/wire"
 	storeDir    = "store"
 	raftDir     = "raft"
+	commandDir  = "raft/command"
+	fsmDir      = "raft/fsm"
+	msgpDir     = "internal/msgp"
 	serverDir   = "server"
 	keyspaceDir = "keyspace"
 	clientDir   = "client"
@@ -112,6 +116,16 @@ func check(pkgs []pkg) []string {
 				if !under(ir, keyspaceDir) && !under(ir, storeDir) {
 					report("%s imports %s: store may import only keyspace from the module", name, imp)
 				}
+			case under(self, commandDir):
+				// The log format stands alone: the state machine, the
+				// adapter and the tools that read a log all build on it.
+				if !under(ir, keyspaceDir) && !under(ir, msgpDir) && !under(ir, commandDir) {
+					report("%s imports %s: raft/command may import only keyspace and internal/msgp from the module", name, imp)
+				}
+			case under(self, fsmDir):
+				if !under(ir, storeDir) && !under(ir, keyspaceDir) && !under(ir, commandDir) && !under(ir, internalDir) && !under(ir, fsmDir) {
+					report("%s imports %s: raft/fsm may import only store, keyspace, raft/command and internal/... from the module", name, imp)
+				}
 			case under(self, raftDir):
 				if !under(ir, storeDir) && !under(ir, keyspaceDir) && !under(ir, raftDir) && !under(ir, internalDir) {
 					report("%s imports %s: raft may import only store, keyspace and internal/... from the module", name, imp)
@@ -123,6 +137,23 @@ func check(pkgs []pkg) []string {
 			case under(self, benchDir):
 				if !under(ir, clientDir) && !under(ir, internalDir) && !under(ir, benchDir) {
 					report("%s imports %s: bench may import only client and internal/... from the module", name, imp)
+				}
+			}
+		}
+		// The state machine is driven only by the raft adapter, and read
+		// by the server through the node; nothing else builds on it
+		// (tests may, to look at results).
+		for _, imp := range p.Imports {
+			if inModuleDir(imp, fsmDir) && !under(self, raftDir) && !under(self, serverDir) {
+				report("%s imports %s: only raft and server may import raft/fsm", name, imp)
+			}
+		}
+		// The state machine and the log format know nothing of
+		// hashicorp/raft, tests included: they are fed entries directly.
+		if under(self, commandDir) || under(self, fsmDir) {
+			for _, imp := range allImports {
+				if isHraft(imp) {
+					report("%s imports %s: raft/command and raft/fsm must not import hashicorp/raft", name, imp)
 				}
 			}
 		}
@@ -190,7 +221,7 @@ func TestImportBoundaries(t *testing.T) {
 		}
 	}
 	// The rules are vacuous unless the packages they guard are listed.
-	for _, must := range []string{keyspaceDir, storeDir} {
+	for _, must := range []string{keyspaceDir, storeDir, commandDir, fsmDir, serverDir} {
 		if !seen[must] {
 			t.Fatalf("go list did not report %s/%s; listed %v", module, must, seen)
 		}
@@ -209,10 +240,15 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{ImportPath: m("store"), Imports: []string{pebblePath + "/v2", pebblePath + "/v2/vfs", m("keyspace")},
 			TestImports: []string{pebblePath + "/v2/vfs/errorfs"}},
 		{ImportPath: m("raft"), Imports: []string{hraftPath, hraftPath + "-boltdb/v2", msgpackPath + "/v5",
-			m("store"), m("keyspace"), m("internal/wire")}},
+			m("store"), m("keyspace"), m("internal/wire"), m("raft/command"), m("raft/fsm")}},
+		{ImportPath: m("raft/command"), Imports: []string{msgpackPath + "/v5", m("keyspace"), m("internal/msgp")},
+			XTestImports: []string{m("raft/command")}},
+		{ImportPath: m("raft/fsm"), Imports: []string{m("store"), m("keyspace"), m("raft/command"), m("internal/msgp")},
+			TestImports: []string{m("store")}},
+		{ImportPath: m("internal/proof"), TestImports: []string{m("raft/fsm"), m("server")}},
 		{ImportPath: m("internal/wire"), Imports: []string{msgpackPath + "/v5"}},
 		{ImportPath: m("client"), Imports: []string{"net", m("internal/wire")}, Deps: []string{"net", m("internal/wire"), msgpackPath + "/v5"}},
-		{ImportPath: m("server"), Imports: []string{m("raft"), m("store"), m("keyspace"), m("internal/wire")}},
+		{ImportPath: m("server"), Imports: []string{m("raft"), m("raft/fsm"), m("raft/command"), m("store"), m("keyspace"), m("internal/wire")}},
 		{ImportPath: m("bench"), Imports: []string{m("client"), m("internal/wire")}},
 		{ImportPath: m("cmd/tenantkv"), Imports: []string{m("server"), m("client"), m("bench")},
 			XTestImports: []string{m("cmd/tenantkv")}},
@@ -251,6 +287,19 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{"store imports msgpack", pkg{ImportPath: m("store"), Imports: []string{msgpackPath + "/v5"}}},
 		{"server imports msgpack", pkg{ImportPath: m("server"), Imports: []string{msgpackPath + "/v5/msgpcode"}}},
 		{"client imports msgpack", pkg{ImportPath: m("client"), Imports: []string{msgpackPath + "/v5"}}},
+		{"raft/fsm imports hashicorp/raft", pkg{ImportPath: m("raft/fsm"), Imports: []string{hraftPath}}},
+		{"raft/fsm tests import raft-boltdb", pkg{ImportPath: m("raft/fsm"), TestImports: []string{hraftPath + "-boltdb/v2"}}},
+		{"raft/command imports hashicorp/raft", pkg{ImportPath: m("raft/command"), Imports: []string{hraftPath}}},
+		{"raft/command x-tests import hashicorp/raft", pkg{ImportPath: m("raft/command"), XTestImports: []string{hraftPath}}},
+		{"raft/command imports store", pkg{ImportPath: m("raft/command"), Imports: []string{m("store")}}},
+		{"raft/command imports raft/fsm", pkg{ImportPath: m("raft/command"), Imports: []string{m("raft/fsm")}}},
+		{"raft/command imports internal/wire", pkg{ImportPath: m("raft/command"), Imports: []string{m("internal/wire")}}},
+		{"raft/fsm imports the raft adapter", pkg{ImportPath: m("raft/fsm"), Imports: []string{m("raft")}}},
+		{"raft/fsm imports server", pkg{ImportPath: m("raft/fsm"), Imports: []string{m("server")}}},
+		{"raft/fsm imports pebble", pkg{ImportPath: m("raft/fsm"), Imports: []string{pebblePath + "/v2"}}},
+		{"cmd imports raft/fsm", pkg{ImportPath: m("cmd/tenantkv"), Imports: []string{m("raft/fsm")}}},
+		{"bench imports raft/fsm", pkg{ImportPath: m("bench"), Imports: []string{m("raft/fsm")}}},
+		{"internal/proof imports raft/fsm", pkg{ImportPath: m("internal/proof"), Imports: []string{m("raft/fsm")}}},
 	}
 	for _, v := range violations {
 		if bad := check([]pkg{v.p}); len(bad) == 0 {

@@ -335,8 +335,11 @@ func TestFSMDeleteTenantPurges(t *testing.T) {
 		h.must(&command.PutToken{Token: tok})
 	}
 	// Per-tenant metadata the FSM will maintain (usage counters).
-	require.NoError(t, tenantMeta(t, h.store, a).Set(keyspace.TenantUsageKey(a), []byte{1}))
-	require.NoError(t, tenantMeta(t, h.store, b).Set(keyspace.TenantUsageKey(b), []byte{2}))
+	// Written in a batch, as every write reaches the store.
+	seed := h.store.NewBatch()
+	require.NoError(t, tenantMeta(t, seed, a).Set(keyspace.TenantUsageKey(a), []byte{1}))
+	require.NoError(t, tenantMeta(t, seed, b).Set(keyspace.TenantUsageKey(b), []byte{2}))
+	require.NoError(t, seed.Commit(0, true))
 
 	r := h.must(&command.DeleteTenant{ID: a})
 	require.Equal(t, a, r.TenantID)

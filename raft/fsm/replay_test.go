@@ -205,7 +205,7 @@ func replayRecorded(t *testing.T, dir string, entries []recordedEntry, next func
 
 // describeResult is one line of recorded.results: a command's result as
 // the recording's release described it.
-func describeResult(index uint64, r *Result) string {
+func describeRecordedResult(index uint64, r *Result) string {
 	if r.Err != nil {
 		return fmt.Sprintf("%d error %s", index, r.Err)
 	}
@@ -230,10 +230,10 @@ func replayResults(t *testing.T, dir string, entries []recordedEntry, next func(
 				if r.Err != nil && errors.Is(r.Err, ErrStopped) {
 					t.Fatalf("entry %d: %v", logs[i].Index, r.Err)
 				}
-				results = append(results, describeResult(logs[i].Index, r))
+				results = append(results, describeRecordedResult(logs[i].Index, r))
 			case *BatchResult:
 				for _, sub := range r.Results {
-					results = append(results, describeResult(logs[i].Index, sub))
+					results = append(results, describeRecordedResult(logs[i].Index, sub))
 				}
 			}
 		}
