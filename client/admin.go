@@ -69,7 +69,11 @@ type ClusterStatus struct {
 	Term         uint64
 	AppliedIndex uint64
 	CommitIndex  uint64
-	Members      []Member
+	// Format is the cluster's raft log format, which the leader raises once
+	// every member runs a build that knows a higher one (docs/OPERATIONS.md,
+	// Upgrades); 0 from a node that predates formats.
+	Format  uint32
+	Members []Member
 }
 
 // Member is one node of the cluster.
@@ -80,6 +84,9 @@ type Member struct {
 	HTTPAddr   string
 	Suffrage   string // "voter" or "nonvoter"
 	Leader     bool
+	// MaxFormat is the highest log format the member's build knows, as the
+	// leader last learnt it; 0 when the answering node does not know.
+	MaxFormat uint32
 }
 
 // CreateTenant creates a tenant named name with cfg (nil for defaults) and
@@ -297,12 +304,12 @@ func (db *DB) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 	cl := resp.Cluster
 	st := &ClusterStatus{
 		NodeID: cl.NodeID, LeaderID: cl.LeaderID, Term: cl.Term,
-		AppliedIndex: cl.AppliedIndex, CommitIndex: cl.CommitIndex,
+		AppliedIndex: cl.AppliedIndex, CommitIndex: cl.CommitIndex, Format: cl.Format,
 		Members: make([]Member, len(cl.Members)),
 	}
 	for i, m := range cl.Members {
 		st.Members[i] = Member{ID: m.ID, RaftAddr: m.RaftAddr, ClientAddr: m.ClientAddr,
-			HTTPAddr: m.HTTPAddr, Suffrage: m.Suffrage, Leader: m.Leader}
+			HTTPAddr: m.HTTPAddr, Suffrage: m.Suffrage, Leader: m.Leader, MaxFormat: m.MaxFormat}
 	}
 	return st, nil
 }

@@ -26,7 +26,9 @@ import (
 //     keyspace.ErrInvalidKey, ...), which were committed to the log but
 //     changed nothing on any replica; ErrNotLeader (a *NotLeaderError with
 //     the leader's identity), also for a leadership transfer in progress;
-//     validation errors; ErrCommandTooLarge; ErrShutdown; and a ctx that
+//     validation errors; fsm.ErrFormatNotEnabled (the command's type is
+//     of a log format the cluster has not enabled yet);
+//     ErrCommandTooLarge; ErrShutdown; and a ctx that
 //     ended before raft accepted the entry (wrapping ctx's error).
 //
 // Proposals made concurrently share log writes and disk syncs (group
@@ -45,6 +47,9 @@ func (n *Node) Propose(ctx context.Context, cmd command.Command) (*fsm.Result, e
 	if err := cmd.Validate(); err != nil {
 		return nil, err
 	}
+	if err := n.checkFormat(cmd); err != nil {
+		return nil, err
+	}
 	data, err := command.Encode(cmd)
 	if err != nil {
 		return nil, err
@@ -56,6 +61,26 @@ func (n *Node) Propose(ctx context.Context, cmd command.Command) (*fsm.Result, e
 		return n.proposeBatched(ctx, cmd, data)
 	}
 	return n.proposeData(ctx, data)
+}
+
+// checkFormat refuses, before raft, what the state machine would refuse or
+// stop on (raft/fsm/format.go): a command of a type the cluster format has
+// not enabled, and a SetFormat beyond this build, which would stop every
+// replica of it. The apply-time gate stays the authority: this node's view
+// of the cluster format may lag.
+func (n *Node) checkFormat(cmd command.Command) error {
+	if c, ok := cmd.(*command.SetFormat); ok && command.Format(c.Version) > command.MaxFormat {
+		return fmt.Errorf("%w: cluster format %d is beyond this build (formats up to %d)",
+			command.ErrBadCommand, c.Version, command.MaxFormat)
+	}
+	if !command.Gated(cmd.Type()) {
+		return nil
+	}
+	if need, cur := command.FormatOf(cmd.Type()), n.fsm.ClusterFormat(); need > cur {
+		return fmt.Errorf("%w: %T needs cluster format %d, the cluster is at %d (it rises once every member runs a build that knows it)",
+			fsm.ErrFormatNotEnabled, cmd, need, cur)
+	}
+	return nil
 }
 
 // checkPropose makes the checks that fail a proposal before raft sees it.

@@ -41,6 +41,7 @@ func (s *Server) clusterStatus(ctx context.Context) (*wire.Response, error) {
 		NodeID:       s.cfg.NodeID,
 		LeaderID:     leader,
 		AppliedIndex: s.node.AppliedIndex(),
+		Format:       uint32(s.node.FSM().ClusterFormat()),
 	}
 	stats := s.node.Stats()
 	st.Term, _ = strconv.ParseUint(stats["term"], 10, 64)
@@ -48,10 +49,19 @@ func (s *Server) clusterStatus(ctx context.Context) (*wire.Response, error) {
 	for _, m := range members {
 		st.Members = append(st.Members, wire.Member{
 			ID: m.ID, RaftAddr: m.RaftAddr, ClientAddr: m.ClientAddr, HTTPAddr: m.HTTPAddr,
-			Suffrage: m.Suffrage, Leader: m.IsLeader,
+			Suffrage: m.Suffrage, Leader: m.IsLeader, MaxFormat: uint32(s.memberMaxFormat(m.ID)),
 		})
 	}
 	return &wire.Response{Cluster: st}, nil
+}
+
+// memberMaxFormat is the log format node id said its build knows when
+// this node, as leader, last asked (format.go); 0 when not known.
+func (s *Server) memberMaxFormat(id string) command.Format {
+	if id == s.cfg.NodeID {
+		return s.ownMaxFormat()
+	}
+	return s.formats.get(id)
 }
 
 // join adds a node to the cluster as a non-voter; the leader promotes it

@@ -246,6 +246,10 @@ func (c *conn) hello(fr *wire.FrameReader) bool {
 		c.writeDirect(&wire.Response{Code: wire.CodeBadRequest, Msg: "malformed hello"})
 		return false
 	}
+	if req.Op == wire.OpFormat { // format.go: answered to anyone, then closed
+		c.writeDirect(c.srv.formatAnswer(req.ID))
+		return false
+	}
 	if req.Op != wire.OpHello {
 		c.writeDirect(&wire.Response{ID: req.ID, Code: wire.CodeBadRequest, Msg: "first request must be hello"})
 		return false

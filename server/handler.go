@@ -196,6 +196,8 @@ func (s *Server) handle(ctx context.Context, p *principal, req *wire.Request) *w
 	switch req.Op {
 	case wire.OpPing:
 		resp = &wire.Response{NodeID: s.cfg.NodeID}
+	case wire.OpFormat:
+		return s.formatAnswer(req.ID)
 	case wire.OpGet, wire.OpScan:
 		resp, err = s.handleRead(ctx, p, req)
 	case wire.OpSet, wire.OpDelete, wire.OpDeleteRange, wire.OpBatch:

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tenantkv/tenantkv/raft/command"
+	"github.com/tenantkv/tenantkv/raft/fsm"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -129,6 +130,13 @@ type Config struct {
 	Raft RaftTuning
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+
+	// Test hooks of the format gate (format.go), set by this package's
+	// tests only: testFormat, if set and not 0, is the format the node
+	// says its build knows (1: it answers OpFormat as a release before
+	// the gate does), and formatInterval replaces formatCheckInterval.
+	testFormat     func() command.Format
+	formatInterval time.Duration
 }
 
 // RaftTuning exposes the raft timing knobs. Zero fields mean the defaults
@@ -272,6 +280,7 @@ type Server struct {
 	mem            *byteBudget          // MemoryBudget, shared by every connection
 	connLimits     connLimits           // connlimits.go
 	asks           leaderAsks           // questions to the leader about tokens (hello.go)
+	formats        memberFormats        // what members said of their log formats (format.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -370,6 +379,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Bootstrap:     bootstrap,
 		Logger:        s.logger,
 		OnFatal: func(err error) {
+			if errors.Is(err, fsm.ErrNewerFormat) {
+				s.logger.Error("node stopped: its raft log holds an entry of a newer release; upgrade this node (docs/OPERATIONS.md, Upgrades)", "error", err)
+				return
+			}
 			s.logger.Error("node stopped: its storage (store or raft log) failed; it takes no more writes", "error", err)
 		},
 		HeartbeatTimeout:   cfg.Raft.HeartbeatTimeout,
@@ -390,9 +403,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), nodeCollector{s}, connCollector{s})
 	s.tenantRegistry = prometheus.NewRegistry()
 	s.tenantRegistry.MustRegister(s.usage)
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.acceptLoop()
 	go s.sweepExports()
+	go s.formatLoop() // format.go
 	if s.httpLn != nil {
 		s.serveHTTP()
 	}

@@ -230,6 +230,7 @@ type memberJSON struct {
 	HTTPAddr   string `json:"http_addr"`
 	Suffrage   string `json:"suffrage"`
 	Leader     bool   `json:"leader"`
+	MaxFormat  uint32 `json:"max_format,omitempty"`
 }
 
 type clusterJSON struct {
@@ -238,13 +239,14 @@ type clusterJSON struct {
 	Term         uint64       `json:"term"`
 	AppliedIndex uint64       `json:"applied_index"`
 	CommitIndex  uint64       `json:"commit_index"`
+	Format       uint32       `json:"cluster_format,omitempty"`
 	Members      []memberJSON `json:"members"`
 }
 
 func newClusterJSON(st *client.ClusterStatus) clusterJSON {
 	out := clusterJSON{
 		NodeID: st.NodeID, LeaderID: st.LeaderID, Term: st.Term,
-		AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex,
+		AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex, Format: st.Format,
 		Members: make([]memberJSON, len(st.Members)),
 	}
 	for i, m := range st.Members {

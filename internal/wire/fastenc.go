@@ -28,9 +28,10 @@ func fastRequest(req *Request) bool {
 }
 
 // fastResponse reports whether resp has only fields the fast encoder writes.
+// (MaxFormat answers only OpFormat, which is not on the data path.)
 func fastResponse(resp *Response) bool {
 	return resp.Tenant == nil && resp.Tenants == nil && resp.Tokens == nil &&
-		resp.Cluster == nil && resp.Events == nil
+		resp.Cluster == nil && resp.Events == nil && resp.MaxFormat == 0
 }
 
 // mapping counts a map's entries while they are appended and patches the

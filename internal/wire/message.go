@@ -17,8 +17,13 @@ type Op uint8
 
 // Operations. Never renumber; add new ones at the end.
 const (
-	OpHello         Op = 1
-	OpPing          Op = 2
+	OpHello Op = 1
+	OpPing  Op = 2
+	// OpFormat asks a node, before any hello, for the highest raft log
+	// format its build knows (Response.MaxFormat); the node answers and
+	// closes the connection. A node of a release before it answers that
+	// the first request must be a hello: it knows format 1 only.
+	OpFormat        Op = 3
 	OpGet           Op = 10
 	OpSet           Op = 11
 	OpDelete        Op = 12
@@ -46,7 +51,7 @@ const (
 )
 
 var opNames = map[Op]string{
-	OpHello: "hello", OpPing: "ping", OpGet: "get", OpSet: "set", OpDelete: "delete",
+	OpHello: "hello", OpPing: "ping", OpFormat: "format", OpGet: "get", OpSet: "set", OpDelete: "delete",
 	OpDeleteRange: "delete-range", OpScan: "scan", OpCreateTenant: "create-tenant",
 	OpDeleteTenant: "delete-tenant", OpListTenants: "list-tenants", OpGetTenant: "get-tenant",
 	OpUpdateTenant: "update-tenant", OpNewToken: "new-token", OpListTokens: "list-tokens",
@@ -257,6 +262,9 @@ type Member struct {
 	HTTPAddr   string `msgpack:"ha,omitempty"`
 	Suffrage   string `msgpack:"s"`
 	Leader     bool   `msgpack:"l,omitempty"`
+	// MaxFormat is the highest log format the member's build said it
+	// knows when the leader last asked (OpFormat); 0: not known.
+	MaxFormat uint32 `msgpack:"mf,omitempty"`
 }
 
 // ClusterStatus is the answer to OpClusterStatus.
@@ -267,6 +275,9 @@ type ClusterStatus struct {
 	AppliedIndex uint64   `msgpack:"a"`
 	CommitIndex  uint64   `msgpack:"c"`
 	Members      []Member `msgpack:"m"`
+	// Format is the cluster's raft log format as the answering node has
+	// applied it; 0 from a node that predates formats (format 1).
+	Format uint32 `msgpack:"f,omitempty"`
 }
 
 // Response is every server-to-client message. ID echoes the request's.
@@ -291,6 +302,9 @@ type Response struct {
 	// that sends nothing; the client pings well within it. Zero: no
 	// timeout, or a node that predates it.
 	IdleTimeout time.Duration `msgpack:"it,omitempty"`
+	// MaxFormat answers OpFormat: the highest raft log format the node's
+	// build knows.
+	MaxFormat uint32 `msgpack:"mf,omitempty"`
 
 	// Administration.
 	Tenant  *TenantInfo    `msgpack:"t,omitempty"`

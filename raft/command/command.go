@@ -16,11 +16,12 @@ import (
 //
 //	version:u8  type:u8  body (msgpack of the command struct)
 //
-// A replica that meets an envelope version or type it does not know refuses
-// the entry with ErrUnknownCommand; a body that does not decode, or carries a
-// field this build does not know, is refused with ErrBadCommand. Both
-// refusals are deterministic, so every replica refuses identically and
-// applies nothing for that entry.
+// Decode answers an envelope version or type this build does not know with
+// ErrUnknownCommand, and a body that does not decode, or carries a field
+// this build does not know, with ErrBadCommand. The state machine refuses a
+// bad body deterministically (every replica refuses identically and
+// applies nothing), but stops on an unknown type or version: that entry was
+// written by a newer release, which other replicas apply (format.go).
 const Version = 1
 
 // MaxSize is the largest encoded command Propose accepts, in bytes. It
@@ -53,6 +54,7 @@ const (
 	// Transactions (txn.go).
 	TypeTxnCommit      Type = 10
 	TypeCompareAndSwap Type = 11
+	// TypeBatch (12) is in batch.go, TypeSetFormat (13) in format.go.
 )
 
 // Command is a replicated state change. The set of commands is closed: only
@@ -352,6 +354,8 @@ func newCommand(t Type) Command {
 		return &TxnCommit{}
 	case TypeCompareAndSwap:
 		return &CompareAndSwap{}
+	case TypeSetFormat:
+		return &SetFormat{}
 	}
 	return nil
 }

@@ -4,8 +4,9 @@ import "errors"
 
 // Errors about entries. Each is defined once here and matched with errors.Is.
 var (
-	// ErrUnknownCommand is the result of a log entry whose envelope version
-	// or command type this build does not know. Nothing is applied for it.
+	// ErrUnknownCommand is Decode's error for a log entry whose envelope
+	// version or command type this build does not know. The state machine
+	// does not apply such an entry: it stops (raft/fsm/format.go).
 	ErrUnknownCommand = errors.New("tenantkv: unknown command")
 	// ErrBadCommand is the result of a log entry whose body does not decode
 	// or whose fields are malformed. Nothing is applied for it.
@@ -31,3 +32,4 @@ func (*RemoveMember) command()   {}
 func (*Noop) command()           {}
 func (*TxnCommit) command()      {}
 func (*CompareAndSwap) command() {}
+func (*SetFormat) command()      {}

@@ -134,6 +134,7 @@ func goldenSamples() map[Type][]goldenSample {
 			{"absent", &CompareAndSwap{TenantID: 7, TenantName: "acme", Key: []byte("k"),
 				OldAbsent: true, NewAbsent: true, At: goldenTime.UnixNano()}},
 		},
+		TypeSetFormat: {{"two", &SetFormat{Version: 2}}},
 	}
 }
 

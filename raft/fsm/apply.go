@@ -49,13 +49,20 @@ func newApplier(b *store.Batch, cat *catalog) *applier {
 }
 
 // apply decodes and applies one command entry. The returned error is non-nil
-// only for storage failures; a refusal is carried in the Result.
+// only for storage failures and for entries of a newer release
+// (format.go); a refusal is carried in the Result.
 func (a *applier) apply(index uint64, data []byte) (*Result, error) {
 	cmd, err := command.Decode(data)
+	if err == nil {
+		err = a.checkFormat(index, cmd) // format.go
+	}
 	if err == nil {
 		err = cmd.Validate()
 	}
 	if err != nil {
+		if stop := applyStop(index, data, err); stop != nil {
+			return nil, stop
+		}
 		return &Result{Index: index, Err: err}, nil
 	}
 	res := &Result{Index: index}
@@ -81,6 +88,8 @@ func (a *applier) apply(index uint64, data []byte) (*Result, error) {
 	case *command.RemoveMember:
 		err = a.removeMember(c)
 	case *command.Noop:
+	case *command.SetFormat:
+		err = a.setFormat(c)
 	default:
 		// newCommand and this switch are out of step: a programming error,
 		// but still refused identically on every replica.

@@ -13,7 +13,9 @@ type BatchResult struct {
 }
 
 // applyEntry applies one command entry, or each command of a batch entry.
-// It returns a *Result or a *BatchResult; the error is a storage failure.
+// It returns a *Result or a *BatchResult; the error is a storage failure,
+// or a command of the batch from a newer release (format.go), which stops
+// the machine wherever it sits in the batch.
 func (a *applier) applyEntry(index uint64, data []byte) (any, error) {
 	if !command.IsBatch(data) {
 		return a.apply(index, data)

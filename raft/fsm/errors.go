@@ -50,6 +50,14 @@ var (
 	// failure or because its owner stopped it (Stop). A result wrapping it
 	// means the entry's effect on this replica is unknown.
 	ErrStopped = errors.New("tenantkv: state machine stopped")
+	// ErrFormatNotEnabled is the result of a command whose entry type
+	// belongs to a log format above the cluster format (format.go):
+	// nothing was applied. Propose refuses it before raft too.
+	ErrFormatNotEnabled = errors.New("tenantkv: entry type not enabled by the cluster format")
+	// ErrNewerFormat is what the machine stopped with on an entry, or a
+	// stored cluster format, of a newer release than its build: the node
+	// must be upgraded (format.go).
+	ErrNewerFormat = errors.New("tenantkv: log written by a newer release")
 )
 
 // fatalError marks an error of the local store (I/O, corruption) met while

@@ -107,6 +107,9 @@ func New(st *store.Store, logger *slog.Logger, onFatal func(error)) (*Machine, e
 	}
 	cat := newCatalog()
 	if !broken { // a partial restore is loaded by the Restore that repairs it
+		if err := checkStoredFormat(st); err != nil { // format.go
+			return nil, err
+		}
 		if cat, err = loadCatalog(st); err != nil {
 			return nil, err
 		}
@@ -202,7 +205,11 @@ func (f *Machine) fail(err error) {
 	if !f.stop(err) {
 		return
 	}
-	f.logger.Error("fsm: storage failure; stopping the node so that this replica cannot diverge", "error", err)
+	msg := "fsm: storage failure; stopping the node so that this replica cannot diverge"
+	if errors.Is(err, ErrNewerFormat) {
+		msg = "fsm: the log was written by a newer release; stopping the node so that this replica cannot diverge (docs/OPERATIONS.md, Upgrades)"
+	}
+	f.logger.Error(msg, "error", err)
 	if f.onFatal != nil {
 		f.onFatal(err)
 	}
@@ -263,7 +270,7 @@ func (f *Machine) ApplyBatch(logs []Entry) []any {
 			continue // configuration entries: raft keeps them, the machine has nothing to do
 		}
 		res, err := a.applyEntry(l.Index, l.Data)
-		if err != nil { // only storage failures reach here
+		if err != nil { // only storage failures and newer entries reach here
 			b.Close()
 			f.fail(err)
 			failAll(out, logs, err)
@@ -337,6 +344,10 @@ func (f *Machine) Restore(rc io.Reader) error {
 	idx, err := f.store.AppliedIndex()
 	if err != nil {
 		return fmt.Errorf("fsm: restore snapshot: read applied index: %w", err)
+	}
+	if err := checkStoredFormat(f.store); err != nil { // format.go
+		f.fail(err)
+		return fmt.Errorf("fsm: restore snapshot: %w", err)
 	}
 	cat, err := loadCatalog(f.store)
 	if err != nil {
