@@ -142,12 +142,14 @@ func (s *Server) probeFormats(ctx context.Context, members []raft.Member) map[st
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxFormatProbes)
 	for _, m := range members {
-		if m.ID == s.cfg.NodeID {
-			out[m.ID] = s.ownMaxFormat()
-			continue
-		}
-		if m.ClientAddr == "" {
-			out[m.ID] = 0
+		if m.ID == s.cfg.NodeID || m.ClientAddr == "" {
+			f := command.Format(0) // no address: not ready
+			if m.ID == s.cfg.NodeID {
+				f = s.ownMaxFormat()
+			}
+			mu.Lock() // the probes started earlier write out too
+			out[m.ID] = f
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
