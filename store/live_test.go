@@ -25,3 +25,11 @@ func (s *Store) liveTenant(id keyspace.TenantID) (*TenantView, error) {
 // liveSystem is the system view over the live database with writes
 // committed one by one.
 func (s *Store) liveSystem() *SystemView { return &SystemView{r: s.db, w: liveWriter{s.db}} }
+
+// liveMeta makes writable tenant-record views over the live database, for
+// tests that seed records without a batch (Store.TenantMeta is read-only).
+type liveMeta struct{ s *Store }
+
+func (l liveMeta) TenantMeta(id keyspace.TenantID) (*TenantMetaView, error) {
+	return newTenantMetaView(id, l.s.db, liveWriter{l.s.db})
+}

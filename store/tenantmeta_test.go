@@ -24,7 +24,7 @@ func mustMeta(tb testing.TB, s interface {
 func seedMeta(tb testing.TB, s *Store, ids ...keyspace.TenantID) {
 	tb.Helper()
 	for _, id := range ids {
-		m := mustMeta(tb, s, id)
+		m := mustMeta(tb, liveMeta{s}, id)
 		for _, k := range []keyspace.SystemKey{
 			keyspace.TenantUsageKey(id), keyspace.TenantVersionKey(id),
 			keyspace.HistoryKey(id, 1, 0), keyspace.HistoryKey(id, 1, 1), keyspace.HistoryKey(id, 2, 0),
@@ -43,7 +43,7 @@ func TestTenantMetaRefusesOtherTenant(t *testing.T) {
 	s := newMemStore(t)
 	const a, b = keyspace.TenantID(1), keyspace.TenantID(2)
 	seedMeta(t, s, a, b, keyspace.MaxID)
-	ma := mustMeta(t, s, a)
+	ma := mustMeta(t, liveMeta{s}, a)
 	before := systemDump(t, s.System())
 
 	bKeys := []keyspace.SystemKey{
@@ -98,7 +98,7 @@ func TestTenantMetaRefusesOtherTenant(t *testing.T) {
 	if _, err := ma.Get(keyspace.TenantUsageKey(a)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("usage of a cleared tenant: %v", err)
 	}
-	if v, err := mustMeta(t, s, b).Get(keyspace.HistoryKey(b, 2, 0)); err != nil || string(v) != "2" {
+	if v, err := mustMeta(t, liveMeta{s}, b).Get(keyspace.HistoryKey(b, 2, 0)); err != nil || string(v) != "2" {
 		t.Fatalf("tenant %d after clearing tenant %d: %q, %v", b, a, v, err)
 	}
 }
@@ -109,7 +109,7 @@ func TestTenantMetaRefusesOtherTenant(t *testing.T) {
 func TestTenantMetaRecheck(t *testing.T) {
 	s := newMemStore(t)
 	seedMeta(t, s, 1, 2)
-	ma := mustMeta(t, s, 1)
+	ma := mustMeta(t, liveMeta{s}, 1)
 	bs, be := keyspace.TenantMetaSpan(2)
 	err := ma.scan(bs.Bytes(), be.Bytes(), func(k, _ []byte) bool {
 		t.Errorf("re-check let %q through", k)
@@ -146,7 +146,7 @@ func TestTenantMetaViews(t *testing.T) {
 	if v, err := bm.Get(k); err != nil || string(v) != "v1" {
 		t.Fatalf("batch view does not see its write: %q, %v", v, err)
 	}
-	if _, err := mustMeta(t, s, 7).Get(k); !errors.Is(err, ErrNotFound) {
+	if _, err := mustMeta(t, liveMeta{s}, 7).Get(k); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("batch write visible before commit: %v", err)
 	}
 	if err := b.Commit(1, false); err != nil {

@@ -93,7 +93,7 @@ var errOther = errors.New("model: some other error")
 var errClasses = []error{
 	ErrTenantNotFound, ErrTenantExists, ErrTenantReadOnly, ErrTenantLocked,
 	ErrTokenNotFound, ErrQuotaExceeded, ErrConflict, ErrTxTooOld,
-	ErrWatchTooOld, command.ErrBadCommand,
+	ErrWatchTooOld, command.ErrBadCommand, keyspace.ErrOutsideSpan,
 }
 
 // errClass maps err to the sentinel it wraps, errOther if none, nil for nil.

@@ -357,7 +357,7 @@ func (run *modelRun) checkChanges(who string, h *fsmHarness, mt *refTenant, cmds
 		}
 	}
 	// The same through a token: refused for a missing token or a locked
-	// tenant, else the same changes.
+	// tenant or another tenant's token, else the same changes.
 	tok := fmt.Sprintf("tok%d", r.IntN(run.tokSeq+2))
 	after := mt.version - min(mt.version-mt.oldest(), uint64(r.IntN(4)))
 	want, _, wantErr := mt.changes(after, command.KeyRange{})
@@ -365,6 +365,10 @@ func (run *modelRun) checkChanges(who string, h *fsmHarness, mt *refTenant, cmds
 		wantErr = ErrTokenNotFound
 	} else if !mt.state.AllowsReads() {
 		wantErr = ErrTenantLocked
+	} else if owner := run.m.tokens[tok]; owner != 0 && owner != mt.id {
+		// Another tenant's token: the history is read through the view of
+		// the token's tenant, which refuses this tenant's records.
+		wantErr = keyspace.ErrOutsideSpan
 	}
 	got, _, err := h.fsm.ChangesAs(tok, mt.id, after, command.KeyRange{}, 1<<20)
 	if errClass(err) != wantErr || (err == nil && !slices.Equal(fromChanges(got), want)) {
