@@ -212,17 +212,7 @@ func isTLSMismatch(err error) bool {
 // callPeer sends one request to another node over the client protocol,
 // authenticated with the join token.
 func (s *Server) callPeer(ctx context.Context, addr string, req *wire.Request) (*wire.Response, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	var nc net.Conn
-	var err error
-	if s.peerTLS != nil {
-		// The server name is taken from addr; the timeout bounds the
-		// handshake too.
-		td := tls.Dialer{NetDialer: &d, Config: s.peerTLS}
-		nc, err = td.DialContext(ctx, "tcp", addr)
-	} else {
-		nc, err = d.DialContext(ctx, "tcp", addr)
-	}
+	nc, err := s.dialPeer(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -258,4 +248,17 @@ func (s *Server) callPeer(ctx context.Context, addr string, req *wire.Request) (
 	r := *req
 	r.ID = 2
 	return call(&r)
+}
+
+// dialPeer opens a connection to another node's client port: over TLS with
+// the cluster CA when peer TLS is configured (the server name is taken
+// from addr), plain otherwise. ctx bounds the dial and the handshake; a
+// context without a deadline gets 5 seconds.
+func (s *Server) dialPeer(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if s.peerTLS != nil {
+		td := tls.Dialer{NetDialer: &d, Config: s.peerTLS}
+		return td.DialContext(ctx, "tcp", addr)
+	}
+	return d.DialContext(ctx, "tcp", addr)
 }

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
-	"net"
 	"sync"
 	"time"
 
@@ -174,14 +172,7 @@ func (s *Server) probeFormats(ctx context.Context, members []raft.Member) map[st
 func (s *Server) probeFormat(ctx context.Context, addr string) (command.Format, error) {
 	ctx, cancel := context.WithTimeout(ctx, formatProbeTimeout)
 	defer cancel()
-	d := net.Dialer{}
-	var nc net.Conn
-	var err error
-	if s.peerTLS != nil {
-		nc, err = (&tls.Dialer{NetDialer: &d, Config: s.peerTLS}).DialContext(ctx, "tcp", addr)
-	} else {
-		nc, err = d.DialContext(ctx, "tcp", addr)
-	}
+	nc, err := s.dialPeer(ctx, addr)
 	if err != nil {
 		return 0, err
 	}

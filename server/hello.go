@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
@@ -100,14 +98,7 @@ func (s *Server) askLeader(ctx context.Context, secret string) (bool, error) {
 	defer s.asks.release()
 	ctx, cancel := context.WithTimeout(ctx, askLeaderTimeout)
 	defer cancel()
-	d := net.Dialer{}
-	var nc net.Conn
-	var err error
-	if s.peerTLS != nil {
-		nc, err = (&tls.Dialer{NetDialer: &d, Config: s.peerTLS}).DialContext(ctx, "tcp", addr)
-	} else {
-		nc, err = d.DialContext(ctx, "tcp", addr)
-	}
+	nc, err := s.dialPeer(ctx, addr)
 	if err != nil {
 		return false, err
 	}
