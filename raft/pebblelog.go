@@ -15,7 +15,8 @@ import (
 
 // The raft log on Pebble (store/raftlog): one append is one WAL write and
 // one fdatasync, where raft-boltdb's bbolt commit syncs twice, and a
-// truncation is one range deletion (raft/DESIGN.md, "The raft log").
+// truncation is one range deletion (raft/DESIGN.md, "The raft log: a
+// Pebble of its own").
 //
 // pebbleLogStore is hashicorp/raft's LogStore over a *raftlog.Log, whose
 // values are hraft.Log entries in the encoding below. It keeps no term or
@@ -34,8 +35,10 @@ import (
 // Every varint is in its shortest form and nothing follows the last field,
 // so an entry has exactly one encoding. A value that breaks any of this, or
 // whose Index is not the index it is stored under, is corrupt: GetLog
-// returns an error wrapping raftlog.ErrCorrupt and allocates nothing for
-// it. AppendedAt keeps wall time only (raft reads it for a metric); a time
+// returns an error wrapping raftlog.ErrCorrupt. Lengths are checked against
+// what is left of the value before anything is sliced, and decoding
+// allocates nothing: Data and Extensions are slices of the value read (a
+// copy owned by the caller). AppendedAt keeps wall time only (raft reads it for a metric); a time
 // of exactly the Unix epoch reads back as the zero time.
 type pebbleLogStore struct {
 	log *raftlog.Log
