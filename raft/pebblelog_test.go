@@ -155,9 +155,9 @@ func TestPebbleLogStoreCorruptValues(t *testing.T) {
 	}
 }
 
-// TestLogEncodingGolden pins the bytes of format 1: a change of the
+// TestPebbleLogEncodingGolden pins the bytes of format 1: a change of the
 // encoding is a new format, never a silent change of this one.
-func TestLogEncodingGolden(t *testing.T) {
+func TestPebbleLogEncodingGolden(t *testing.T) {
 	l := &hraft.Log{
 		Index: 300, Term: 7, Type: hraft.LogCommand,
 		Data: []byte("put"), Extensions: []byte{9},
