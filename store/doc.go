@@ -1,5 +1,14 @@
 // Package store is the storage layer of tenantkv and the only package that
-// imports Pebble.
+// imports Pebble (with its subpackages).
+//
+// # The raft log
+//
+// The raft log lives in a Pebble instance of its own, in package
+// store/raftlog: one append there is one WAL write and one fdatasync (a
+// raft-boltdb commit syncs twice, bbolt's pages and then its meta page),
+// and a truncation is one range deletion. It shares nothing with this
+// package's database, which commits without syncing because the raft log
+// is the durable record.
 //
 // # Isolation by construction
 //
