@@ -22,9 +22,7 @@ import (
 	"github.com/tenantkv/tenantkv/raft/fsm"
 
 	hraft "github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/stretchr/testify/require"
-	"go.etcd.io/bbolt"
 
 	"github.com/tenantkv/tenantkv/store"
 )
@@ -47,12 +45,13 @@ const (
 	crashDirEnv   = "TENANTKV_CRASH_CHILD_DIR"
 	crashCycleEnv = "TENANTKV_CRASH_CHILD_CYCLE"
 	crashCycles   = "TENANTKV_CRASH_CYCLES"
+	crashLogEnv   = "TENANTKV_CRASH_CHILD_LOG"
 )
 
-func crashNodeConfig(dir string, st *store.Store) Config {
+func crashNodeConfig(dir, logKind string, st *store.Store) Config {
 	_, trans := hraft.NewInmemTransport("n1")
 	return Config{
-		ID: "n1", Dir: filepath.Join(dir, "raft"), Store: st, Bootstrap: true, Transport: trans,
+		ID: "n1", Dir: filepath.Join(dir, "raft"), RaftLog: logKind, Store: st, Bootstrap: true, Transport: trans,
 		HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
 		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
 		// No snapshots: the final check replays the whole log.
@@ -72,27 +71,31 @@ func TestCrashRecovery(t *testing.T) {
 		cycles = n
 	}
 	seed := uint64(testcluster.Seed(t))
-	t.Logf("seed %d, %d cycles", seed, cycles)
-	rng := rand.New(rand.NewPCG(seed, 0))
-	dir := t.TempDir()
-	acked := map[string]string{}
-	for cycle := range cycles {
-		killAfter := rng.IntN(120) // acknowledged writes before the kill; 0 = right after start
-		n := runCrashChild(t, dir, cycle, killAfter, acked)
-		verifyCrashedStore(t, dir, acked)
-		if testing.Verbose() {
-			t.Logf("cycle %d: killed after %d acks; %d acknowledged in all", cycle, n, len(acked))
-		}
+	t.Logf("seed %d, %d cycles per raft log", seed, cycles)
+	for _, kind := range []string{RaftLogPebble, RaftLogBolt} {
+		t.Run(kind, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 0))
+			dir := t.TempDir()
+			acked := map[string]string{}
+			for cycle := range cycles {
+				killAfter := rng.IntN(120) // acknowledged writes before the kill; 0 = right after start
+				n := runCrashChild(t, dir, kind, cycle, killAfter, acked)
+				verifyCrashedStore(t, dir, kind, acked)
+				if testing.Verbose() {
+					t.Logf("cycle %d: killed after %d acks; %d acknowledged in all", cycle, n, len(acked))
+				}
+			}
+		})
 	}
 }
 
 // runCrashChild starts the child, lets it acknowledge killAfter writes, and
 // kills it with SIGKILL. It adds the acknowledged writes to acked.
-func runCrashChild(t *testing.T, dir string, cycle, killAfter int, acked map[string]string) int {
+func runCrashChild(t *testing.T, dir, logKind string, cycle, killAfter int, acked map[string]string) int {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashCycleEnv+"="+strconv.Itoa(cycle))
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashCycleEnv+"="+strconv.Itoa(cycle), crashLogEnv+"="+logKind)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -126,11 +129,11 @@ func runCrashChild(t *testing.T, dir string, cycle, killAfter int, acked map[str
 // verifyCrashedStore restarts the node in this process, checks the
 // acknowledged writes, then replays the raft log into an empty store and
 // compares.
-func verifyCrashedStore(t *testing.T, dir string, acked map[string]string) {
+func verifyCrashedStore(t *testing.T, dir, logKind string, acked map[string]string) {
 	st, err := store.Open(filepath.Join(dir, "store"), nil)
 	require.NoError(t, err)
 	defer st.Close()
-	n, err := NewNode(crashNodeConfig(dir, st))
+	n, err := NewNode(crashNodeConfig(dir, logKind, st))
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -149,16 +152,18 @@ func verifyCrashedStore(t *testing.T, dir string, acked map[string]string) {
 	require.NoError(t, n.Shutdown())
 	got, err := st.Checksum()
 	require.NoError(t, err)
-	require.Equal(t, replayLog(t, filepath.Join(dir, "raft", "raft.db")), got,
+	require.Equal(t, replayLog(t, filepath.Join(dir, "raft"), logKind), got,
 		"recovered store differs from one applying the log exactly once")
 }
 
-// replayLog applies every entry of a raft log once to a fresh in-memory
-// store and returns its checksum.
-func replayLog(t *testing.T, path string) uint64 {
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: time.Second}})
+// replayLog applies every entry of the raft log in dir once to a fresh
+// in-memory store and returns its checksum. logKind "" means dir's own.
+func replayLog(t *testing.T, dir, logKind string) uint64 {
+	logKind, err := resolveLogKind(dir, logKind)
 	require.NoError(t, err)
-	defer logs.Close()
+	logs, closeLogs, err := openRaftStores(dir, logKind, testLogger())
+	require.NoError(t, err)
+	defer closeLogs()
 	first, err := logs.FirstIndex()
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), first, "log was compacted; the crash test needs all of it")
@@ -200,7 +205,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		crashChildFail(err)
 	}
-	n, err := NewNode(crashNodeConfig(dir, st))
+	n, err := NewNode(crashNodeConfig(dir, os.Getenv(crashLogEnv), st))
 	if err != nil {
 		crashChildFail(err)
 	}

@@ -289,7 +289,7 @@ func checkReplayedOnce(t *testing.T, c *testCluster) {
 		require.NoError(t, node.Shutdown())
 		sum, err := st.Checksum()
 		require.NoError(t, err)
-		require.Equal(t, replayLog(t, filepath.Join(n.dir, "raft", "raft.db")), sum,
+		require.Equal(t, replayLog(t, filepath.Join(n.dir, "raft"), ""), sum,
 			"%s: store differs from its raft log applied once", n.id)
 		require.NoError(t, st.Close())
 		c.mu.Lock()
@@ -421,7 +421,7 @@ func TestFaultWALErrorsLoseNoAcknowledgedWrite(t *testing.T) {
 			defer st.Close()
 			recorded, err := st.AppliedIndex()
 			require.NoError(t, err)
-			n, err := NewNode(crashNodeConfig(dir, st))
+			n, err := NewNode(crashNodeConfig(dir, "", st))
 			require.NoError(t, err)
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
@@ -438,7 +438,7 @@ func TestFaultWALErrorsLoseNoAcknowledgedWrite(t *testing.T) {
 			require.NoError(t, n.Shutdown())
 			sum, err := st.Checksum()
 			require.NoError(t, err)
-			require.Equal(t, replayLog(t, filepath.Join(dir, "raft", "raft.db")), sum,
+			require.Equal(t, replayLog(t, filepath.Join(dir, "raft"), ""), sum,
 				"restarted store differs from the raft log applied once")
 		})
 	}
@@ -568,7 +568,7 @@ func TestFaultChild(t *testing.T) {
 	if err != nil {
 		faultChildFail(err)
 	}
-	n, err := NewNode(crashNodeConfig(dir, st))
+	n, err := NewNode(crashNodeConfig(dir, "", st))
 	if err != nil {
 		faultChildFail(err)
 	}

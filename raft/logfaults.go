@@ -6,25 +6,27 @@ import (
 	hraft "github.com/hashicorp/raft"
 )
 
-// Fault injection into the raft log and stable store (raft.db), the node's
-// durable record. Config.LogFaults is a test hook, like store.Options.Faults
-// for Pebble's files: production code leaves it nil and then raft.db is not
-// wrapped for it. When set, its wrapper sits right above raft.db, beneath
-// the fail-stop wrapper (logguard.go), which therefore meets an injected
-// error exactly as it would meet one of bbolt.
+// Fault injection into the raft log and stable store (the Pebble log or
+// raft.db, and raft.db), the node's durable record. Config.LogFaults is a
+// test hook, like store.Options.Faults for Pebble's files: production code
+// leaves it nil and then the stores are not wrapped for it. When set, its
+// wrapper sits right above the stores, beneath the fail-stop wrapper
+// (logguard.go), which therefore meets an injected error exactly as it
+// would meet one of the disk.
 
 // LogOpKind is the kind of an operation on the raft log or stable store.
 type LogOpKind uint8
 
 const (
 	// LogOpStore appends entries (StoreLog, StoreLogs): raft's durable
-	// write of new entries, one bbolt transaction and fsync.
+	// write of new entries: one Pebble batch and fdatasync, or one bbolt
+	// transaction.
 	LogOpStore LogOpKind = iota + 1
 	// LogOpDelete deletes a range of entries (DeleteRange): a follower
 	// clearing a conflicting suffix, or compaction after a snapshot.
 	LogOpDelete
-	// LogOpGet reads one entry from raft.db (GetLog). Reads served by the
-	// node's log cache never reach raft.db and are not offered.
+	// LogOpGet reads one entry from the log store (GetLog). Reads served
+	// by the node's log cache never reach it and are not offered.
 	LogOpGet
 	// LogOpIndex reads the first or last index (FirstIndex, LastIndex).
 	LogOpIndex
@@ -53,7 +55,7 @@ func (k LogOpKind) String() string {
 	return fmt.Sprintf("LogOpKind(%d)", uint8(k))
 }
 
-// LogOp describes one operation on raft.db, as offered to Config.LogFaults.
+// LogOp describes one operation on the log or stable store, as offered to Config.LogFaults.
 type LogOp struct {
 	Kind LogOpKind
 	// First and Last are the log indexes concerned (LogOpStore,
@@ -63,7 +65,7 @@ type LogOp struct {
 	// LogOpGetStable): "CurrentTerm", "LastVoteTerm" or "LastVoteCand".
 	Key string
 	// Done is false when the operation is offered before it runs: an error
-	// fails it and raft.db is left untouched. Writes (LogOpStore,
+	// fails it and the store is left untouched. Writes (LogOpStore,
 	// LogOpDelete, LogOpSetStable) that succeeded are offered once more
 	// with Done true: an error is then returned although the write took
 	// effect, as when an fsync fails after the pages reached the file.
@@ -84,18 +86,12 @@ func (op LogOp) String() string {
 	return s
 }
 
-// boltStore is what raft-boltdb's BoltStore offers raft.
-type boltStore interface {
-	hraft.LogStore
-	hraft.StableStore
-}
-
 // faultyLogStore offers every operation to a LogFaults hook before handing
 // it to the real store (and writes once more after). The hook's error is
 // returned as it is, as a disk's would be. It is safe for concurrent use if
 // the hook is.
 type faultyLogStore struct {
-	inner boltStore
+	inner raftStores
 	hook  func(LogOp) error
 }
 

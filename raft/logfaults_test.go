@@ -292,7 +292,7 @@ func requireStoppedByFault(t *testing.T, id string, node *Node, f *logFaults, wa
 	}
 	err := node.Err()
 	require.ErrorIs(t, err, errLogDisk, "%s stopped, but not for the injected fault", id)
-	require.Contains(t, err.Error(), "raft: raft.db: "+want.String(), "%s: the error does not name the failed write", id)
+	require.Contains(t, err.Error(), "raft: raft log: "+want.String(), "%s: the error does not name the failed write", id)
 	require.Eventually(t, func() bool { return f.fatal.Load() != nil }, 5*time.Second, time.Millisecond,
 		"%s: Config.OnFatal was not called", id)
 	require.Equal(t, err, *f.fatal.Load(), "%s: Config.OnFatal got another error than Err", id)
@@ -647,7 +647,7 @@ func TestLogFaultTermWritePanics(t *testing.T) {
 				t.Logf("KNOWN (docs/RELIABILITY.md): the node died of raft's panic in %s before it could stop: %s",
 					termWriter(r.stderr), firstLines(r.stderr[strings.Index(r.stderr, "panic: "):], 1))
 			case !panicked && r.survived && r.exitedOK &&
-				strings.Contains(r.nodeErr, "raft: raft.db: ") && strings.Contains(r.nodeErr, errLogDisk.Error()):
+				strings.Contains(r.nodeErr, "raft: raft log: ") && strings.Contains(r.nodeErr, errLogDisk.Error()):
 				t.Logf("the node stopped itself before raft wrote a term: %s", r.nodeErr)
 			default:
 				t.Fatalf("neither raft's term-write panic nor a clean stop for the injected fault: child %s (injected %v): %s",

@@ -6,7 +6,7 @@ import (
 	hraft "github.com/hashicorp/raft"
 )
 
-// Fail-stop on a failed write to the raft log and stable store (raft.db).
+// Fail-stop on a failed write to the raft log and stable store.
 //
 // hashicorp/raft v1.7.3 survives a failed write of its log in ways that
 // leave the node running but useless: a leader whose append fails steps
@@ -16,26 +16,26 @@ import (
 // restarts. A failed write is a disk the node can no longer trust, so the
 // node treats it like a storage failure of its FSM: it stops itself (Err,
 // Done, Config.OnFatal), and whoever runs it restarts it once the disk is
-// fixed; raft then reads its state back from raft.db.
+// fixed; raft then reads its state back from the log and raft.db.
 //
 // One failure this cannot make clean: a failed write of the current term
 // (setCurrentTerm) makes raft panic on its own goroutine as soon as the
 // error is returned, before the node has had time to stop
 // (docs/RELIABILITY.md).
 
-// failStopLogStore is the log and stable store raft is given: raft.db,
-// beneath raft's log cache (which wraps append errors as text) and around
-// the Config.LogFaults test hook, so that it sees every error of raft.db,
-// injected ones included. Reads pass through untouched. Any error of a
+// failStopLogStore is the log and stable store raft is given (the Pebble
+// log or raft.db, and raft.db), beneath raft's log cache (which wraps append
+// errors as text) and around the Config.LogFaults test hook, so that it sees
+// every error of the stores, injected ones included. Reads pass through untouched. Any error of a
 // write (StoreLog, StoreLogs, DeleteRange, Set, SetUint64) is handed to
 // stop, with the operation named, and then returned to raft unchanged.
 //
-// Later writes still reach raft.db until the node has shut down, which
+// Later writes still reach the stores until the node has shut down, which
 // takes moments: refusing them would make raft panic at its next term
 // write instead of stopping cleanly. It is safe for concurrent use if inner
 // and stop are.
 type failStopLogStore struct {
-	inner boltStore
+	inner raftStores
 	stop  func(error) // Node.fatal: records, logs, shuts down asynchronously
 }
 
@@ -47,7 +47,7 @@ var (
 // failed hands a write's error to stop and returns it unchanged.
 func (s *failStopLogStore) failed(op LogOp, err error) error {
 	if err != nil {
-		s.stop(fmt.Errorf("raft: raft.db: %s: %w", op, err))
+		s.stop(fmt.Errorf("raft: raft log: %s: %w", op, err))
 	}
 	return err
 }

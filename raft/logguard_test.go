@@ -62,7 +62,7 @@ func TestLogGuardStopsOnWriteErrors(t *testing.T) {
 		}
 		require.Len(t, stops, 1, "%s failed", tc.name)
 		require.ErrorIs(t, stops[0], errLogDisk)
-		require.Equal(t, "raft: raft.db: "+tc.name+": "+errLogDisk.Error(), stops[0].Error())
+		require.Equal(t, "raft: raft log: "+tc.name+": "+errLogDisk.Error(), stops[0].Error())
 	}
 	failing, stops = 0, nil
 	require.NoError(t, s.StoreLog(entry(9)), "healthy again")
@@ -95,7 +95,7 @@ func TestLogGuardFailedStartFailsNewNode(t *testing.T) {
 	cfg.OnFatal = func(error) { fatals.Add(1) }
 	_, err = NewNode(cfg)
 	require.ErrorIs(t, err, errLogDisk)
-	require.Contains(t, err.Error(), "raft: bootstrap: raft: raft.db: store-logs [1, 1]")
+	require.Contains(t, err.Error(), "raft: bootstrap: raft: raft log: store-logs [1, 1]")
 	require.NoError(t, st.Close())
 
 	// raft.db was closed again: a retry on a healthy disk opens it.

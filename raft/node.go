@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/tenantkv/tenantkv/store"
 )
@@ -27,8 +24,13 @@ import (
 type Config struct {
 	// ID is this node's raft server ID, unique and stable for its life.
 	ID string
-	// Dir holds the raft log and stable store (raft.db) and snapshots.
+	// Dir holds the raft log, the stable store (raft.db) and snapshots.
 	Dir string
+	// RaftLog names the store of the raft log: RaftLogBolt (in raft.db)
+	// or RaftLogPebble (a Pebble instance of its own under Dir/log). Empty
+	// means the one Dir was made with, or DefaultRaftLog for a new Dir; a
+	// value that contradicts Dir's log fails NewNode (logkind.go).
+	RaftLog string
 	// RaftAddr is the TCP address to listen on for raft traffic, such as
 	// "10.0.0.5:7000" or "127.0.0.1:0" (the bound address is then reported
 	// by Node.RaftAddr). Ignored when Transport is set.
@@ -112,6 +114,9 @@ func (c *Config) Validate() error {
 	if c.Dir == "" {
 		return errors.New("raft: config: empty Dir")
 	}
+	if err := ValidRaftLog(c.RaftLog); err != nil {
+		return err
+	}
 	if (c.Store == nil) == (c.StoreDir == "") {
 		return errors.New("raft: config: need exactly one of Store and StoreDir")
 	}
@@ -192,8 +197,9 @@ type Node struct {
 	reader    *store.ReadOnly // what Store hands out
 	ownsStore bool            // opened from StoreDir: Close closes it
 	trans     hraft.Transport
-	bolt      *raftboltdb.BoltStore
-	logs      *repairingLogStore // over a cache over failStopLogStore over bolt; what raft uses
+	logKind   string             // RaftLogBolt or RaftLogPebble (logkind.go)
+	closeLogs func() error       // closes the log and the stable store
+	logs      *repairingLogStore // over a cache over failStopLogStore over the log; what raft uses
 	snaps     *snapshotTracker
 
 	// peerStream is the transport's TLS stream layer; nil without PeerTLS.
@@ -286,23 +292,22 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if n.fsm, err = fsm.New(n.store, logger, n.fatal); err != nil {
 		return nil, err
 	}
-	n.bolt, err = raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(cfg.Dir, "raft.db"),
-		BoltOptions: &bbolt.Options{
-			Timeout:        time.Second,
-			NoFreelistSync: true,
-			FreelistType:   bbolt.FreelistMapType,
-		},
-	})
+	kind, err := resolveLogKind(cfg.Dir, cfg.RaftLog)
 	if err != nil {
-		return nil, fmt.Errorf("raft: open log store in %s: %w", cfg.Dir, err)
+		return nil, err
 	}
-	closers = append(closers, func() { _ = n.bolt.Close() })
-	// raft's log and stable store: raft.db (with the test hook's faults),
-	// stopping the node at any failed write (logguard.go).
-	var disk boltStore = n.bolt
+	n.logKind = kind
+	stores, closeStores, err := openRaftStores(cfg.Dir, kind, logger)
+	if err != nil {
+		return nil, err
+	}
+	n.closeLogs = closeStores
+	closers = append(closers, func() { _ = closeStores() })
+	// raft's log and stable store (with the test hook's faults), stopping
+	// the node at any failed write (logguard.go).
+	disk := stores
 	if cfg.LogFaults != nil {
-		disk = &faultyLogStore{inner: n.bolt, hook: cfg.LogFaults}
+		disk = &faultyLogStore{inner: stores, hook: cfg.LogFaults}
 	}
 	durable := &failStopLogStore{inner: disk, stop: n.fatal}
 	cache, err := hraft.NewLogCache(logCacheSize, durable)
@@ -523,7 +528,7 @@ func (n *Node) Shutdown() error {
 		n.wg.Wait()
 		n.fsm.Stop()
 		closeTransport(n.trans)
-		if err := n.bolt.Close(); err != nil {
+		if err := n.closeLogs(); err != nil {
 			errs = append(errs, fmt.Errorf("raft: close log store: %w", err))
 		}
 		n.shutdownErr = errors.Join(errs...)

@@ -217,7 +217,7 @@ func runScenarios(t *testing.T, c *testCluster) {
 			writeMany(t, c, &acks, id, "app", fmt.Sprintf("far-%d", time.Now().UnixNano()), 50, 8)
 			l = c.waitLeader()
 			require.NoError(t, l.node.raft.Snapshot().Error())
-			first, err := l.node.bolt.FirstIndex()
+			first, err := l.node.logs.FirstIndex()
 			require.NoError(t, err)
 			return first > behind+1
 		}, 30*time.Second, time.Millisecond)

@@ -122,7 +122,7 @@ func TestTxnReplicasByteIdentical(t *testing.T) {
 			return false
 		}
 		_ = node.raft.Snapshot().Error()
-		first, err := node.bolt.FirstIndex()
+		first, err := node.logs.FirstIndex()
 		return err == nil && first > behind+1
 	}, 60*time.Second, time.Millisecond)
 	c.restart(f)

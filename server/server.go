@@ -162,6 +162,11 @@ type RaftTuning struct {
 	// TrailingLogs: the log entries kept after a snapshot, for followers
 	// that fall behind. Default 10240.
 	TrailingLogs uint64
+	// Log names the raft log's store: raft.RaftLogPebble or
+	// raft.RaftLogBolt. Empty keeps the data directory's own, and a new
+	// one gets raft.DefaultRaftLog; naming the other one than the
+	// directory's is refused at start.
+	Log string
 }
 
 // Raft defaults that Validate and the lease derivation need; package raft
@@ -194,6 +199,9 @@ func (c *Config) Validate() error {
 }
 
 func (r *RaftTuning) validate() error {
+	if err := raft.ValidRaftLog(r.Log); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -391,6 +399,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		SnapshotInterval:   cfg.Raft.SnapshotInterval,
 		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
 		TrailingLogs:       cfg.Raft.TrailingLogs,
+		RaftLog:            cfg.Raft.Log,
 		LogFaults:          cfg.LogFaults,
 	})
 	if err != nil {

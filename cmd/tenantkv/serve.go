@@ -152,6 +152,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	dur(&cfg.Raft.ElectionTimeout, "election-timeout", "a candidate waits `D` for votes, at least --heartbeat-timeout; 0: 1s")
 	dur(&cfg.Raft.SnapshotInterval, "snapshot-interval", "check every `D` (randomly up to twice that) whether to snapshot; 0: 2m")
 	count(&cfg.Raft.SnapshotThreshold, "snapshot-threshold", "snapshot when `N` log entries were written since the last one; 0: 8192")
+	str(&cfg.Raft.Log, "raft-log", "", "store of the raft log: `KIND` pebble (one fdatasync per append) or bolt (raft.db); empty: the data directory's own, pebble for a new one")
 	count(&cfg.Raft.TrailingLogs, "trailing-logs", "keep the last `N` log entries after a snapshot, for followers that lag; 0: 10240")
 	size(&cfg.MemoryBudget, "memory-budget", "bytes of requests and answers in flight on the node, all connections together (such as 512MiB or 2GiB); when spent, clients are not read until answers drain; 0: 1GiB")
 	size(&cfg.MaxConnMemory, "max-conn-memory", "the same for one connection: a client that does not read its answers stops being read at `SIZE`, and a request that would take more to decode is refused; 0: 64MiB")
