@@ -154,4 +154,3 @@ func openRaftStores(dir, kind string, logger *slog.Logger) (stores raftStores, c
 	closeBoth := func() error { return errors.Join(logs.Close(), bolt.Close()) }
 	return splitStores{LogStore: logs, StableStore: bolt}, closeBoth, nil
 }
-
