@@ -277,9 +277,16 @@ func (v *TenantView) ExportTenant(w io.Writer) (uint64, error) {
 	return sw.Count(), sw.Close()
 }
 
-// allKeysEnd bounds every physical key tenantkv writes: tenant keys start
-// below 0xFF and system keys are 0xFF followed by a kind byte below 0xFF.
-var allKeysEnd = []byte{0xFF, 0xFF}
+// allKeysStart and allKeysEnd bound every physical key tenantkv writes:
+// tenant keys are an 8-byte prefix and a non-empty user key, system keys
+// are 0xFF followed by a kind byte below 0xFF. The start is 0x00, not the
+// empty key: only the empty key lies below it, and nothing writes that,
+// whereas a range deletion starting at the empty key is one Pebble
+// mishandles (see Restore).
+var (
+	allKeysStart = []byte{0x00}
+	allKeysEnd   = []byte{0xFF, 0xFF}
+)
 
 // WriteTo writes every key of the snapshot, tenants and system keyspace alike,
 // as a store stream. It is what a replication snapshot carries.
