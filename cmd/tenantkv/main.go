@@ -73,7 +73,8 @@ var commands = []*command{
 	watchCommand,
 	{path: "cluster status", summary: "show the members and the leader", setup: noFlags(clusterStatus)},
 	{path: "cluster remove", args: "NODE-ID", summary: "remove a node from the cluster", minArgs: 1, maxArgs: 1, setup: noFlags(clusterRemove)},
-	{path: "version", summary: "print the version", setup: noFlags(printVersion)},
+	completionCommand,
+	{path: "version", summary: "print the version (also tenantkv --version)", setup: noFlags(printVersion)},
 	{path: "help", args: "[COMMAND]", summary: "show help for tenantkv or a command", maxArgs: 2},
 }
 
