@@ -77,6 +77,7 @@ func envName(flagName string) string {
 type serveFlags struct {
 	cfg            server.Config
 	join, logLevel string
+	logFormat      string // --log-format: text or json
 	// shutdownTimeout bounds a graceful stop (--shutdown-timeout).
 	shutdownTimeout time.Duration
 	// envErrs are environment variables that do not parse, by flag name;
@@ -161,6 +162,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	count(&cfg.MaxConnectionsPerTenant, "max-connections-per-tenant", "accept at most `N` connections of one tenant; a tenant's max_connections limit overrides it; 0: a quarter of --max-connections")
 	dur(&cfg.IdleTimeout, "idle-timeout", "close an authenticated connection that sent nothing for `D` (the client library pings within it); 0: 5m")
 	str(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	str(&f.logFormat, "log-format", logFormatText, "log `FORMAT` on stderr: text (key=value lines) or json (one object per line)")
 	boolean(&cfg.Debug, "debug", "serve /debug/pprof/* and POST /debug/flush on --http, without authentication")
 	boolean(&cfg.MetricsTenantLabels, "metrics-tenant-labels", "serve the per-tenant series of /metrics (tenant names, traffic, usage) to every scrape, not only to one with an operator token")
 	f.shutdownTimeout = defaultShutdownTimeout
@@ -208,6 +210,10 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return cfg, usagef(x.cmd, "--log-level: %q is not one of debug, info, warn, error", f.logLevel)
 	}
+	logger, err := newLogger(x.stderr, f.logFormat, level)
+	if err != nil {
+		return cfg, usagef(x.cmd, "%v", err)
+	}
 	cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCAFile = x.g.tlsCert, x.g.tlsKey, x.g.tlsCA
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return cfg, usagef(x.cmd, "%v", errTLSPair)
@@ -231,7 +237,7 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 		}
 		cfg.JoinToken = tok
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(x.stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = logger
 	return cfg, nil
 }
 
