@@ -27,8 +27,11 @@ DIR/operator.token (mode 0600). With --join, a node with an empty data
 directory asks those members to add it, authenticated with an operator token
 (--token, --token-file, TENANTKV_TOKEN, TENANTKV_TOKEN_FILE or
 ./data/operator.token). A node that has data rejoins its cluster on its own.
-It prints one line on stdout when it is ready (a joining node: once it has
-caught up with the leader and been promoted from non-voter to voter), logs to stderr, and shuts down
+It prints one line on stdout when it is ready: once it knows a leader and
+has caught up with it (a joining node: once it has caught up with the leader
+and been promoted from non-voter to voter); until then it answers clients
+"not ready" and /readyz 503 with the reason. It logs to stderr
+(--log-format text or json), and shuts down
 gracefully on SIGINT or SIGTERM, for at most --shutdown-timeout (then it exits
 anyway, with status 1: the raft log replays on restart). The data directory
 and its files are made private to the user (0700, 0600). /metrics names
@@ -259,9 +262,18 @@ func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 			}
 			return err
 		}
-		fmt.Fprintf(x.stdout, "tenantkv: node %s ready: clients on %s, raft on %s, http on %s, data in %s, %s\n",
-			srv.NodeID(), srv.Addr(), srv.RaftAddr(), orDash(srv.HTTPAddr()), cfg.DataDir,
-			operatorTokenNote(cfg.DataDir))
+		// Started is not ready: a node that restarted listens (and answers
+		// "not ready") until a leader is known and it has caught up with
+		// it. The ready line promises that it can serve.
+		if why := srv.Readiness(); why != "" {
+			cfg.Logger.Info("started; the ready line follows once a leader is known and this node has caught up with it", "waiting_for", why)
+		}
+		if srv.WaitReady(ctx) == nil {
+			cfg.Logger.Info("ready")
+			fmt.Fprintf(x.stdout, "tenantkv: node %s ready: clients on %s, raft on %s, http on %s, data in %s, %s\n",
+				srv.NodeID(), srv.Addr(), srv.RaftAddr(), orDash(srv.HTTPAddr()), cfg.DataDir,
+				operatorTokenNote(cfg.DataDir))
+		}
 		select {
 		case <-ctx.Done():
 			cfg.Logger.Info("shutting down", "cause", context.Cause(ctx), "timeout", f.shutdownTimeout)
