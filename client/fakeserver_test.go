@@ -44,7 +44,7 @@ type fakeServer struct {
 	// helloRefusals answers that many hellos more as a node that is up but
 	// not ready (no leader known) does.
 	helloRefusals int
-	inversions     int // responses written with an ID below an earlier one
+	inversions    int // responses written with an ID below an earlier one
 }
 
 type fakeIdentity struct {
