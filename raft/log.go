@@ -50,12 +50,17 @@ func toSlogLevel(level hclog.Level) slog.Level {
 	}
 }
 
-// ownKeys are the attribute keys that tenantkv's loggers set on every line
-// of a node: node=ID (the server's and this package's), component= and
-// subsystem= (this adapter's). hashicorp/raft uses "node" for a value of
-// its own ("Node at ADDR [Candidate]"); such a key is logged as raft_KEY,
-// so that no key is on a line twice.
-var ownKeys = map[string]bool{"node": true, "component": true, "subsystem": true}
+// ownKeys are the attribute keys that every line of a node has already:
+// slog's own (time, level, msg, source), and those tenantkv's loggers set,
+// node=ID (the server's and this package's), component= and subsystem=
+// (this adapter's). hashicorp/raft uses some for values of its own
+// (node="Node at ADDR [Candidate]", time= for how long a peer has not
+// answered); such a key is logged as raft_KEY, so that no key is on a line
+// twice.
+var ownKeys = map[string]bool{
+	slog.TimeKey: true, slog.LevelKey: true, slog.MessageKey: true, slog.SourceKey: true,
+	"node": true, "component": true, "subsystem": true,
+}
 
 // hclogArgs turns hclog key/value pairs into slog attributes, rendering hclog.Fmt
 // values and values of other types (hclogValue), and renaming keys of

@@ -125,7 +125,7 @@ func TestNoiseLimiterBounded(t *testing.T) {
 // loggers use too are renamed: a line has node= once, the node's ID.
 func TestHCLogOwnKeys(t *testing.T) {
 	h, buf, _ := testAdapter(slog.LevelInfo)
-	h.Named("snapshots").Info("entering candidate state", "node", "Node at 127.0.0.1:7401 [Candidate]", "term", 2)
+	h.Named("snapshots").Info("entering candidate state", "node", "Node at 127.0.0.1:7401 [Candidate]", "term", 2, "time", "1.2s")
 	var raw bytes.Buffer
 	raw.Write(buf.Bytes())
 	lines := logLines(t, buf)
@@ -133,7 +133,7 @@ func TestHCLogOwnKeys(t *testing.T) {
 		t.Fatalf("logged %d lines", len(lines))
 	}
 	l := lines[0]
-	if l["node"] != "n1" || l["raft_node"] != "Node at 127.0.0.1:7401 [Candidate]" || l["component"] != "raft" || l["subsystem"] != "raft.snapshots" {
+	if l["node"] != "n1" || l["raft_node"] != "Node at 127.0.0.1:7401 [Candidate]" || l["component"] != "raft" || l["subsystem"] != "raft.snapshots" || l["raft_time"] != "1.2s" {
 		t.Errorf("line %v", l)
 	}
 	if c := strings.Count(raw.String(), `"node":`); c != 1 {

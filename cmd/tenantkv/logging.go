@@ -28,7 +28,7 @@ func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, erro
 	default:
 		return nil, fmt.Errorf("--log-format: %q is not text or json", format)
 	}
-	return slog.New(&uniqueAttrs{inner: h}), nil
+	return slog.New(&uniqueAttrs{inner: h, seen: builtinKeys}), nil
 }
 
 // uniqueAttrs is a slog.Handler that passes every record on with each key
@@ -46,9 +46,22 @@ type uniqueAttrs struct {
 	inner slog.Handler
 	// seen are the keys of the attributes added with WithAttrs since the
 	// last WithGroup, with their values. It is never modified: WithAttrs
-	// copies it.
+	// copies it. Outside any group it starts with slog's own keys (time,
+	// level, msg, source), which an attribute may not take either.
 	seen map[string]slog.Value
 }
+
+// builtinKeys are the keys the handlers write on every line themselves,
+// with values no attribute equals.
+var builtinKeys = map[string]slog.Value{
+	slog.TimeKey: builtinValue, slog.LevelKey: builtinValue, slog.MessageKey: builtinValue, slog.SourceKey: builtinValue,
+}
+
+// builtinValue is a value of a type of its own, equal to no attribute's
+// (sameValue).
+var builtinValue = slog.AnyValue(builtinMark{})
+
+type builtinMark struct{}
 
 var _ slog.Handler = (*uniqueAttrs)(nil)
 
@@ -153,6 +166,9 @@ func dedupAttrs(seen map[string]slog.Value, attrs []slog.Attr) []slog.Attr {
 // hashicorp/raft logs), so those, and groups, are compared as printed.
 func sameValue(a, b slog.Value) bool {
 	if a.Kind() != b.Kind() {
+		return false
+	}
+	if _, builtin := a.Any().(builtinMark); builtin {
 		return false
 	}
 	switch a.Kind() {

@@ -60,6 +60,9 @@ func TestUniqueAttrs(t *testing.T) {
 		{"values that cannot be compared", func(l *slog.Logger) {
 			l.With("servers", []string{"a"}).Info("m", "servers", []string{"a"}, "m", map[string]int{"x": 1})
 		}, "servers=[a] m=map[x:1]"},
+		{"slog's own keys are taken", func(l *slog.Logger) {
+			l.With("level", "x").Info("m", "time", "1.2s", "msg", "other")
+		}, "level_2=x time_2=1.2s msg_2=other"},
 		{"a group is a scope of its own", func(l *slog.Logger) {
 			l.With("node", "n1").WithGroup("g").Info("m", "node", "n1")
 		}, "node=n1 g=map[node:n1]"},
