@@ -262,6 +262,8 @@ func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 			}
 			return err
 		}
+		// The node's own lines name it; so do this command's from here on.
+		cfg.Logger = cfg.Logger.With("node", srv.NodeID())
 		// Started is not ready: a node that restarted listens (and answers
 		// "not ready") until a leader is known and it has caught up with
 		// it. The ready line promises that it can serve.
