@@ -333,6 +333,20 @@ func TestE2EOpsSingleNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { first.Kill() })
+	// Once it has delivered a change it is running, and a running watch
+	// waits for a place rather than being refused.
+	eventually(t, "the first watch delivering a change", failoverTimeout, func() error {
+		if !first.Alive() {
+			return fmt.Errorf("the first watch ended: %v: %s", first.WaitErr(), first.Stderr.String())
+		}
+		if r := cli.as(tok, "put", "k", "v"); r.code != 0 {
+			return fmt.Errorf("put: %v", r)
+		}
+		if !strings.Contains(first.Stdout.String(), "\tset\tk\tv") {
+			return errors.New("no change printed yet")
+		}
+		return nil
+	})
 	eventually(t, "a second watch refused while the first holds the tenant's only one", failoverTimeout, func() error {
 		if !first.Alive() {
 			t.Fatalf("the first watch ended: %v: %s", first.WaitErr(), first.Stderr.String())
