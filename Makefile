@@ -5,13 +5,19 @@ PKGS      := ./...
 FUZZTIME  ?= 30s
 SOAKTIME  ?= 10m
 TEST_TIMEOUT ?= 20m
+# The version `tenantkv version` and `tenantkv --version` print: git's name
+# of the commit built (the nearest tag, the commits since it and the commit,
+# -dirty with uncommitted changes; the commit alone without a tag), or "dev"
+# outside a git checkout. Set VERSION to override it.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
 
 .PHONY: all build run test test-short lint vet fuzz bench bench-smoke bench-store bench-etcd soak attacks clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/tenantkv
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tenantkv
 
 run: build
 	./$(BIN) serve --data ./data
@@ -70,5 +76,7 @@ attacks:
 	TENANTKV_ATTACK_FULL=1 TENANTKV_HISTORY_ATTACK_MB=56 TENANTKV_JOIN_ATTACK_MB=170 \
 		$(GO) test -count=1 -timeout 30m -v -run 'TestAttack' ./internal/proof/
 
+# What the README says: ./bin and ./data, nothing else (not the data
+# directories of other nodes, which may hold a cluster's only copy).
 clean:
-	rm -rf bin data data-*
+	rm -rf bin data

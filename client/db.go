@@ -55,53 +55,52 @@ type dialState struct {
 // leader: requests find it on their own, following redirects to nodes that
 // need not be in endpoints. Open fails with an error matching
 // ErrPermissionDenied when the token is refused, and with one matching
-// ErrUnavailable when no endpoint could be reached; it tries each endpoint
-// once and does not wait for one to come up.
+// ErrUnavailable when no endpoint could be reached: when every endpoint
+// refused or dropped the connection, it fails at once and does not wait
+// for one to come up. A node that answers that it cannot authenticate yet
+// (it just restarted and knows no leader, or has not caught up) is up but
+// not ready: while one does, Open tries the endpoints again, backing off
+// from 20ms to 500ms, until one accepts or ctx ends.
 func Open(ctx context.Context, endpoints []string, opts *Options) (*DB, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	eps := make([]string, 0, len(endpoints))
+	base := make([]string, 0, len(endpoints))
 	seen := make(map[string]bool)
 	for _, e := range endpoints {
 		if e != "" && !seen[e] {
 			seen[e] = true
-			eps = append(eps, e)
+			base = append(base, e)
 		}
 	}
-	if len(eps) == 0 {
+	if len(base) == 0 {
 		return nil, fmt.Errorf("%w: no endpoints", ErrInvalidArgument)
 	}
 	db := &DB{
 		opts:      opts.withDefaults(),
-		endpoints: eps,
+		endpoints: base,
 		conns:     make(map[string]*conn),
 		dials:     make(map[string]*dialState),
 	}
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 
 	var lastErr error
-	tried := map[string]bool{}
-	for i := 0; i < len(eps); i++ {
-		ep := eps[i]
-		tried[ep] = true
-		_, c, err := db.connect(ctx, ep)
+	for round := 1; ; round++ {
+		c, ep, waiting, err := db.openRound(ctx)
 		if err == nil {
 			db.tenant, db.operator = c.tenant, c.operator
 			db.cur = max(slices.Index(db.endpoints, ep), 0)
 			return db, nil
 		}
 		lastErr = err
-		if ctx.Err() != nil || !retryableDialError(err) {
+		if !waiting || ctx.Err() != nil || !retryableDialError(err) {
 			break
 		}
-		// A follower that cannot judge the token names the leader: ask it
-		// next, even if it is not among the endpoints.
-		var se *Error
-		if errors.As(err, &se) && se.leader != "" && !tried[se.leader] {
-			eps = append(eps[:i+1:i+1], append([]string{se.leader}, eps[i+1:]...)...)
+		db.opts.Logger.Debug("tenantkv: no endpoint ready yet; trying again", "round", round, "error", err)
+		if err := db.backoff(ctx, round+1, lastErr); err != nil {
+			lastErr = err
+			break
 		}
-		db.opts.Logger.Debug("tenantkv: endpoint unreachable", "addr", ep, "error", err)
 	}
 	db.Close()
 	var se *Error
@@ -109,6 +108,39 @@ func Open(ctx context.Context, endpoints []string, opts *Options) (*DB, error) {
 		return nil, lastErr
 	}
 	return nil, fmt.Errorf("%w: no endpoint reachable: %w", ErrUnavailable, lastErr)
+}
+
+// openRound tries each endpoint once, and the leader a follower names,
+// until one accepts the hello. It returns the connection and its endpoint,
+// or the last error and whether some node answered that it is up but not
+// ready (no leader known, not caught up), when it is worth another round.
+func (db *DB) openRound(ctx context.Context) (c *conn, ep string, waiting bool, err error) {
+	eps := slices.Clone(db.endpoints)
+	tried := map[string]bool{}
+	for i := 0; i < len(eps); i++ {
+		ep = eps[i]
+		tried[ep] = true
+		_, c, err = db.connect(ctx, ep)
+		if err == nil {
+			return c, ep, false, nil
+		}
+		if ctx.Err() != nil || !retryableDialError(err) {
+			return nil, ep, false, err
+		}
+		var se *Error
+		if errors.As(err, &se) {
+			// The node answered: it cannot serve yet, or it is not the
+			// leader and cannot judge the token. A follower that names
+			// the leader is asked next, even if it is not among the
+			// endpoints.
+			waiting = true
+			if se.leader != "" && !tried[se.leader] {
+				eps = append(eps[:i+1:i+1], append([]string{se.leader}, eps[i+1:]...)...)
+			}
+		}
+		db.opts.Logger.Debug("tenantkv: endpoint unreachable", "addr", ep, "error", err)
+	}
+	return nil, ep, waiting, err
 }
 
 // Close closes every connection and waits for the client's goroutines to

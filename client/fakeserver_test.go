@@ -41,7 +41,10 @@ type fakeServer struct {
 	conns          map[net.Conn]bool
 	reqs           []wire.Request // every request after the hello
 	hellos         int
-	inversions     int // responses written with an ID below an earlier one
+	// helloRefusals answers that many hellos more as a node that is up but
+	// not ready (no leader known) does.
+	helloRefusals int
+	inversions    int // responses written with an ID below an earlier one
 }
 
 type fakeIdentity struct {
@@ -200,7 +203,15 @@ func (s *fakeServer) serveConn(nc net.Conn) {
 	s.mu.Lock()
 	s.hellos++
 	id, ok := s.tokens[req.Token]
+	notReady := s.helloRefusals > 0
+	if notReady {
+		s.helloRefusals--
+	}
 	s.mu.Unlock()
+	if notReady {
+		s.write(fc, &wire.Response{ID: req.ID, Code: wire.CodeUnavailable, Msg: "node not ready to authenticate: try again or another node"})
+		return
+	}
 	if !ok || (!id.expires.IsZero() && time.Now().After(id.expires)) {
 		s.write(fc, &wire.Response{ID: req.ID, Code: wire.CodePermissionDenied, Msg: "invalid token"})
 		return

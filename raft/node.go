@@ -219,6 +219,7 @@ type Node struct {
 	// membership serialises this node's configuration changes (promote.go).
 	progress   *progressTracker
 	membership sync.Mutex
+	commits    leaderCommit // the leader's commit index, as it told this node (leadercommit.go)
 
 	observer *hraft.Observer
 	obsCh    chan hraft.Observation
@@ -352,6 +353,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	// sees how far they are in the answers to its AppendEntries.
 	n.progress = newProgressTracker(n.heartbeat)
 	n.trans = wrapProgress(n.trans, n.progress)
+	n.trans = wrapLeaderCommit(n.trans, &n.commits)
 	n.raft, err = hraft.NewRaft(rc, nodeFSM{m: n.fsm, n: n}, n.logs, durable, n.snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("raft: start: %w", err)

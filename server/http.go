@@ -14,24 +14,10 @@ func (s *Server) serveHTTP() {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.node.Err(); err != nil {
-			// The cause (paths, indexes) is in the node's log, not here:
-			// the HTTP address needs no token.
-			http.Error(w, "node stopped: its storage failed (see its log)", http.StatusServiceUnavailable)
-			return
-		}
-		if !s.started.Load() {
-			// Still in Start: a joining node waits there until it has
-			// caught up and been promoted to voter.
-			http.Error(w, "starting: catching up", http.StatusServiceUnavailable)
-			return
-		}
-		if s.node.IsNonvoter() {
-			http.Error(w, "catching up: non-voter, not yet promoted", http.StatusServiceUnavailable)
-			return
-		}
-		if id, _ := s.node.Leader(); id == "" {
-			http.Error(w, "no leader", http.StatusServiceUnavailable)
+		// Ready means able to serve: started, a leader known, caught up
+		// with it (ready.go).
+		if why := s.Readiness(); why != "" {
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

@@ -95,7 +95,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 0
 	}
 	if err != nil {
-		return benchUsageError(stderr, "bench: %v", err)
+		return benchUsageError(stderr, "bench: %v", flagError(fs, err))
 	}
 	if len(pos) > 0 {
 		return benchUsageError(stderr, "bench: unexpected argument %q", pos[0])

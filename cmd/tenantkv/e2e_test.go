@@ -184,7 +184,7 @@ func TestE2ESingleNode(t *testing.T) {
 		c := &clusterCLI{t: t, endpoints: c.endpoints, tokenFile: c.tokenFile}
 		c.fails(2, "tenantkv: unknown command", "frobnicate")
 		c.fails(2, "tenantkv: get: missing argument", "--tenant", "acme", "get")
-		c.fails(2, "tenantkv: flag provided but not defined", "--tenant", "acme", "get", "a", "--frob")
+		c.fails(2, "tenantkv: unknown flag --frob", "--tenant", "acme", "get", "a", "--frob")
 		c.fails(2, "tenantkv: no tenant given", "get", "a")
 		if r := c.run("", "put", "k"); !strings.Contains(r.stderr, "usage: tenantkv put KEY VALUE") {
 			t.Errorf("usage error without a usage line: %v", r)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -286,8 +287,14 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{nil, "no command given"},
 		{[]string{"--json"}, "no command given"},
-		{[]string{"--nope"}, "flag provided but not defined"},
+		{[]string{"--nope"}, "unknown flag --nope"},
+		{[]string{"--tenat", "acme", "get", "k"}, "unknown flag --tenat (did you mean --tenant?)"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"gte", "k"}, `unknown command "gte" (did you mean "get"?)`},
+		{[]string{"tenat", "create", "acme"}, `unknown command "tenat" (did you mean "tenant"?)`},
+		{[]string{"status"}, `unknown command "status" (did you mean "cluster status"?)`},
+		{[]string{"tenant", "craete", "acme"}, `unknown command "tenant craete" (did you mean "tenant create"?)`},
+		{[]string{"tenant", "to", "acme"}, `unknown command "tenant to" (did you mean "tenant token" or "tenant tokens"?)`},
 		{[]string{"tenant"}, `"tenant" needs a subcommand`},
 		{[]string{"tenant", "frob"}, `unknown command "tenant frob"`},
 		{[]string{"cluster"}, `"cluster" needs a subcommand`},
@@ -296,10 +303,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"put", "k"}, "put: missing argument"},
 		{[]string{"tenant", "create"}, "tenant create: missing argument"},
 		{[]string{"cluster", "remove"}, "cluster remove: missing argument"},
-		{[]string{"get", "k", "--bogus"}, "flag provided but not defined: -bogus"},
-		{[]string{"--bogus", "get", "k"}, "flag provided but not defined: -bogus"},
-		{[]string{"get", "k", "--tenant"}, "flag needs an argument: -tenant"},
-		{[]string{"get", "k", "--timeout", "soon"}, "invalid value"},
+		{[]string{"get", "k", "--bogus"}, "unknown flag --bogus"},
+		{[]string{"get", "k", "--tok", "x"}, "unknown flag --tok (did you mean --token or --token-file?)"},
+		{[]string{"tenant", "set", "acme", "--max-watch", "3"}, "unknown flag --max-watch (did you mean --max-watches?)"},
+		{[]string{"--bogus", "get", "k"}, "unknown flag --bogus"},
+		{[]string{"get", "k", "--tenant"}, "flag --tenant needs a value"},
+		{[]string{"get", "k", "--timeout", "soon"}, `--timeout: "soon" is not a duration such as 500ms`},
+		{[]string{"serve", "--insecure-peers=maybe"}, `--insecure-peers: "maybe" is not true or false`},
 		{[]string{"get", "k", "--timeout", "-1s"}, "--timeout: negative"},
 		{[]string{"get", "k", "--endpoints", ","}, "--endpoints: no address given"},
 		{[]string{"scan", "--prefix", "a", "--start", "b"}, "--prefix cannot be combined"},
@@ -311,7 +321,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--heartbeat-timeout", "2s"}, "ElectionTimeout 1s is shorter than HeartbeatTimeout 2s"},
 		{[]string{"serve", "--election-timeout", "1ms"}, "ElectionTimeout 1ms is below 5ms"},
 		{[]string{"serve", "--snapshot-interval", "-1s"}, "SnapshotInterval -1s is below 5ms"},
-		{[]string{"serve", "--snapshot-threshold", "-1"}, "invalid value"},
+		{[]string{"serve", "--snapshot-threshold", "-1"}, `--snapshot-threshold: "-1" is not a count`},
 		{[]string{"get", "k", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
 		{[]string{"--tls-key", "k.pem", "get", "k"}, "--tls-cert and --tls-key go together"},
 		{[]string{"help", "frob"}, `unknown command "frob"`},
@@ -320,7 +330,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"tenant", "set", "acme", "--state", "frozen"}, `--state: "frozen" is not one of`},
 		{[]string{"tenant", "set", "acme", "--label", "a=1", "--remove-label", "a"}, `label "a" is both set and removed`},
 		{[]string{"tenant", "set", "acme", "--label", "a=", "--label", "b=2", "--remove-label", "b"}, `label "b" is both set and removed`},
-		{[]string{"tenant", "set", "acme", "--max-keys", "-1"}, "invalid value"},
+		{[]string{"tenant", "set", "acme", "--max-keys", "-1"}, `--max-keys: "-1" is not a count`},
 		{[]string{"tenant", "create", "acme", "--label", "novalue"}, `"novalue" is not KEY=VALUE`},
 		{[]string{"tenant", "create", "acme", "--label", "=v"}, `"=v" is not KEY=VALUE`},
 		{[]string{"tenant", "list", "--state", "gone"}, `--state: "gone" is not one of`},
@@ -345,8 +355,15 @@ func TestUsageErrors(t *testing.T) {
 		if stdout != "" {
 			t.Errorf("tenantkv %q: stdout %q, want nothing", tt.args, stdout)
 		}
+		// Flags are spelt as the help spells them, with two dashes.
+		if m := singleDashFlag.FindString(first); m != "" {
+			t.Errorf("tenantkv %q: %q spells a flag with one dash: %q", tt.args, first, m)
+		}
 	}
 }
+
+// singleDashFlag finds a flag name after one dash, such as " -timeout".
+var singleDashFlag = regexp.MustCompile(`(^|[\s:])-[a-z][a-z-]+`)
 
 func TestHelpAndVersion(t *testing.T) {
 	tests := []struct {
@@ -369,7 +386,10 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"help", "token"}, []string{"usage: tenantkv token create [--ttl D]", "usage: tenantkv token revoke TOKEN-ID"}},
 		{[]string{"serve", "--help"}, []string{"--join ADDR", "TENANTKV_NODE_ID", "default 127.0.0.1:7400"}},
 		{[]string{"version"}, []string{"tenantkv ", "go1."}},
-		{[]string{"--json", "version"}, []string{"tenantkv "}},
+		{[]string{"--json", "version"}, []string{`"version": "`, `"go": "go1.`}},
+		{[]string{"--version"}, []string{"tenantkv ", "go1."}},
+		{[]string{"--json", "--version"}, []string{`"version": "`}},
+		{[]string{"help", "tenant", "set"}, []string{"--max-watches N"}},
 	}
 	for _, tt := range tests {
 		code, stdout, stderr := runCLI(t, envMap(), "", tt.args...)
@@ -380,6 +400,24 @@ func TestHelpAndVersion(t *testing.T) {
 			if !strings.Contains(stdout, w) {
 				t.Errorf("tenantkv %q: %q not in output:\n%s", tt.args, w, stdout)
 			}
+		}
+	}
+}
+
+// TestVersionFlag checks that --version is the version command, with the
+// version stamped at link time when there is one.
+func TestVersionFlag(t *testing.T) {
+	for _, v := range []string{"", "v1.2.3-4-gabcdef012345"} {
+		old := version
+		version = v
+		_, cmdOut, _ := runCLI(t, envMap(), "", "version")
+		code, flagOut, stderr := runCLI(t, envMap(), "", "--version")
+		version = old
+		if code != 0 || stderr != "" || flagOut != cmdOut {
+			t.Errorf("version %q: --version printed %q (exit %d, stderr %q), version printed %q", v, flagOut, code, stderr, cmdOut)
+		}
+		if v != "" && !strings.HasPrefix(cmdOut, "tenantkv "+v+" go1.") {
+			t.Errorf("stamped version %q: printed %q", v, cmdOut)
 		}
 	}
 }

@@ -17,8 +17,10 @@ import (
 	"github.com/tenantkv/tenantkv/client"
 )
 
-// version is set at link time (-ldflags "-X main.version=v1.2.3"); when
-// empty, the module version and VCS revision of the build are shown.
+// version is set at link time: `make build` passes git's name of the
+// commit (-ldflags "-X main.version=$(git describe --tags --always
+// --dirty)"). When empty (go build, go install), the module version and
+// VCS revision of the build are shown.
 var version string
 
 func main() {
@@ -71,7 +73,8 @@ var commands = []*command{
 	watchCommand,
 	{path: "cluster status", summary: "show the members and the leader", setup: noFlags(clusterStatus)},
 	{path: "cluster remove", args: "NODE-ID", summary: "remove a node from the cluster", minArgs: 1, maxArgs: 1, setup: noFlags(clusterRemove)},
-	{path: "version", summary: "print the version", setup: noFlags(printVersion)},
+	completionCommand,
+	{path: "version", summary: "print the version (also tenantkv --version)", setup: noFlags(printVersion)},
 	{path: "help", args: "[COMMAND]", summary: "show help for tenantkv or a command", maxArgs: 2},
 }
 
@@ -161,23 +164,34 @@ func (x *cli) dispatch(ctx context.Context, args []string) error {
 func (x *cli) parse(args []string) (cmd *command, runCmd runFunc, pos []string, err error) {
 	words, rest := splitCommand(args)
 	if len(words) == 0 {
-		// Only flags: -h asks for help, anything else is a mistake.
+		// Only flags: -h asks for help and --version is the version
+		// command; anything else is a mistake.
 		fs := newFlagSet("tenantkv")
 		x.g.register(fs, x.env)
+		showVersion := fs.Bool("version", false, "print the version")
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, nil, nil, err
 			}
-			return nil, nil, nil, usagef(nil, "%v", err)
+			return nil, nil, nil, usagef(nil, "%v", flagError(fs, err))
+		}
+		if *showVersion {
+			x.cmd = lookup([]string{"version"})
+			return x.cmd, printVersion, nil, nil
 		}
 		return nil, nil, nil, usagef(nil, "no command given")
 	}
 	cmd = lookup(words)
 	if cmd == nil {
+		if err := leadingFlagError(args, x.env); err != nil {
+			// "--tenat acme get k": the unknown flag made "acme" look like
+			// the command; the flag is the mistake.
+			return nil, nil, nil, err
+		}
 		if isGroup(words[0]) && len(words) == 1 {
 			return nil, nil, nil, usagef(nil, "%q needs a subcommand: %s", words[0], strings.Join(subcommands(words[0]), ", "))
 		}
-		return nil, nil, nil, usagef(nil, "unknown command %q", strings.Join(words, " "))
+		return nil, nil, nil, unknownCommand(words)
 	}
 
 	x.cmd = cmd
@@ -191,7 +205,7 @@ func (x *cli) parse(args []string) (cmd *command, runCmd runFunc, pos []string, 
 		if errors.Is(err, flag.ErrHelp) {
 			return cmd, nil, nil, err
 		}
-		return cmd, nil, nil, usagef(cmd, "%v", err)
+		return cmd, nil, nil, usagef(cmd, "%v", flagError(fs, err))
 	}
 	fs.Visit(func(f *flag.Flag) { x.set[f.Name] = true })
 	switch {
@@ -230,10 +244,20 @@ func (x *cli) help(words []string) error {
 		}
 		return nil
 	}
-	return usagef(nil, "unknown command %q", strings.Join(words, " "))
+	return unknownCommand(words)
 }
 
+// printVersion is `tenantkv version` and `tenantkv --version`: one line,
+// or with --json one object.
 func printVersion(_ context.Context, x *cli, _ []string) error {
+	if x.g.json {
+		return writeJSON(x.stdout, struct {
+			Version string `json:"version"`
+			Go      string `json:"go"`
+			OS      string `json:"os"`
+			Arch    string `json:"arch"`
+		}{versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH})
+	}
 	fmt.Fprintf(x.stdout, "tenantkv %s %s %s/%s\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }

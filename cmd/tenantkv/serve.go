@@ -27,8 +27,11 @@ DIR/operator.token (mode 0600). With --join, a node with an empty data
 directory asks those members to add it, authenticated with an operator token
 (--token, --token-file, TENANTKV_TOKEN, TENANTKV_TOKEN_FILE or
 ./data/operator.token). A node that has data rejoins its cluster on its own.
-It prints one line on stdout when it is ready (a joining node: once it has
-caught up with the leader and been promoted from non-voter to voter), logs to stderr, and shuts down
+It prints one line on stdout when it is ready: once it knows a leader and
+has caught up with it (a joining node: once it has caught up with the leader
+and been promoted from non-voter to voter); until then it answers clients
+"not ready" and /readyz 503 with the reason. It logs to stderr
+(--log-format text or json), and shuts down
 gracefully on SIGINT or SIGTERM, for at most --shutdown-timeout (then it exits
 anyway, with status 1: the raft log replays on restart). The data directory
 and its files are made private to the user (0700, 0600). /metrics names
@@ -77,6 +80,7 @@ func envName(flagName string) string {
 type serveFlags struct {
 	cfg            server.Config
 	join, logLevel string
+	logFormat      string // --log-format: text or json
 	// shutdownTimeout bounds a graceful stop (--shutdown-timeout).
 	shutdownTimeout time.Duration
 	// envErrs are environment variables that do not parse, by flag name;
@@ -161,6 +165,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	count(&cfg.MaxConnectionsPerTenant, "max-connections-per-tenant", "accept at most `N` connections of one tenant; a tenant's max_connections limit overrides it; 0: a quarter of --max-connections")
 	dur(&cfg.IdleTimeout, "idle-timeout", "close an authenticated connection that sent nothing for `D` (the client library pings within it); 0: 5m")
 	str(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	str(&f.logFormat, "log-format", logFormatText, "log `FORMAT` on stderr: text (key=value lines) or json (one object per line)")
 	boolean(&cfg.Debug, "debug", "serve /debug/pprof/* and POST /debug/flush on --http, without authentication")
 	boolean(&cfg.MetricsTenantLabels, "metrics-tenant-labels", "serve the per-tenant series of /metrics (tenant names, traffic, usage) to every scrape, not only to one with an operator token")
 	f.shutdownTimeout = defaultShutdownTimeout
@@ -208,6 +213,10 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return cfg, usagef(x.cmd, "--log-level: %q is not one of debug, info, warn, error", f.logLevel)
 	}
+	logger, err := newLogger(x.stderr, f.logFormat, level)
+	if err != nil {
+		return cfg, usagef(x.cmd, "%v", err)
+	}
 	cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCAFile = x.g.tlsCert, x.g.tlsKey, x.g.tlsCA
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return cfg, usagef(x.cmd, "%v", errTLSPair)
@@ -231,7 +240,7 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 		}
 		cfg.JoinToken = tok
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(x.stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = logger
 	return cfg, nil
 }
 
@@ -253,9 +262,20 @@ func setupServe(fs *flag.FlagSet, env func(string) string) runFunc {
 			}
 			return err
 		}
-		fmt.Fprintf(x.stdout, "tenantkv: node %s ready: clients on %s, raft on %s, http on %s, data in %s, %s\n",
-			srv.NodeID(), srv.Addr(), srv.RaftAddr(), orDash(srv.HTTPAddr()), cfg.DataDir,
-			operatorTokenNote(cfg.DataDir))
+		// The node's own lines name it; so do this command's from here on.
+		cfg.Logger = cfg.Logger.With("node", srv.NodeID())
+		// Started is not ready: a node that restarted listens (and answers
+		// "not ready") until a leader is known and it has caught up with
+		// it. The ready line promises that it can serve.
+		if why := srv.Readiness(); why != "" {
+			cfg.Logger.Info("started; the ready line follows once a leader is known and this node has caught up with it", "waiting_for", why)
+		}
+		if srv.WaitReady(ctx) == nil {
+			cfg.Logger.Info("ready")
+			fmt.Fprintf(x.stdout, "tenantkv: node %s ready: clients on %s, raft on %s, http on %s, data in %s, %s\n",
+				srv.NodeID(), srv.Addr(), srv.RaftAddr(), orDash(srv.HTTPAddr()), cfg.DataDir,
+				operatorTokenNote(cfg.DataDir))
+		}
 		select {
 		case <-ctx.Done():
 			cfg.Logger.Info("shutting down", "cause", context.Cause(ctx), "timeout", f.shutdownTimeout)

@@ -20,12 +20,12 @@ import (
 // `tenant set`.
 type tenantConfigFlags struct {
 	maxBytes, maxKeys, opsPerSec, burst, maxConcurrent uint64
-	maxConnections                                     uint64
+	maxConnections, maxWatches                         uint64
 	labels                                             labelFlag
 }
 
 // limitFlagNames are the limit flags, in the order help shows them.
-var limitFlagNames = []string{"max-bytes", "max-keys", "ops-per-sec", "burst", "max-concurrent", "max-connections"}
+var limitFlagNames = []string{"max-bytes", "max-keys", "ops-per-sec", "burst", "max-concurrent", "max-connections", "max-watches"}
 
 func (f *tenantConfigFlags) register(fs *flag.FlagSet, zeroMeans string) {
 	fs.Uint64Var(&f.maxBytes, "max-bytes", 0, "store at most `N` logical bytes (keys + values); 0: "+zeroMeans)
@@ -34,6 +34,7 @@ func (f *tenantConfigFlags) register(fs *flag.FlagSet, zeroMeans string) {
 	fs.Uint64Var(&f.burst, "burst", 0, "allow `N` requests above --ops-per-sec in a burst; 0: "+zeroMeans)
 	fs.Uint64Var(&f.maxConcurrent, "max-concurrent", 0, "serve at most `N` requests at once; 0: "+zeroMeans)
 	fs.Uint64Var(&f.maxConnections, "max-connections", 0, "accept at most `N` connections of the tenant on each node; 0: the node's --max-connections-per-tenant")
+	fs.Uint64Var(&f.maxWatches, "max-watches", 0, "let the tenant have at most `N` watches open at once on each node; 0: the default, 100")
 	f.labels = labelFlag{}
 	fs.Var(f.labels, "label", "set the label `KEY=VALUE`; repeatable")
 }
@@ -59,10 +60,11 @@ func (l labelFlag) Set(s string) error {
 
 var tenantCreateCommand = &command{
 	path:    "tenant create",
-	args:    "NAME [--max-bytes N] [--max-keys N] [--ops-per-sec N] [--burst N] [--max-concurrent N] [--max-connections N] [--label K=V]...",
+	args:    "NAME [--max-bytes N] [--max-keys N] [--ops-per-sec N] [--burst N] [--max-concurrent N] [--max-connections N] [--max-watches N] [--label K=V]...",
 	summary: "create a tenant, with limits and labels",
 	long: `NAME is 1-63 of a-z, 0-9 and '-', not starting or ending with '-'. Limits
-left out (or 0) mean unlimited. Storage limits are exact: a write that would
+left out (or 0) mean unlimited, but --max-connections (0: the node's
+--max-connections-per-tenant) and --max-watches (0: 100 per node). Storage limits are exact: a write that would
 take the tenant past --max-bytes (keys plus values) or --max-keys is refused
 as a whole; deletes are always allowed.
 `,
@@ -76,7 +78,7 @@ func setupTenantCreate(fs *flag.FlagSet, _ func(string) string) runFunc {
 	return func(ctx context.Context, x *cli, args []string) error {
 		cfg := &client.TenantConfig{
 			MaxBytes: f.maxBytes, MaxKeys: f.maxKeys, OpsPerSec: f.opsPerSec, Burst: f.burst,
-			MaxConcurrent: f.maxConcurrent, MaxConnections: f.maxConnections,
+			MaxConcurrent: f.maxConcurrent, MaxConnections: f.maxConnections, MaxWatches: f.maxWatches,
 		}
 		if len(f.labels) > 0 {
 			cfg.Labels = f.labels
@@ -94,11 +96,12 @@ func setupTenantCreate(fs *flag.FlagSet, _ func(string) string) runFunc {
 
 var tenantSetCommand = &command{
 	path:    "tenant set",
-	args:    "NAME [--state S] [--max-bytes N] [--max-keys N] [--ops-per-sec N] [--burst N] [--max-concurrent N] [--max-connections N] [--clear-labels] [--label K=V]... [--remove-label K]...",
+	args:    "NAME [--state S] [--max-bytes N] [--max-keys N] [--ops-per-sec N] [--burst N] [--max-concurrent N] [--max-connections N] [--max-watches N] [--clear-labels] [--label K=V]... [--remove-label K]...",
 	summary: "change a tenant's state, limits or labels",
 	long: `Only what is given changes. --state is active, read-only (reads allowed,
 writes refused) or locked (everything refused); a change of state takes effect
-at once on every node. A limit of 0 removes that limit. --label K=V sets one
+at once on every node. A limit of 0 removes that limit (--max-connections and
+--max-watches go back to the node's default). --label K=V sets one
 label, and --label K= (an empty value) or --remove-label K removes one; the
 tenant's other labels are kept (they are read and written back whole: a
 concurrent change of labels may be lost). --clear-labels removes every label
@@ -128,6 +131,7 @@ func setupTenantSet(fs *flag.FlagSet, _ func(string) string) runFunc {
 			{"max-bytes", &u.MaxBytes, f.maxBytes}, {"max-keys", &u.MaxKeys, f.maxKeys},
 			{"ops-per-sec", &u.OpsPerSec, f.opsPerSec}, {"burst", &u.Burst, f.burst},
 			{"max-concurrent", &u.MaxConcurrent, f.maxConcurrent}, {"max-connections", &u.MaxConnections, f.maxConnections},
+			{"max-watches", &u.MaxWatches, f.maxWatches},
 		} {
 			if x.set[lf.name] {
 				*lf.dst = &lf.v

@@ -202,6 +202,34 @@ func (p *Process) WaitReady(ctx context.Context) error { return p.waitReady(ctx,
 // WaitReadyLine waits for the ready line only.
 func (p *Process) WaitReadyLine(ctx context.Context) error { return p.waitReady(ctx, false) }
 
+// WaitStarted waits until the node has started (it logged "serving":
+// it listens and runs raft), ready or not.
+func (p *Process) WaitStarted(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
+	defer cancel()
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
+	for {
+		if line := ReadyLine(p.Stdout.String()); line != "" {
+			p.parseReadyLine(line)
+			return nil
+		}
+		if e := p.Stderr.String(); strings.Contains(e, "msg=serving ") || strings.Contains(e, `"msg":"serving"`) {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			if strings.Contains(p.Stderr.String(), "address already in use") {
+				return fmt.Errorf("%s: %w", p.Name, ErrAddrInUse)
+			}
+			return fmt.Errorf("%s exited before it started: %v: %s", p.Name, p.waitErr, Tail(p.Stderr.String(), 2000))
+		case <-ctx.Done():
+			return fmt.Errorf("%s not started after %v: %s", p.Name, ReadyTimeout, Tail(p.Stderr.String(), 2000))
+		case <-tick.C:
+		}
+	}
+}
+
 func (p *Process) waitReady(ctx context.Context, readyz bool) error {
 	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	defer cancel()

@@ -131,7 +131,10 @@ func (c *Procs) AddNode() (*ProcNode, error) {
 
 // Start launches nd on its directory and ports and waits for its ready
 // line (not for /readyz: tests look at what the line promises).
-func (c *Procs) Start(nd *ProcNode) error {
+func (c *Procs) Start(nd *ProcNode) error { return c.start(nd, (*Process).WaitReadyLine) }
+
+// start launches nd and waits with wait.
+func (c *Procs) start(nd *ProcNode, wait func(*Process, context.Context) error) error {
 	args := []string{"serve", "--data", nd.Dir, "--node-id", nd.ID, "--listen", nd.Listen, "--raft", nd.Raft, "--http", nd.HTTP}
 	args = append(args, ServeFlags()...)
 	if nd.Index > 0 {
@@ -157,7 +160,7 @@ func (c *Procs) Start(nd *ProcNode) error {
 			nd.unexpected = fmt.Sprintf("%v; stderr: %s", p.waitErr, Tail(p.Stderr.String(), 2000))
 		}
 	}()
-	if err := p.WaitReadyLine(context.Background()); err != nil {
+	if err := wait(p, context.Background()); err != nil {
 		p.Kill()
 		return err
 	}
@@ -197,12 +200,14 @@ func (c *Procs) Stop(nd *ProcNode) error {
 }
 
 // Restart starts a dead node again on its directory and ports, retrying
-// while a port is still held.
+// while a port is still held. It waits until the node has started, not
+// until it is ready: a restarted node prints its ready line only once it
+// knows a leader, which a node restarted while a quorum is down does not.
 func (c *Procs) Restart(ctx context.Context, nd *ProcNode) error {
 	if nd.Alive() {
 		return nil
 	}
-	return RetryAddrInUse(ctx, func() error { return c.Start(nd) })
+	return RetryAddrInUse(ctx, func() error { return c.start(nd, (*Process).WaitStarted) })
 }
 
 // Close kills every node; the test's end calls it.
