@@ -26,9 +26,9 @@ type Metrics struct {
 	Term, CommitIndex, LastLogIndex, AppliedIndex uint64
 	// LeaderKnown is whether the node knows a leader (itself included).
 	LeaderKnown bool
-	// LastContact is, on a follower, how long ago the leader was last
-	// heard from; on the leader, how long ago it last confirmed that a
-	// quorum heard from it (its lease check). -1 when never.
+	// LastContact is, on a follower or candidate, how long ago a leader
+	// (or a candidate it voted for) was last heard from; 0 on the leader,
+	// as in hashicorp/raft's Stats. -1 when never.
 	LastContact time.Duration
 	// LeaderChanges counts the times this node saw a new leader (itself
 	// included) since it started.
@@ -129,7 +129,9 @@ func (n *Node) Metrics() Metrics {
 	}
 	id, _ := n.Leader()
 	m.LeaderKnown = id != ""
-	if t := n.raft.LastContact(); !t.IsZero() {
+	if m.State == "leader" {
+		m.LastContact = 0
+	} else if t := n.raft.LastContact(); !t.IsZero() {
 		m.LastContact = max(time.Since(t), 0)
 	}
 	if n.meters.log != nil {

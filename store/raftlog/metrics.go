@@ -11,7 +11,7 @@ import (
 type Metrics struct {
 	// L0Files and L0Sublevels describe level 0, where flushed memtables
 	// land: many sublevels mean every read looks at many tables, and
-	// Pebble throttles writes when they grow.
+	// Pebble stops writes when they reach its L0StopWritesThreshold.
 	L0Files     int64
 	L0Sublevels int64
 	// ReadAmp is the read amplification: L0's sublevels plus every
@@ -28,7 +28,8 @@ type Metrics struct {
 	// MemTableBytes is the size of the memtables, the mutable one and
 	// those waiting for a flush.
 	MemTableBytes uint64
-	// WALBytes is the physical size of the live write-ahead log files;
+	// WALBytes is the live data in the write-ahead log: what is not yet
+	// flushed into tables, and would be replayed by a restart.
 	// WALBytesWritten counts the bytes written to the WAL since Open.
 	WALBytes        uint64
 	WALBytesWritten uint64
@@ -74,7 +75,7 @@ func (l *Log) Metrics() (Metrics, error) {
 		CompactionsInProgress: m.Compact.NumInProgress,
 		Flushes:               m.Flush.Count,
 		MemTableBytes:         m.MemTable.Size,
-		WALBytes:              m.WAL.PhysicalSize,
+		WALBytes:              m.WAL.Size,
 		WALBytesWritten:       m.WAL.BytesWritten,
 		DiskUsageBytes:        m.DiskSpaceUsage(),
 		BlockCacheHits:        m.BlockCache.Hits,
