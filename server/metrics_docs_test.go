@@ -434,11 +434,11 @@ func TestDashboardUsesListedSeries(t *testing.T) {
 		RefID string `json:"refId"`
 	}
 	type panel struct {
-		ID      int      `json:"id"`
-		Type    string   `json:"type"`
-		Title   string   `json:"title"`
+		ID      int                       `json:"id"`
+		Type    string                    `json:"type"`
+		Title   string                    `json:"title"`
 		GridPos *struct{ H, W, X, Y int } `json:"gridPos"`
-		Targets []target `json:"targets"`
+		Targets []target                  `json:"targets"`
 	}
 	var dash struct {
 		Title         string  `json:"title"`

@@ -12,7 +12,7 @@ import (
 )
 
 // requestMeters time every request a connection hands to handle, by
-// operation, and count the answers by code. Observing costs four atomic
+// operation, and count the answers by code. Observing costs three atomic
 // additions and no allocation (BenchmarkRequestObserve), so every request
 // is timed; nothing here names a tenant, so the series go to every scrape.
 // The zero value is ready. It is safe for concurrent use.
