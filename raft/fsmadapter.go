@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/tenantkv/tenantkv/internal/latency"
 	"github.com/tenantkv/tenantkv/raft/fsm"
 )
 
@@ -42,13 +44,18 @@ func (f nodeFSM) Snapshot() (hraft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w: %v", ErrShutdown, err)
 	}
-	return fsmSnapshot{s}, nil
+	return fsmSnapshot{s: s, took: &f.n.meters.snapshots}, nil
 }
 
-// fsmSnapshot streams a state machine snapshot into a raft snapshot sink.
-type fsmSnapshot struct{ s *fsm.Snapshot }
+// fsmSnapshot streams a state machine snapshot into a raft snapshot sink,
+// timing it for Metrics.
+type fsmSnapshot struct {
+	s    *fsm.Snapshot
+	took *latency.Histogram
+}
 
 func (s fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
+	defer s.took.ObserveSince(time.Now())
 	if _, err := s.s.WriteTo(sink); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("raft: %w", err)

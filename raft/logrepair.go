@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	hraft "github.com/hashicorp/raft"
 )
@@ -65,6 +66,7 @@ func (s *snapshotTracker) lastOpened() *hraft.SnapshotMeta {
 
 // Restore restores the store, then makes the log agree with the snapshot.
 func (f nodeFSM) Restore(rc io.ReadCloser) error {
+	defer f.n.meters.restores.ObserveSince(time.Now())
 	defer rc.Close()
 	if err := f.m.Restore(rc); err != nil {
 		return err

@@ -201,6 +201,7 @@ type Node struct {
 	closeLogs func() error       // closes the log and the stable store
 	logs      *repairingLogStore // over a cache over failStopLogStore over the log; what raft uses
 	snaps     *snapshotTracker
+	meters    nodeMeters // for Metrics (metrics.go)
 
 	// peerStream is the transport's TLS stream layer; nil without PeerTLS.
 	peerStream *tlsStreamLayer
@@ -311,7 +312,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		disk = &faultyLogStore{inner: stores, hook: cfg.LogFaults}
 	}
 	durable := &failStopLogStore{inner: disk, stop: n.fatal}
-	cache, err := hraft.NewLogCache(logCacheSize, durable)
+	cache, err := hraft.NewLogCache(logCacheSize, n.meters.wrapLog(durable, stores))
 	if err != nil {
 		return nil, fmt.Errorf("raft: log cache: %w", err)
 	}
@@ -361,6 +362,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	lastIndex := n.raft.LastIndex
 	n.progress.lastIndex.Store(&lastIndex)
 	closers = append(closers, func() { _ = n.raft.Shutdown().Error() })
+	n.meters.watch(n.raft)
 
 	if cfg.Bootstrap && !hasState {
 		conf := hraft.Configuration{Servers: []hraft.Server{{

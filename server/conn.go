@@ -220,7 +220,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		c.inFlight.Add(1)
 		go func() {
 			defer func() { <-c.sem; c.inFlight.Add(-1); c.wg.Done() }()
+			start := time.Now()
 			resp := c.srv.handle(c.ctx, c.p, req)
+			c.srv.requests.observe(req.Op, resp.Code, time.Since(start))
 			resp.ID = req.ID
 			req = nil
 			c.uncharge(decodeCharge)

@@ -282,6 +282,7 @@ type Server struct {
 	exports        exports
 	caught         atomic.Bool // caughtUp succeeded once since start
 	usage          *usageTracker
+	requests       requestMeters        // latency by operation, answers by code (metrics_requests.go)
 	registry       *prometheus.Registry // node-level series, served to every scrape
 	tenantRegistry *prometheus.Registry // per-tenant series (metrics.go)
 	watches        watchHub             // watch.go
@@ -406,10 +407,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.store = s.node.Store()
-	s.usage = newUsageTracker(s.tenantName, s.exactUsage)
+	s.usage = newUsageTracker(s.tenantName, s.tenantUsageOf)
 	s.registry = prometheus.NewRegistry()
-	s.registry.MustRegister(collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), nodeCollector{s}, connCollector{s})
+	s.registry.MustRegister(goCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), nodeCollector{s}, connCollector{s}, &s.requests)
 	s.tenantRegistry = prometheus.NewRegistry()
 	s.tenantRegistry.MustRegister(s.usage)
 	s.wg.Add(3)

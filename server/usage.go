@@ -67,13 +67,15 @@ type usageTracker struct {
 	// names resolves a tenant ID to its current name at scrape time, so a
 	// rename shows at once; it returns false for a deleted tenant.
 	names func(keyspace.TenantID) (string, bool)
-	// exact returns the FSM's exact logical bytes and key count.
-	exact func(keyspace.TenantID) (bytes, keys uint64)
+	// exact returns the FSM's exact logical bytes and key count, and the
+	// tenant's quotas (metrics.go).
+	exact func(keyspace.TenantID) tenantUsage
 
 	reqDesc, readDesc, writeDesc, latDesc, bytesDesc, keysDesc *prometheus.Desc
+	quotaBytesDesc, quotaKeysDesc                              *prometheus.Desc
 }
 
-func newUsageTracker(names func(keyspace.TenantID) (string, bool), exact func(keyspace.TenantID) (uint64, uint64)) *usageTracker {
+func newUsageTracker(names func(keyspace.TenantID) (string, bool), exact func(keyspace.TenantID) tenantUsage) *usageTracker {
 	return &usageTracker{
 		names: names,
 		exact: exact,
@@ -89,6 +91,10 @@ func newUsageTracker(names func(keyspace.TenantID) (string, bool), exact func(ke
 			"Exact logical bytes (keys and values) stored by the tenant.", []string{"tenant"}, nil),
 		keysDesc: prometheus.NewDesc("tenantkv_tenant_keys",
 			"Exact number of keys stored by the tenant.", []string{"tenant"}, nil),
+		quotaBytesDesc: prometheus.NewDesc("tenantkv_tenant_quota_bytes",
+			"The tenant's quota of logical bytes; absent when it has none.", []string{"tenant"}, nil),
+		quotaKeysDesc: prometheus.NewDesc("tenantkv_tenant_quota_keys",
+			"The tenant's quota of keys; absent when it has none.", []string{"tenant"}, nil),
 	}
 }
 
@@ -145,7 +151,7 @@ func (u *usageTracker) snapshotFor(id keyspace.TenantID) (reads, writes, bytesRe
 
 // Describe implements prometheus.Collector.
 func (u *usageTracker) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{u.reqDesc, u.readDesc, u.writeDesc, u.latDesc, u.bytesDesc, u.keysDesc} {
+	for _, d := range []*prometheus.Desc{u.reqDesc, u.readDesc, u.writeDesc, u.latDesc, u.bytesDesc, u.keysDesc, u.quotaBytesDesc, u.quotaKeysDesc} {
 		ch <- d
 	}
 }
@@ -186,9 +192,15 @@ func (u *usageTracker) Collect(ch chan<- prometheus.Metric) {
 		one := new(aggregate)
 		one.add(l.stats)
 		u.emit(ch, l.name, one)
-		b, k := u.exact(l.id)
-		ch <- prometheus.MustNewConstMetric(u.bytesDesc, prometheus.GaugeValue, float64(b), l.name)
-		ch <- prometheus.MustNewConstMetric(u.keysDesc, prometheus.GaugeValue, float64(k), l.name)
+		x := u.exact(l.id)
+		ch <- prometheus.MustNewConstMetric(u.bytesDesc, prometheus.GaugeValue, float64(x.bytes), l.name)
+		ch <- prometheus.MustNewConstMetric(u.keysDesc, prometheus.GaugeValue, float64(x.keys), l.name)
+		if x.maxBytes > 0 {
+			ch <- prometheus.MustNewConstMetric(u.quotaBytesDesc, prometheus.GaugeValue, float64(x.maxBytes), l.name)
+		}
+		if x.maxKeys > 0 {
+			ch <- prometheus.MustNewConstMetric(u.quotaKeysDesc, prometheus.GaugeValue, float64(x.maxKeys), l.name)
+		}
 	}
 	if len(all) > maxNamedTenants {
 		u.emit(ch, "other", other)
