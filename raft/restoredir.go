@@ -1,0 +1,135 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	hraft "github.com/hashicorp/raft"
+)
+
+// # A raft directory restored from a backup
+//
+// A node restored from a backup starts as the only voter of a new cluster
+// whose state machine already holds the backup. Its raft directory is
+// written as raft itself would leave it after installing a snapshot: the
+// snapshot (the backup's whole-store stream, which is what a raft snapshot
+// of this state machine holds) at the backup's applied index and term, with
+// the configuration this node alone, an empty log, and the term in raft.db,
+// so that its first election is of a later term than the snapshot's. The
+// store beside it is restored from the same stream (the caller's job), so
+// that the node starts without restoring anything (restoreOnStart: the
+// store is at the snapshot's index), and a node that joins later is sent
+// the snapshot.
+
+// RestoreTarget describes the raft state a restore writes.
+type RestoreTarget struct {
+	// Dir is the raft directory to create (a data directory's "raft"); it
+	// must not exist or be empty.
+	Dir string
+	// ID and RaftAddr are the node's raft ID and the raft address others
+	// dial (its --raft, or --raft-advertise): the configuration's only
+	// server.
+	ID, RaftAddr string
+	// Index and Term are the backup's applied index and that entry's term.
+	Index, Term uint64
+	// RaftLog names the raft log's store, as Config.RaftLog; empty means
+	// DefaultRaftLog.
+	RaftLog string
+}
+
+// RestoreWriter receives the content of the snapshot a restored node
+// starts from: the backup's whole-store stream. Commit makes the directory
+// whole; until then it is not a raft directory a node would start from.
+type RestoreWriter struct {
+	t    RestoreTarget
+	kind string
+	sink hraft.SnapshotSink
+	done bool
+}
+
+// CreateRestore starts writing the raft directory of a restored node.
+func CreateRestore(t RestoreTarget) (*RestoreWriter, error) {
+	if t.ID == "" {
+		return nil, errors.New("raft: restore: empty node ID")
+	}
+	if host, port, err := net.SplitHostPort(t.RaftAddr); err != nil || host == "" || port == "" || port == "0" {
+		return nil, fmt.Errorf("raft: restore: raft address %q is not a host:port peers can dial", t.RaftAddr)
+	}
+	if t.Index == 0 || t.Term == 0 {
+		return nil, fmt.Errorf("raft: restore: snapshot at index %d, term %d", t.Index, t.Term)
+	}
+	if err := ValidRaftLog(t.RaftLog); err != nil {
+		return nil, err
+	}
+	if entries, err := os.ReadDir(t.Dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("raft: restore: %s is not empty", t.Dir)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("raft: restore: %w", err)
+	}
+	if err := os.MkdirAll(t.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft: restore: %w", err)
+	}
+	kind, err := resolveLogKind(t.Dir, t.RaftLog)
+	if err != nil {
+		return nil, err
+	}
+	hlog := newHCLogAdapter(slog.New(slog.DiscardHandler), "raft")
+	files, err := hraft.NewFileSnapshotStoreWithLogger(t.Dir, snapshotsRetained, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("raft: restore: open snapshot store in %s: %w", t.Dir, err)
+	}
+	// The snapshot's metadata encodes the peers through a transport; raft's
+	// TCP transport encodes an address as its bytes, as the in-memory one
+	// does, so a throwaway in-memory transport writes the same metadata.
+	_, trans := hraft.NewInmemTransport(hraft.ServerAddress(t.RaftAddr))
+	defer trans.Close()
+	conf := hraft.Configuration{Servers: []hraft.Server{{
+		Suffrage: hraft.Voter, ID: hraft.ServerID(t.ID), Address: hraft.ServerAddress(t.RaftAddr),
+	}}}
+	sink, err := files.Create(1, t.Index, t.Term, conf, t.Index, trans)
+	if err != nil {
+		return nil, fmt.Errorf("raft: restore: create snapshot: %w", err)
+	}
+	return &RestoreWriter{t: t, kind: kind, sink: sink}, nil
+}
+
+// Write appends to the snapshot's content.
+func (w *RestoreWriter) Write(p []byte) (int, error) { return w.sink.Write(p) }
+
+// Commit finishes the snapshot (synced), then creates the log and the
+// stable store with the snapshot's term as the current one.
+func (w *RestoreWriter) Commit() error {
+	if w.done {
+		return errors.New("raft: restore: already finished")
+	}
+	w.done = true
+	if err := w.sink.Close(); err != nil {
+		return fmt.Errorf("raft: restore: finish snapshot: %w", err)
+	}
+	stores, closeStores, err := openRaftStores(w.t.Dir, w.kind, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return fmt.Errorf("raft: restore: %w", err)
+	}
+	// raft's key of the current term (hashicorp/raft keeps it unexported);
+	// TestRestoreTargetStarts fails if it ever changes.
+	err = stores.SetUint64([]byte("CurrentTerm"), w.t.Term)
+	if cerr := closeStores(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("raft: restore: write the term: %w", err)
+	}
+	return nil
+}
+
+// Abort gives up: the snapshot is discarded. The caller removes the
+// directory.
+func (w *RestoreWriter) Abort() {
+	if !w.done {
+		w.done = true
+		_ = w.sink.Cancel()
+	}
+}
