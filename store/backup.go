@@ -146,18 +146,23 @@ type StreamSummary struct {
 	AppliedIndex uint64
 	// Checksum is the Checksum a store restored from the stream has.
 	Checksum uint64
+	// Bytes is the stream's length.
+	Bytes uint64
 }
 
 // VerifyStoreStream reads a whole-store stream from r to its end and checks
 // it as Restore would (its header, every record's key and value, its record
 // count and CRC), and more strictly: keys strictly ascending, as
-// Snapshot.WriteTo writes them, and no restore marker. It writes nothing.
+// Snapshot.WriteTo writes them, no restore marker, and nothing after the
+// trailer in what it has read (it reads ahead: a caller that must know r
+// ends there reads r on). It writes nothing.
 // A stream it accepts restores to a store whose Checksum is the summary's
 // Checksum; it returns an error matching ErrCorruptStream for any stream it
 // refuses.
 func VerifyStoreStream(r io.Reader) (StreamSummary, error) {
 	var out StreamSummary
-	sr, err := newStoreStreamReader(r)
+	cr := &countingReader{r: r}
+	sr, err := newStoreStreamReader(cr)
 	if err != nil {
 		return out, err
 	}
@@ -190,8 +195,24 @@ func VerifyStoreStream(r io.Reader) (StreamSummary, error) {
 		sum.add(k, v)
 		out.Records++
 	}
+	if n := sr.r.Buffered(); n > 0 {
+		return out, corrupt("%d or more bytes follow the trailer", n)
+	}
 	out.Checksum = sum.sum()
+	out.Bytes = cr.n
 	return out, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n uint64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += uint64(n)
+	return n, err
 }
 
 // EstimateSize estimates the bytes of the whole store: its tables on disk

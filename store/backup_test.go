@@ -76,7 +76,7 @@ func TestStoreStreamIsWriteTo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Checksum != checksumOf(t, s) || sum.AppliedIndex != 77 {
+	if sum.Checksum != checksumOf(t, s) || sum.AppliedIndex != 77 || sum.Bytes != uint64(len(want)) {
 		t.Fatalf("VerifyStoreStream = %+v; store checksum %x", sum, checksumOf(t, s))
 	}
 	dst := newMemStore(t)
@@ -160,6 +160,9 @@ func TestVerifyStoreStreamRefuses(t *testing.T) {
 		if _, err := VerifyStoreStream(bytes.NewReader(d)); !errors.Is(err, ErrCorruptStream) {
 			t.Fatalf("byte %d changed: %v", i, err)
 		}
+	}
+	if _, err := VerifyStoreStream(bytes.NewReader(append(bytes.Clone(data), 0))); !errors.Is(err, ErrCorruptStream) {
+		t.Fatalf("a byte after the trailer: %v", err)
 	}
 	k1 := string(keyspace.TenantKey(1, []byte("b")))
 	k2 := string(keyspace.TenantKey(1, []byte("a")))
