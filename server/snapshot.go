@@ -258,6 +258,17 @@ func (s *Server) startSnapshotSave(ctx context.Context) (*snapshotSession, error
 	}, nil
 }
 
+// ErrCorruptBackup is returned by VerifyBackup and RestoreBackup for a
+// backup stream that is not sound or not the state its header describes.
+var ErrCorruptBackup = errors.New("tenantkv: corrupt backup")
+
+// corruptBackup wraps why a backup is refused in ErrCorruptBackup.
+func corruptBackup(format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	msg = strings.ReplaceAll(msg, store.ErrCorruptStream.Error()+": ", "")
+	return fmt.Errorf("%w: %s", ErrCorruptBackup, msg)
+}
+
 // maxNodeID bounds the node ID a restore accepts.
 const maxNodeID = 255
 
@@ -353,6 +364,9 @@ func VerifyBackup(body io.Reader, o RestoreOptions) (BackupSummary, error) {
 	}
 	sum, err := store.VerifyStoreStream(body)
 	if err != nil {
+		if errors.Is(err, store.ErrCorruptStream) {
+			return BackupSummary{}, corruptBackup("the state: %v", err)
+		}
 		return BackupSummary{}, fmt.Errorf("server: verify backup: %w", err)
 	}
 	out := BackupSummary{Records: sum.Records, AppliedIndex: sum.AppliedIndex, Checksum: sum.Checksum}
@@ -360,7 +374,7 @@ func VerifyBackup(body io.Reader, o RestoreOptions) (BackupSummary, error) {
 		return out, err
 	}
 	if sum.Bytes != o.Size {
-		return out, fmt.Errorf("server: backup: the store stream is %d bytes long, the header says %d", sum.Bytes, o.Size)
+		return out, corruptBackup("the state is %d bytes long, the header says %d", sum.Bytes, o.Size)
 	}
 	return out, o.matches(out)
 }
@@ -368,10 +382,10 @@ func VerifyBackup(body io.Reader, o RestoreOptions) (BackupSummary, error) {
 // matches checks that a state is the one the options describe.
 func (o *RestoreOptions) matches(s BackupSummary) error {
 	if s.AppliedIndex != o.AppliedIndex {
-		return fmt.Errorf("server: backup: the state is at applied index %d, the header says %d", s.AppliedIndex, o.AppliedIndex)
+		return corruptBackup("the state is at applied index %d, the header says %d", s.AppliedIndex, o.AppliedIndex)
 	}
 	if s.Checksum != o.Checksum {
-		return fmt.Errorf("server: backup: the state's store checksum is %016x, the header says %016x", s.Checksum, o.Checksum)
+		return corruptBackup("the state's store checksum is %016x, the header says %016x", s.Checksum, o.Checksum)
 	}
 	return nil
 }
@@ -384,7 +398,7 @@ func checkStreamEnd(body io.Reader) error {
 		return fmt.Errorf("server: backup: %w", err)
 	}
 	if n > 0 {
-		return fmt.Errorf("server: backup: %d bytes follow the store stream", n)
+		return corruptBackup("%d bytes follow the state", n)
 	}
 	return nil
 }
@@ -463,10 +477,13 @@ func restoreStore(ctx context.Context, st *store.Store, r io.Reader, o RestoreOp
 		if ctx.Err() != nil {
 			return fmt.Errorf("server: restore: %w", ctx.Err())
 		}
+		if errors.Is(err, store.ErrCorruptStream) {
+			return corruptBackup("the state: %v", err)
+		}
 		return fmt.Errorf("server: restore: %w", err)
 	}
 	if n, err := io.Copy(io.Discard, r); err != nil || n > 0 { // what Restore left of the stream
-		return fmt.Errorf("server: restore: %d bytes follow the store stream (%v)", n, err)
+		return corruptBackup("%d bytes follow the state (%v)", n, err)
 	}
 	applied, err := st.AppliedIndex()
 	if err != nil {
