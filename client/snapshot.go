@@ -195,6 +195,18 @@ type SnapshotProgress struct {
 	Bytes, EstimatedBytes uint64
 }
 
+// SnapshotOptions tune a save. The zero value (or nil) is a save as fast
+// as the leader and the network allow.
+type SnapshotOptions struct {
+	// Progress, if not nil, is called after each chunk.
+	Progress func(SnapshotProgress)
+	// Rate, if positive, caps the save at about that many bytes a second,
+	// on average since its start: the leader reads, checksums and sends
+	// every byte, and a slower save leaves more of its CPU and disk to the
+	// writes meanwhile (docs/OPERATIONS.md, "Backups").
+	Rate int64
+}
+
 // SnapshotSummary describes a finished save.
 type SnapshotSummary struct {
 	Header SnapshotHeader // what the file's header holds
@@ -210,18 +222,21 @@ const snapshotChunk = 4 << 20
 // the tenant map, token hashes, members and cluster metadata, as of one
 // instant after every write acknowledged before the call. It is taken on
 // the leader (after a read barrier, without stopping writes) and fetched
-// from it chunk by chunk. It needs an operator token. progress, if not nil,
-// is called after each chunk.
+// from it chunk by chunk, paced by opts.Rate. It needs an operator token.
 //
 // w is written from its start: the header last, once the body's size and
 // checksums are known. If the leader changes or restarts during the save,
 // the save starts over (at most three times), from w's start again, which
 // needs w to be truncatable (an *os.File is) so that no tail of the earlier
 // attempt is left. On an error, what was written to w is not a valid file.
-func (db *DB) SaveSnapshot(ctx context.Context, w io.WriteSeeker, progress func(SnapshotProgress)) (*SnapshotSummary, error) {
+func (db *DB) SaveSnapshot(ctx context.Context, w io.WriteSeeker, opts *SnapshotOptions) (*SnapshotSummary, error) {
+	var o SnapshotOptions
+	if opts != nil {
+		o = *opts
+	}
 	_, canTruncate := w.(interface{ Truncate(int64) error })
 	for attempt := 1; ; attempt++ {
-		sum, err := db.saveSnapshotOnce(ctx, w, progress)
+		sum, err := db.saveSnapshotOnce(ctx, w, &o)
 		var lost *lostSaveError
 		if !errors.As(err, &lost) || attempt == 3 || !canTruncate {
 			if lost != nil {
@@ -239,7 +254,7 @@ type lostSaveError struct{ err error }
 
 func (e *lostSaveError) Error() string { return e.err.Error() }
 
-func (db *DB) saveSnapshotOnce(ctx context.Context, w io.WriteSeeker, progress func(SnapshotProgress)) (*SnapshotSummary, error) {
+func (db *DB) saveSnapshotOnce(ctx context.Context, w io.WriteSeeker, o *SnapshotOptions) (*SnapshotSummary, error) {
 	if _, err := w.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("tenantkv: snapshot save: %w", err)
 	}
@@ -275,8 +290,8 @@ func (db *DB) saveSnapshotOnce(ctx context.Context, w io.WriteSeeker, progress f
 		}
 		digest.Write(resp.Value)
 		h.Size += uint64(len(resp.Value))
-		if progress != nil {
-			progress(SnapshotProgress{Bytes: h.Size, EstimatedBytes: info.EstimatedBytes})
+		if o.Progress != nil {
+			o.Progress(SnapshotProgress{Bytes: h.Size, EstimatedBytes: info.EstimatedBytes})
 		}
 		if !resp.More {
 			h.AppliedIndex, h.Term, h.Format = info.AppliedIndex, info.Term, info.Format
@@ -287,6 +302,9 @@ func (db *DB) saveSnapshotOnce(ctx context.Context, w io.WriteSeeker, progress f
 			return nil, fmt.Errorf("%w: snapshot chunk %d has more to come but no cursor or no bytes", ErrInternal, chunk)
 		}
 		req = wire.Request{Op: wire.OpSnapshotSave, Cursor: resp.Next, Limit: limit}
+		if err := pace(ctx, h.CreatedAt, h.Size, o.Rate); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := bw.Write(digest.Sum(nil)); err != nil {
 		return nil, fmt.Errorf("tenantkv: snapshot save: %w", err)
@@ -309,4 +327,24 @@ func (db *DB) saveSnapshotOnce(ctx context.Context, w io.WriteSeeker, progress f
 		return nil, fmt.Errorf("tenantkv: snapshot save: %w", err)
 	}
 	return &SnapshotSummary{Header: h, NodeID: first.NodeID}, nil
+}
+
+// pace waits until n bytes since start are within rate bytes a second (no
+// wait when rate is not positive), or ctx ends.
+func pace(ctx context.Context, start time.Time, n uint64, rate int64) error {
+	if rate <= 0 {
+		return nil
+	}
+	d := time.Until(start.Add(time.Duration(float64(n) / float64(rate) * float64(time.Second))))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -46,7 +46,7 @@ func TestSaveSnapshotFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls int
-	sum, err := admin.SaveSnapshot(ctx, f, func(p client.SnapshotProgress) { calls++ })
+	sum, err := admin.SaveSnapshot(ctx, f, &client.SnapshotOptions{Progress: func(p client.SnapshotProgress) { calls++ }})
 	if err != nil {
 		t.Fatal(err)
 	}

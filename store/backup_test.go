@@ -188,3 +188,40 @@ func TestEstimateSize(t *testing.T) {
 		t.Fatalf("EstimateSize = %d, %v", n, err)
 	}
 }
+
+// BenchmarkStoreStream reads a store of 64 MB of 100 kB values as a
+// whole-store stream in 4 MiB reads, as a snapshot save does.
+func BenchmarkStoreStream(b *testing.B) {
+	s := newMemStore(b)
+	val := bytes.Repeat([]byte("0123456789abcdef"), 100_000/16)
+	for i := 0; i < 640; i += 40 {
+		batch := s.NewBatch()
+		v, _ := batch.Tenant(1)
+		for j := i; j < i+40; j++ {
+			mustSet(b, v, fmt.Sprintf("k%05d", j), string(val))
+		}
+		if err := batch.Commit(uint64(i+1), false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	buf := make([]byte, 4<<20)
+	b.SetBytes(64 << 20)
+	for b.Loop() {
+		sn := s.NewSnapshot()
+		st, err := sn.NewStoreStream()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			_, err := st.Read(buf)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		st.Close()
+		sn.Close()
+	}
+}
