@@ -118,18 +118,17 @@ func TestBackupRestoresAsANewCluster(t *testing.T) {
 	// Restore: the raft directory and the store, from the same stream.
 	dir := t.TempDir()
 	addr := testcluster.MustFreePorts(t, 1)[0]
-	w, err := CreateRestore(RestoreTarget{Dir: filepath.Join(dir, "raft"), ID: "r0", RaftAddr: addr, Index: b.AppliedIndex(), Term: b.Term})
+	target := RestoreTarget{Dir: filepath.Join(dir, "raft"), StoreDir: filepath.Join(dir, "store"), ID: "r0", RaftAddr: addr,
+		Index: b.AppliedIndex(), Term: b.Term}
+	got, err := RestoreNode(target, bytes.NewReader(stream.Bytes()))
 	require.NoError(t, err)
-	rs, err := store.Open(filepath.Join(dir, "store"), nil)
-	require.NoError(t, err)
-	require.NoError(t, rs.Restore(io.TeeReader(bytes.NewReader(stream.Bytes()), w)))
-	require.NoError(t, w.Commit())
-	got, err := rs.Checksum()
-	require.NoError(t, err)
-	require.Equal(t, sum, got)
-	require.NoError(t, rs.Close())
-	_, err = CreateRestore(RestoreTarget{Dir: filepath.Join(dir, "raft"), ID: "r0", RaftAddr: addr, Index: 1, Term: 1})
+	require.Equal(t, RestoredState{AppliedIndex: b.AppliedIndex(), Checksum: sum}, got)
+	_, err = RestoreNode(target, bytes.NewReader(stream.Bytes()))
 	require.ErrorContains(t, err, "is not empty")
+	other := t.TempDir()
+	_, err = RestoreNode(RestoreTarget{Dir: filepath.Join(other, "raft"), StoreDir: filepath.Join(other, "store"), ID: "r0", RaftAddr: addr,
+		Index: b.AppliedIndex(), Term: b.Term}, bytes.NewReader(stream.Bytes()[:stream.Len()-1]))
+	require.ErrorIs(t, err, store.ErrCorruptStream, "a truncated stream")
 
 	r := &testCluster{t: t, kind: builtinTCP, base: t.TempDir()}
 	t.Cleanup(r.shutdown)

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/tenantkv/tenantkv/raft/command"
-	"github.com/tenantkv/tenantkv/raft/fsm"
 
 	"github.com/tenantkv/tenantkv/internal/wire"
 	"github.com/tenantkv/tenantkv/raft"
@@ -410,7 +409,8 @@ func checkStreamEnd(body io.Reader) error {
 // records and cluster metadata; its raft configuration is this node alone,
 // at o's raft address. It refuses a DataDir that exists and is not empty.
 // The stream is checked as it is read and the result once written (store
-// checksum, applied index, a state machine that opens it); on any failure,
+// checksum, applied index; the state machine restores it, as raft's
+// snapshot installs, raft.RestoreNode); on any failure,
 // or when ctx ends, whatever it wrote is removed. Call VerifyBackup first to
 // refuse a damaged backup before anything is written.
 func RestoreBackup(ctx context.Context, body io.Reader, o RestoreOptions) (err error) {
@@ -440,68 +440,29 @@ func RestoreBackup(ctx context.Context, body io.Reader, o RestoreOptions) (err e
 	if _, err := loadNodeID(o.DataDir, o.NodeID); err != nil {
 		return err
 	}
-	w, err := raft.CreateRestore(raft.RestoreTarget{
-		Dir: filepath.Join(o.DataDir, "raft"), ID: o.NodeID, RaftAddr: o.raftAddr(),
-		Index: o.AppliedIndex, Term: o.Term, RaftLog: o.RaftLog,
-	})
-	if err != nil {
-		return err
-	}
-	defer w.Abort() // after Commit, a no-op
-	st, err := store.Open(filepath.Join(o.DataDir, "store"), &store.Options{Logger: o.Logger})
-	if err != nil {
-		return err
-	}
 	// Exactly the stream goes to the store and the snapshot; nothing may
 	// follow it in body.
 	stream := io.LimitReader(&ctxReader{ctx: ctx, r: body}, int64(o.Size))
-	err = restoreStore(ctx, st, io.TeeReader(stream, w), o)
-	if cerr := st.Close(); err == nil {
-		err = cerr
+	got, err := raft.RestoreNode(raft.RestoreTarget{
+		Dir: filepath.Join(o.DataDir, "raft"), ID: o.NodeID, RaftAddr: o.raftAddr(),
+		Index: o.AppliedIndex, Term: o.Term, RaftLog: o.RaftLog,
+		StoreDir: filepath.Join(o.DataDir, "store"), StoreOptions: &store.Options{Logger: o.Logger}, Logger: o.Logger,
+	}, stream)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("server: restore: %w", ctx.Err())
+	case errors.Is(err, store.ErrCorruptStream):
+		return corruptBackup("the state: %v", err)
+	case err != nil:
+		return fmt.Errorf("server: restore: %w", err)
 	}
-	if err == nil {
-		err = checkStreamEnd(body)
-	}
-	if err != nil {
+	if err := checkStreamEnd(body); err != nil {
 		return err
 	}
-	if err := w.Commit(); err != nil {
+	if err := o.matches(BackupSummary{AppliedIndex: got.AppliedIndex, Checksum: got.Checksum}); err != nil {
 		return err
 	}
 	return syncDir(o.DataDir)
-}
-
-// restoreStore restores st from the stream in r and checks the result.
-func restoreStore(ctx context.Context, st *store.Store, r io.Reader, o RestoreOptions) error {
-	if err := st.Restore(r); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("server: restore: %w", ctx.Err())
-		}
-		if errors.Is(err, store.ErrCorruptStream) {
-			return corruptBackup("the state: %v", err)
-		}
-		return fmt.Errorf("server: restore: %w", err)
-	}
-	if n, err := io.Copy(io.Discard, r); err != nil || n > 0 { // what Restore left of the stream
-		return corruptBackup("%d bytes follow the state (%v)", n, err)
-	}
-	applied, err := st.AppliedIndex()
-	if err != nil {
-		return fmt.Errorf("server: restore: %w", err)
-	}
-	sum, err := st.Checksum()
-	if err != nil {
-		return fmt.Errorf("server: restore: %w", err)
-	}
-	if err := o.matches(BackupSummary{AppliedIndex: applied, Checksum: sum}); err != nil {
-		return err
-	}
-	// The state machine opens it (its cluster format, its catalog), as
-	// the node will on its first start.
-	if _, err := fsm.New(st, o.Logger, nil); err != nil {
-		return fmt.Errorf("server: restore: the restored state does not open: %w", err)
-	}
-	return st.Sync()
 }
 
 // ctxReader fails reads once ctx has ended.
