@@ -355,6 +355,7 @@ func (b *byteBar) finish(ok bool) {
 		return
 	}
 	if ok {
+		b.total = b.n // done: what an estimate said no longer matters
 		b.draw()
 	}
 	fmt.Fprintln(b.w)
