@@ -40,11 +40,11 @@ import (
 // what is overwritten or deleted meanwhile.
 //
 // Restoring (RestoreBackup): a data directory from which `serve` starts a
-// new one-node cluster holding exactly the backup's state: the store
-// restored from the stream, the raft directory raft.CreateRestore writes
-// from the same stream, the node ID. It is refused unless the directory is
-// new or empty, and it is checked before it is declared done: the store's
-// checksum must be the backup's, and the state machine must open it.
+// new one-node cluster holding exactly the backup's state: the store and
+// the raft directory raft.RestoreNode writes from the stream (the server
+// itself may only read stores), the node ID. It is refused unless the
+// directory is new or empty, and it is checked before it is declared done:
+// the store's applied index and checksum must be the backup's.
 
 const (
 	// snapshotIdle is how long a save's session lives without a request.
