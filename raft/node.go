@@ -58,6 +58,12 @@ type Config struct {
 	// Bootstrap makes a node without raft state form a new single-node
 	// cluster. A node that already has state ignores it.
 	Bootstrap bool
+	// ForceNewCluster rewrites the configuration of a node that has raft
+	// state to this node alone before it starts, keeping its data: the
+	// way out for a survivor of a cluster that lost its quorum for good
+	// (recover.go). It is a one-shot; see recover.go for what a second
+	// start with it does.
+	ForceNewCluster bool
 	// Transport replaces the TCP transport (tests pass raft's in-memory
 	// transport). The Node takes ownership and closes it on Shutdown.
 	Transport hraft.Transport
@@ -340,6 +346,11 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	rc := cfg.raftConfig(logger)
 	n.heartbeat, n.election = rc.HeartbeatTimeout, rc.ElectionTimeout
+	if cfg.ForceNewCluster {
+		if err := n.forceNewCluster(rc, hasState, durable); err != nil { // recover.go
+			return nil, err
+		}
+	}
 	reason, err := restoreOnStart(n.store, n.snaps, n.logs)
 	if err != nil {
 		return nil, err

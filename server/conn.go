@@ -44,7 +44,7 @@ const (
 
 func answerReserve(op wire.Op) int64 {
 	switch op {
-	case wire.OpScan, wire.OpExportTenant:
+	case wire.OpScan, wire.OpExportTenant, wire.OpSnapshotSave:
 		return pageAnswerReserve
 	case wire.OpWatch:
 		return watchAnswerReserve

@@ -216,6 +216,12 @@ func (s *Server) handle(ctx context.Context, p *principal, req *wire.Request) *w
 		if t, err = s.resolveTenant(p, req.Name); err == nil {
 			resp = &wire.Response{Tenant: s.tenantInfo(t)}
 		}
+	case wire.OpSnapshotSave:
+		if !p.operator {
+			err = ErrPermissionDenied
+			break
+		}
+		resp, err = s.saveSnapshot(ctx, req) // snapshot.go
 	case wire.OpHello:
 		err = fmt.Errorf("%w: already authenticated", ErrBadRequest)
 	default:

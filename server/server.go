@@ -65,6 +65,10 @@ type Config struct {
 	// operation of the store is offered to it first); production code
 	// leaves it nil.
 	StoreFaults func(op store.FileOp, path string) error
+	// ForceNewCluster starts a node that has data as the only voter of a
+	// new cluster holding it (serve --force-new-cluster): the way out for
+	// a survivor of a cluster that lost its quorum. See raft.Config.
+	ForceNewCluster bool
 	// Join lists client addresses of existing members. A node with an empty
 	// data directory and no Join bootstraps a new single-node cluster.
 	Join []string
@@ -290,6 +294,7 @@ type Server struct {
 	connLimits     connLimits           // connlimits.go
 	asks           leaderAsks           // questions to the leader about tokens (hello.go)
 	formats        memberFormats        // what members said of their log formats (format.go)
+	saves          snapshotSaves        // snapshot saves in progress (snapshot.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -402,6 +407,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		TrailingLogs:       cfg.Raft.TrailingLogs,
 		RaftLog:            cfg.Raft.Log,
 		LogFaults:          cfg.LogFaults,
+		ForceNewCluster:    cfg.ForceNewCluster,
 	})
 	if err != nil {
 		return nil, err

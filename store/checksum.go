@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"hash"
 	"hash/crc64"
 
 	"github.com/tenantkv/tenantkv/keyspace"
@@ -25,21 +26,37 @@ func (sn *Snapshot) Checksum() (uint64, error) {
 		return 0, err
 	}
 	defer it.Close()
-	applied := keyspace.AppliedIndexKey().Bytes()
-	h := crc64.New(crcISO)
-	var n [binary.MaxVarintLen64]byte
+	h := newChecksum()
 	for ok := it.First(); ok; ok = it.Next() {
-		if string(it.Key()) == string(applied) {
-			continue
-		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return 0, err
 		}
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(it.Key())))])
-		h.Write(it.Key())
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(v)))])
-		h.Write(v)
+		h.add(it.Key(), v)
 	}
-	return h.Sum64(), it.Error()
+	return h.sum(), it.Error()
 }
+
+// checksum computes Checksum's digest over records given in key order.
+type checksum struct {
+	h       hash.Hash64
+	applied []byte
+	n       [binary.MaxVarintLen64]byte
+}
+
+func newChecksum() *checksum {
+	return &checksum{h: crc64.New(crcISO), applied: keyspace.AppliedIndexKey().Bytes()}
+}
+
+// add digests one record, unless it is the applied index.
+func (c *checksum) add(k, v []byte) {
+	if string(k) == string(c.applied) {
+		return
+	}
+	c.h.Write(c.n[:binary.PutUvarint(c.n[:], uint64(len(k)))])
+	c.h.Write(k)
+	c.h.Write(c.n[:binary.PutUvarint(c.n[:], uint64(len(v)))])
+	c.h.Write(v)
+}
+
+func (c *checksum) sum() uint64 { return c.h.Sum64() }

@@ -60,12 +60,9 @@ func (p *restorePacer) wait(n int) {
 // checksum has been verified. If Restore fails or the process dies midway,
 // RestoreIncomplete reports true until a later Restore succeeds.
 func (s *Store) Restore(r io.Reader) error {
-	sr, err := NewStreamReader(r, keyspace.MaxKeySize+keyspace.PrefixLen+64, keyspace.MaxValueSize+1<<20)
+	sr, err := newStoreStreamReader(r)
 	if err != nil {
 		return err
-	}
-	if sr.Kind() != StreamStore {
-		return corrupt("restore needs a store stream, got kind %q", sr.Kind())
 	}
 	b := s.db.NewBatch()
 	// The clear starts at allKeysStart, not at the empty key. Pebble's
@@ -103,13 +100,8 @@ func (s *Store) Restore(r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		if err := checkPhysicalKey(k); err != nil {
+		if err := checkStoreRecord(k, v); err != nil {
 			return err
-		}
-		if !keyspace.IsSystemKey(k) {
-			if _, _, err := decodeEnvelope(v); err != nil {
-				return corrupt("key %q: %v", k, err)
-			}
 		}
 		if string(k) == string(restoreMarker) {
 			continue
@@ -131,6 +123,34 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
+	}
+	return nil
+}
+
+// newStoreStreamReader reads the header of a whole-store stream, with the
+// bounds on records that Restore applies.
+func newStoreStreamReader(r io.Reader) (*StreamReader, error) {
+	sr, err := NewStreamReader(r, keyspace.MaxKeySize+keyspace.PrefixLen+64, keyspace.MaxValueSize+1<<20)
+	if err != nil {
+		return nil, err
+	}
+	if sr.Kind() != StreamStore {
+		return nil, corrupt("restore needs a store stream, got kind %q", sr.Kind())
+	}
+	return sr, nil
+}
+
+// checkStoreRecord accepts a record of a whole-store stream only if its key
+// is a well-formed tenant or system key and a tenant key's value a
+// well-formed envelope.
+func checkStoreRecord(k, v []byte) error {
+	if err := checkPhysicalKey(k); err != nil {
+		return err
+	}
+	if !keyspace.IsSystemKey(k) {
+		if _, _, err := decodeEnvelope(v); err != nil {
+			return corrupt("key %q: %v", k, err)
+		}
 	}
 	return nil
 }

@@ -73,13 +73,16 @@ var commands = []*command{
 	watchCommand,
 	{path: "cluster status", summary: "show the members and the leader", setup: noFlags(clusterStatus)},
 	{path: "cluster remove", args: "NODE-ID", summary: "remove a node from the cluster", minArgs: 1, maxArgs: 1, setup: noFlags(clusterRemove)},
+	snapshotSaveCommand,
+	snapshotVerifyCommand,
+	snapshotRestoreCommand,
 	completionCommand,
 	{path: "version", summary: "print the version (also tenantkv --version)", setup: noFlags(printVersion)},
 	{path: "help", args: "[COMMAND]", summary: "show help for tenantkv or a command", maxArgs: 2},
 }
 
 // groups are command words that need a second word.
-var groups = []string{"tenant", "token", "cluster"}
+var groups = []string{"tenant", "token", "cluster", "snapshot"}
 
 func isGroup(word string) bool { return slices.Contains(groups, word) }
 

@@ -151,6 +151,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	str(&cfg.PeerTLSKeyFile, "peer-tls-key", "", "the key `FILE` of --peer-tls-cert")
 	str(&cfg.PeerTLSCAFile, "peer-tls-ca", "", "the cluster CA `FILE`: raft connections are accepted only from certificates it signed")
 	boolean(&cfg.InsecurePeers, "insecure-peers", "allow plain, unauthenticated raft on an address that is not loopback")
+	boolean(&cfg.ForceNewCluster, "force-new-cluster", "start this node, which has data, as the only voter of a new cluster holding it: the recovery of a cluster that lost its quorum (docs/OPERATIONS.md); needed once")
 	str(&f.join, "join", "", "join the cluster of these members: comma-separated client `ADDR`s")
 	dur(&cfg.Raft.HeartbeatTimeout, "heartbeat-timeout", "a follower that hears nothing from the leader for `D` stands for election; 0: 1s")
 	dur(&cfg.Raft.ElectionTimeout, "election-timeout", "a candidate waits `D` for votes, at least --heartbeat-timeout; 0: 1s")

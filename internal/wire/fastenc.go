@@ -31,7 +31,7 @@ func fastRequest(req *Request) bool {
 // (MaxFormat answers only OpFormat, which is not on the data path.)
 func fastResponse(resp *Response) bool {
 	return resp.Tenant == nil && resp.Tenants == nil && resp.Tokens == nil &&
-		resp.Cluster == nil && resp.Events == nil && resp.MaxFormat == 0
+		resp.Cluster == nil && resp.Events == nil && resp.MaxFormat == 0 && resp.Snapshot == nil
 }
 
 // mapping counts a map's entries while they are appended and patches the

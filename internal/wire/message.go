@@ -50,6 +50,10 @@ const (
 	OpWatch          Op = 19
 )
 
+// OpSnapshotSave streams a backup of the whole replicated state from the
+// leader, one chunk per request (docs/PROTOCOL.md).
+const OpSnapshotSave Op = 56
+
 var opNames = map[Op]string{
 	OpHello: "hello", OpPing: "ping", OpFormat: "format", OpGet: "get", OpSet: "set", OpDelete: "delete",
 	OpDeleteRange: "delete-range", OpScan: "scan", OpCreateTenant: "create-tenant",
@@ -58,6 +62,7 @@ var opNames = map[Op]string{
 	OpRevokeToken: "revoke-token", OpBatch: "batch", OpExportTenant: "export-tenant", OpClusterStatus: "cluster-status",
 	OpClusterRemove: "cluster-remove", OpClusterJoin: "cluster-join",
 	OpReadVersion: "read-version", OpCommit: "commit", OpCompareAndSwap: "compare-and-swap", OpWatch: "watch",
+	OpSnapshotSave: "snapshot-save",
 }
 
 func (o Op) String() string {
@@ -280,6 +285,26 @@ type ClusterStatus struct {
 	Format uint32 `msgpack:"f,omitempty"`
 }
 
+// SnapshotInfo describes a backup being streamed (OpSnapshotSave). Every
+// answer carries it; Records and Checksum are set in the last one only
+// (More unset), once the whole state was read.
+type SnapshotInfo struct {
+	// NodeID is the node that took the backup, the leader then.
+	NodeID string `msgpack:"n"`
+	// AppliedIndex is the raft index of the state, Term that entry's term,
+	// Format the cluster format at it.
+	AppliedIndex uint64 `msgpack:"a"`
+	Term         uint64 `msgpack:"t"`
+	Format       uint32 `msgpack:"f"`
+	// EstimatedBytes is about how large the stream will be (for progress
+	// bars; 0: unknown).
+	EstimatedBytes uint64 `msgpack:"e,omitempty"`
+	// Records and Checksum: the stream's record count and the store
+	// checksum of the state (what a store restored from it has).
+	Records  uint64 `msgpack:"r,omitempty"`
+	Checksum uint64 `msgpack:"c,omitempty"`
+}
+
 // Response is every server-to-client message. ID echoes the request's.
 type Response struct {
 	ID   uint64 `msgpack:"i"`
@@ -326,6 +351,10 @@ type Response struct {
 	// that the client library can pace the tenant's requests to it.
 	RateLimit uint64 `msgpack:"rl,omitempty"` // operations per second
 	RateBurst uint64 `msgpack:"rb,omitempty"`
+
+	// Snapshot describes the backup a snapshot-save answer carries a chunk
+	// of (in Value).
+	Snapshot *SnapshotInfo `msgpack:"sn,omitempty"`
 }
 
 var encPool = sync.Pool{New: func() any {
