@@ -20,4 +20,3 @@ type HoldNonvoter struct {
 func (*HoldNonvoter) Type() Type { return TypeHoldNonvoter }
 
 func (c *HoldNonvoter) Validate() error { return validateNodeID(c.NodeID) }
-
