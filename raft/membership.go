@@ -222,6 +222,11 @@ func (n *Node) Members(ctx context.Context) ([]Member, error) {
 	return out, nil
 }
 
+// HeartbeatTimeout is the node's raft heartbeat timeout: a follower that
+// has not answered the leader for that long shows unreachable
+// (PeerProgress).
+func (n *Node) HeartbeatTimeout() time.Duration { return n.heartbeat }
+
 // LeaderContact returns how long ago this node last heard from its leader:
 // 0 on the leader, -1 on a node that has not heard from one since it
 // started.

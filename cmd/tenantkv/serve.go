@@ -232,6 +232,7 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 		cfg.JoinToken = tok
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(x.stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Version = versionString() // shown by cluster status
 	return cfg, nil
 }
 
