@@ -267,10 +267,13 @@ func (n *Node) setHold(ctx context.Context, conf hraft.Configuration, id string,
 	return nil
 }
 
-// Promote makes non-voter id a voter, held or not, if its log keeps pace
-// with the leader's by the rule of the leader's own promotions (DESIGN.md,
-// "Joins"): otherwise it is ErrMemberRefused, with how far behind the node
-// is, and nothing changes. Promoting a voter succeeds without a change; an
+// Promote makes non-voter id a voter, held or not, if the leader sees it
+// caught up (PeerProgress.CaughtUp: reachable, its log at most one
+// heartbeat timeout behind; what cluster status calls healthy): otherwise
+// it is ErrMemberRefused, with how far behind the node is, and nothing
+// changes. The leader's own promotions ask more (a run of caught-up
+// answers, half the delay: DESIGN.md, "Joins"), as nobody watches them;
+// an operator asking has looked. Promoting a voter succeeds without a change; an
 // ID that is not in the configuration is fsm.ErrMemberNotFound. Only the
 // leader can; others return a *NotLeaderError. It releases the node's hold
 // once the node is a voter.
@@ -300,10 +303,9 @@ func (n *Node) Promote(ctx context.Context, id string) error {
 	case srv == nil:
 		return fmt.Errorf("%w: %q is not in the configuration", fsm.ErrMemberNotFound, id)
 	case srv.Suffrage != hraft.Voter:
-		ok, _ := n.progress.caughtUp(srv.ID, promoteStable(n.heartbeat))
-		if !ok {
-			return fmt.Errorf("%w: %s has not caught up with the leader (%s); promote it once cluster status shows it caught up",
-				ErrMemberRefused, id, describeProgress(n.progress.status(srv.ID)))
+		if p := n.progress.status(srv.ID); !p.CaughtUp {
+			return fmt.Errorf("%w: %s has not caught up with the leader (%s); promote it once cluster status shows it healthy",
+				ErrMemberRefused, id, describeProgress(p))
 		}
 		f := n.raft.AddVoter(srv.ID, srv.Address, 0, timeoutFrom(ctx))
 		if err := n.waitFuture(ctx, f); err != nil {
@@ -337,7 +339,7 @@ func describeProgress(p PeerProgress) string {
 	case p.Behind < 0:
 		return fmt.Sprintf("its log is at index %d, behind every recent request", p.MatchIndex)
 	}
-	return fmt.Sprintf("its log is at index %d, %v behind, or caught up too recently", p.MatchIndex, p.Behind.Round(time.Millisecond))
+	return fmt.Sprintf("its log is at index %d, %v behind", p.MatchIndex, p.Behind.Round(time.Millisecond))
 }
 
 // TransferLeadershipTo hands leadership to voter id and waits for the

@@ -349,6 +349,17 @@ func (n *Node) IsVoter() bool { return n.suffrage() == "Voter" }
 // configuration it knows: it joined and the leader has not promoted it yet.
 func (n *Node) IsNonvoter() bool { return n.suffrage() == "Nonvoter" }
 
+// AwaitsPromotion reports whether this node is a non-voter that the leader
+// will promote once it has caught up: one that joined, not one an operator
+// holds as a non-voter (AddNonvoterHold), which serves as it is.
+func (n *Node) AwaitsPromotion() bool {
+	if !n.IsNonvoter() {
+		return false
+	}
+	held, err := n.fsm.NonvoterHeld(n.cfg.ID)
+	return err != nil || !held
+}
+
 // suffrage returns this node's suffrage in the latest configuration it
 // knows, or "" if it is not in it.
 func (n *Node) suffrage() string {

@@ -26,7 +26,7 @@ func (s *Server) serveHTTP() {
 			http.Error(w, "starting: catching up", http.StatusServiceUnavailable)
 			return
 		}
-		if s.node.IsNonvoter() {
+		if s.node.AwaitsPromotion() { // a held non-voter serves as it is
 			http.Error(w, "catching up: non-voter, not yet promoted", http.StatusServiceUnavailable)
 			return
 		}
