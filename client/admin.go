@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/tenantkv/tenantkv/internal/wire"
@@ -74,6 +75,14 @@ type ClusterStatus struct {
 	// Upgrades); 0 from a node that predates formats.
 	Format  uint32
 	Members []Member
+	// Version is the answering node's build version, HeartbeatTimeout its
+	// raft heartbeat timeout (the unit of Member.Reachable and Healthy),
+	// LeaderContact how long ago it last heard from its leader (0 on the
+	// leader, -1 never since it started). Zero from a node that predates
+	// them.
+	Version          string
+	HeartbeatTimeout time.Duration
+	LeaderContact    time.Duration
 }
 
 // Member is one node of the cluster.
@@ -87,6 +96,110 @@ type Member struct {
 	// MaxFormat is the highest log format the member's build knows, as the
 	// leader last learnt it; 0 when the answering node does not know.
 	MaxFormat uint32
+	// Held reports a non-voter added with AddNodeOptions.KeepNonvoter:
+	// the leader does not promote it until PromoteNode.
+	Held bool
+
+	// Tracked is set when the answering node leads; the fields up to
+	// Error are then its view of the member, from the member's answers
+	// to its raft requests (heartbeats included).
+	Tracked bool
+	// Reachable: the member answered the leader within one heartbeat
+	// timeout. Healthy: reachable, and its log at most one heartbeat
+	// timeout behind the leader's. The leader is both.
+	Reachable, Healthy bool
+	// LastContact is how long ago the member last answered the leader;
+	// -1 if it has not since the leader started.
+	LastContact time.Duration
+	// MatchIndex is the member's last log index as the leader last saw
+	// it, Lag how many entries it lacks of the leader's log, Behind how
+	// far behind in time its log was (-1: further than the leader
+	// remembers).
+	MatchIndex, Lag uint64
+	Behind          time.Duration
+	// Error is why the leader's last request to the member failed.
+	Error string
+
+	// Term is the member's raft term: from its own report when there is
+	// one, else from its last answer to the leader.
+	Term uint64
+	// Reported is set when the member's own figures are here: always for
+	// the answering node, and for the others when the leader asked them
+	// (StatusOptions.Reports). ReportError says why a report is missing.
+	Reported                  bool
+	AppliedIndex, CommitIndex uint64
+	Version                   string
+	ReportError               string
+}
+
+// StatusOptions selects what ClusterStatusWith asks for.
+type StatusOptions struct {
+	// Leader asks for the leader's view: a node that knows a leader sends
+	// the request there. Without a leader known, the node asked answers.
+	Leader bool
+	// Reports makes the leader ask every member for its own figures
+	// (Member.Reported): one connection per member, each bounded to a
+	// second, so a status takes up to a second longer while a member is
+	// unreachable.
+	Reports bool
+}
+
+// Health is the verdict on a cluster status: whether a quorum of voters is
+// healthy (reachable from the leader, their logs at most one heartbeat
+// timeout behind).
+type Health struct {
+	Healthy bool
+	// Reason is one line: the count, and the members that are not healthy.
+	Reason string
+	// Voters is the number of voters, HealthyVoters how many of them are
+	// healthy, Quorum how many must be.
+	Voters, HealthyVoters, Quorum int
+}
+
+// Health judges st. Only the leader's view can say a quorum is healthy: a
+// status answered by another node (no leader known, or a node of a release
+// that predates member health) is not healthy, and Reason says why.
+func (st *ClusterStatus) Health() Health {
+	var h Health
+	var sick []string
+	for _, m := range st.Members {
+		if !strings.EqualFold(m.Suffrage, "voter") { // the server says "Voter"
+			continue
+		}
+		h.Voters++
+		switch {
+		case m.Healthy:
+			h.HealthyVoters++
+		case !m.Tracked:
+		case !m.Reachable && m.LastContact < 0:
+			sick = append(sick, m.ID+" unreachable (no answer since the leader started)")
+		case !m.Reachable:
+			sick = append(sick, fmt.Sprintf("%s unreachable (last answer %v ago)", m.ID, m.LastContact.Round(time.Millisecond)))
+		default:
+			sick = append(sick, fmt.Sprintf("%s lagging (%d entries behind)", m.ID, m.Lag))
+		}
+	}
+	h.Quorum = h.Voters/2 + 1
+	switch {
+	case st.LeaderID == "":
+		h.Reason = "no leader known (as seen by " + st.NodeID + ")"
+		return h
+	case st.LeaderID != st.NodeID:
+		h.Reason = fmt.Sprintf("the status came from %s, not from the leader %s", st.NodeID, st.LeaderID)
+		return h
+	case st.HeartbeatTimeout == 0:
+		h.Reason = "the leader " + st.LeaderID + " does not report member health (an older release)"
+		return h
+	}
+	h.Healthy = h.HealthyVoters >= h.Quorum
+	h.Reason = fmt.Sprintf("%d of %d voters healthy, quorum %d", h.HealthyVoters, h.Voters, h.Quorum)
+	if !h.Healthy {
+		h.Reason = "quorum not healthy: " + h.Reason
+	}
+	if len(sick) > 0 {
+		h.Reason += ": " + strings.Join(sick, ", ")
+	}
+	return h
 }
 
 // CreateTenant creates a tenant named name with cfg (nil for defaults) and
@@ -292,10 +405,24 @@ func (db *DB) NewTenantToken(ctx context.Context, tenant string) (string, error)
 }
 
 // ClusterStatus describes the cluster as seen by the node the DB sends
-// leader requests to, normally the leader.
+// leader requests to, normally the leader. It is ClusterStatusWith(ctx,
+// nil): that node's own view, whether it leads or not.
 func (db *DB) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
+	return db.ClusterStatusWith(ctx, nil)
+}
+
+// ClusterStatusWith describes the cluster as opts ask (nil: as the node
+// the DB sends leader requests to sees it). It needs an operator token.
+func (db *DB) ClusterStatusWith(ctx context.Context, opts *StatusOptions) (*ClusterStatus, error) {
+	req := wire.Request{Op: wire.OpClusterStatus}
+	if opts != nil && opts.Leader {
+		req.Flags |= wire.FlagStatusLeader
+	}
+	if opts != nil && opts.Reports {
+		req.Flags |= wire.FlagStatusReports
+	}
 	var resp wire.Response
-	if err := db.do(ctx, &wire.Request{Op: wire.OpClusterStatus}, &resp, true); err != nil {
+	if err := db.do(ctx, &req, &resp, true); err != nil {
 		return nil, err
 	}
 	if resp.Cluster == nil {
@@ -306,12 +433,68 @@ func (db *DB) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 		NodeID: cl.NodeID, LeaderID: cl.LeaderID, Term: cl.Term,
 		AppliedIndex: cl.AppliedIndex, CommitIndex: cl.CommitIndex, Format: cl.Format,
 		Members: make([]Member, len(cl.Members)),
+		Version: cl.Version, HeartbeatTimeout: cl.HeartbeatTimeout, LeaderContact: cl.LeaderContact,
 	}
 	for i, m := range cl.Members {
 		st.Members[i] = Member{ID: m.ID, RaftAddr: m.RaftAddr, ClientAddr: m.ClientAddr,
-			HTTPAddr: m.HTTPAddr, Suffrage: m.Suffrage, Leader: m.Leader, MaxFormat: m.MaxFormat}
+			HTTPAddr: m.HTTPAddr, Suffrage: m.Suffrage, Leader: m.Leader, MaxFormat: m.MaxFormat, Held: m.Held,
+			Tracked: m.Tracked, Reachable: m.Reachable, Healthy: m.Healthy, LastContact: m.LastContact,
+			MatchIndex: m.MatchIndex, Lag: m.Lag, Behind: m.Behind, Error: m.Error,
+			Term: m.Term, Reported: m.Reported, AppliedIndex: m.AppliedIndex, CommitIndex: m.CommitIndex,
+			Version: m.Version, ReportError: m.ReportError}
 	}
 	return st, nil
+}
+
+// AddNodeOptions tunes AddNode.
+type AddNodeOptions struct {
+	// KeepNonvoter keeps the node a non-voter (a standby: it replicates
+	// but neither votes nor counts in the quorum) until PromoteNode. The
+	// cluster format must be 3 or higher (ErrInvalidArgument before).
+	KeepNonvoter bool
+}
+
+// AddNode adds node id, reachable for raft at raftAddr, to the cluster as
+// a non-voter, before or after the node starts (start it with --join: it
+// finds itself added). Without opts.KeepNonvoter the leader promotes it
+// to voter once it has caught up, as it does a node that joins. Adding a
+// member again changes nothing but its address. A node that is a voter
+// already cannot be kept a non-voter (ErrInvalidArgument). It needs an
+// operator token; any member accepts it.
+func (db *DB) AddNode(ctx context.Context, id, raftAddr string, opts *AddNodeOptions) error {
+	req := wire.Request{Op: wire.OpClusterAdd, Name: id, Addr: raftAddr}
+	if opts != nil && opts.KeepNonvoter {
+		req.Flags = wire.FlagNonvoter
+	}
+	var resp wire.Response
+	return db.do(ctx, &req, &resp, true)
+}
+
+// PromoteNode makes non-voter id a voter, if its log keeps pace with the
+// leader's; a node that has not caught up is refused with an error
+// matching ErrInvalidArgument that says how far behind it is, and nothing
+// changes. Promoting a voter succeeds; an unknown ID matches ErrNotFound.
+// It needs an operator token.
+func (db *DB) PromoteNode(ctx context.Context, id string) error {
+	var resp wire.Response
+	return db.do(ctx, &wire.Request{Op: wire.OpClusterPromote, Name: id}, &resp, true)
+}
+
+// TransferLeader hands leadership to voter id, or with an empty id to the
+// most caught-up voter the leader can reach, and returns the new leader's
+// ID. A target that is not a voter or that the leader cannot reach is
+// refused (ErrInvalidArgument); an unknown ID matches ErrNotFound. It
+// needs an operator token. Writes sent during the transfer are retried by
+// the client as for any change of leader.
+func (db *DB) TransferLeader(ctx context.Context, id string) (string, error) {
+	var resp wire.Response
+	if err := db.do(ctx, &wire.Request{Op: wire.OpClusterTransferLeader, Name: id}, &resp, false); err != nil {
+		return "", err
+	}
+	if resp.Cluster == nil {
+		return "", fmt.Errorf("%w: transfer-leader answer without a status", ErrInternal)
+	}
+	return resp.Cluster.LeaderID, nil
 }
 
 // RemoveNode removes the node with the given ID from the cluster. It needs

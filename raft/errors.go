@@ -26,6 +26,13 @@ var (
 	// address does not complete a mutual TLS handshake with a certificate
 	// of the cluster CA for that address.
 	ErrPeerNotVerified = errors.New("tenantkv: peer has no certificate of the cluster CA")
+	// ErrMemberRefused is returned by a membership operation that does
+	// not fit the node it names (promoting a node that has not caught up,
+	// handing leadership to a non-voter or to a node the leader cannot
+	// reach, holding a voter as a non-voter) or the cluster (holding a
+	// non-voter before the cluster format allows it). Nothing changed; the
+	// error's text says why.
+	ErrMemberRefused = errors.New("tenantkv: membership change refused")
 )
 
 // NotLeaderError is returned (wrapped or not) when this node is not the

@@ -54,7 +54,16 @@ type peerProgress struct {
 	// break (no answer behind, no silence longer than the heartbeat
 	// timeout); zero while the follower is behind.
 	caughtUpSince time.Time
+	// lastLog and term are the follower's last log index and term in its
+	// last answer.
+	lastLog, term uint64
+	// lastErr is the error of the last request, if it failed (cleared by
+	// the next answer), cut to maxPeerErrLen.
+	lastErr string
 }
+
+// maxPeerErrLen bounds the transport error kept per follower.
+const maxPeerErrLen = 200
 
 // progressTracker records peerProgress per follower. Its size is bounded
 // by the configuration (entries of servers that left are pruned) and by
@@ -121,6 +130,67 @@ func (p *progressTracker) observe(id hraft.ServerID, resp *hraft.AppendEntriesRe
 		pp.caughtUpSince = now
 	}
 	pp.seen = now
+	pp.lastLog, pp.term, pp.lastErr = resp.LastLog, resp.Term, ""
+}
+
+// failed records that a request to follower id failed with err: no answer
+// came (the follower is down, unreachable, or too slow).
+func (p *progressTracker) failed(id hraft.ServerID, err error) {
+	msg := err.Error()
+	if len(msg) > maxPeerErrLen {
+		msg = msg[:maxPeerErrLen]
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.peer(id).lastErr = msg
+}
+
+// PeerProgress is what the leader saw of one follower in the answers to
+// its AppendEntries requests (heartbeats included).
+type PeerProgress struct {
+	// Reachable reports whether the follower answered within the last
+	// heartbeat timeout. The leader sends a heartbeat every tenth of it or
+	// so, so a follower that stops answering (killed, cut off, stalled)
+	// shows unreachable within one heartbeat timeout and a little.
+	Reachable bool
+	// LastContact is how long ago the follower's last answer came; -1 if
+	// none came since this node started.
+	LastContact time.Duration
+	// MatchIndex and Term are the follower's last log index and its term
+	// in its last answer.
+	MatchIndex uint64
+	Term       uint64
+	// Behind is how far behind in time the last answer showed the
+	// follower's log: the age of the newest request whose leader log the
+	// follower held; -1 if it held none of the requests remembered.
+	Behind time.Duration
+	// CaughtUp reports whether the follower is reachable and its log at
+	// most one heartbeat timeout behind the leader's.
+	CaughtUp bool
+	// LastError is the error of the last request to the follower if it
+	// failed, for operators: the leader's transport's words.
+	LastError string
+}
+
+// status returns what the tracker saw of follower id.
+func (p *progressTracker) status(id hraft.ServerID) PeerProgress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pp := p.peers[id]
+	if pp == nil || pp.seen.IsZero() {
+		out := PeerProgress{LastContact: -1, Behind: -1}
+		if pp != nil {
+			out.LastError = pp.lastErr
+		}
+		return out
+	}
+	age := time.Since(pp.seen)
+	out := PeerProgress{
+		Reachable: age <= p.heartbeat, LastContact: age,
+		MatchIndex: pp.lastLog, Term: pp.term, Behind: pp.delay, LastError: pp.lastErr,
+	}
+	out.CaughtUp = out.Reachable && pp.delay >= 0 && pp.delay <= p.heartbeat
+	return out
 }
 
 // caughtUp reports whether follower id has been caught up for at least
@@ -194,6 +264,8 @@ func (t *progressTransport) AppendEntries(id hraft.ServerID, target hraft.Server
 	err := t.Transport.AppendEntries(id, target, args, resp)
 	if err == nil {
 		t.progress.observe(id, resp, args.Term)
+	} else {
+		t.progress.failed(id, err)
 	}
 	return err
 }
@@ -229,8 +301,8 @@ func (n *Node) runPromotions() {
 	}
 }
 
-// promoteOne promotes the first caught-up non-voter of the configuration,
-// if this node is a leader whose term is established.
+// promoteOne promotes the first caught-up non-voter of the configuration
+// that is not held, if this node is a leader whose term is established.
 func (n *Node) promoteOne() {
 	if n.raft.State() != hraft.Leader || n.leader.readyTerm() != n.raft.CurrentTerm() {
 		return
@@ -241,6 +313,11 @@ func (n *Node) promoteOne() {
 	n.progress.prune(conf)
 	for _, s := range conf.Servers {
 		if s.Suffrage == hraft.Voter || s.ID == hraft.ServerID(n.cfg.ID) {
+			continue
+		}
+		// An operator's standby (cluster add --non-voter) waits for
+		// Promote. The mark is applied here: this leader's term mark is.
+		if held, err := n.fsm.NonvoterHeld(string(s.ID)); err != nil || held {
 			continue
 		}
 		ok, delay := n.progress.caughtUp(s.ID, promoteStable(n.heartbeat))
@@ -272,6 +349,17 @@ func (n *Node) IsVoter() bool { return n.suffrage() == "Voter" }
 // configuration it knows: it joined and the leader has not promoted it yet.
 func (n *Node) IsNonvoter() bool { return n.suffrage() == "Nonvoter" }
 
+// AwaitsPromotion reports whether this node is a non-voter that the leader
+// will promote once it has caught up: one that joined, not one an operator
+// holds as a non-voter (AddNonvoterHold), which serves as it is.
+func (n *Node) AwaitsPromotion() bool {
+	if !n.IsNonvoter() {
+		return false
+	}
+	held, err := n.fsm.NonvoterHeld(n.cfg.ID)
+	return err != nil || !held
+}
+
 // suffrage returns this node's suffrage in the latest configuration it
 // knows, or "" if it is not in it.
 func (n *Node) suffrage() string {
@@ -287,8 +375,11 @@ func (n *Node) suffrage() string {
 // holds and has applied every entry it knows to be committed: for a node
 // that joined, that is after it installed the leader's snapshot, caught up
 // and was promoted (the leader promotes only a node whose log keeps pace
-// with its own). It logs its progress every few seconds while it
-// waits, and returns early with ctx's error or ErrShutdown.
+// with its own). A non-voter held by an operator (AddNonvoterHold) is
+// not promoted until asked: it waits only until it has applied its hold
+// mark, and what was committed then. It logs its progress every few
+// seconds while it waits, and returns early with ctx's error or
+// ErrShutdown.
 func (n *Node) WaitPromoted(ctx context.Context) error {
 	tick := time.NewTicker(max(n.heartbeat/20, 5*time.Millisecond))
 	defer tick.Stop()
@@ -298,6 +389,9 @@ func (n *Node) WaitPromoted(ctx context.Context) error {
 			return err
 		}
 		if n.IsVoter() {
+			return n.CatchUp(ctx)
+		}
+		if held, err := n.fsm.NonvoterHeld(n.cfg.ID); err == nil && held && n.IsNonvoter() {
 			return n.CatchUp(ctx)
 		}
 		if time.Since(lastLog) >= 5*time.Second {

@@ -15,8 +15,8 @@ import (
 const maxListPage = 1000
 
 // handleAdmin serves operator requests. The caller has checked that the
-// principal is an operator.
-func (s *Server) handleAdmin(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+// principal p is an operator.
+func (s *Server) handleAdmin(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
 	switch req.Op {
 	case wire.OpCreateTenant:
 		return s.createTenant(ctx, req)
@@ -51,11 +51,17 @@ func (s *Server) handleAdmin(ctx context.Context, req *wire.Request) (*wire.Resp
 		}
 		return &wire.Response{}, nil
 	case wire.OpClusterStatus:
-		return s.clusterStatus(ctx)
+		return s.clusterStatusFor(ctx, p, req)
 	case wire.OpClusterRemove:
 		return s.removeNode(ctx, req)
 	case wire.OpClusterJoin:
 		return s.join(ctx, req)
+	case wire.OpClusterAdd:
+		return s.addNode(ctx, req)
+	case wire.OpClusterPromote:
+		return s.promoteNode(ctx, req)
+	case wire.OpClusterTransferLeader:
+		return s.transferLeader(ctx, req)
 	case wire.OpExportTenant:
 		return s.exportTenant(ctx, req)
 	}

@@ -65,6 +65,7 @@ var errorCodes = []struct {
 	{fsm.ErrWatchTooOld, wire.CodeWatchTooOld},
 	{command.ErrBadCommand, wire.CodeInvalidArgument}, // a command's own checks: labels, token IDs, ...
 	{command.ErrCommandTooLarge, wire.CodeTxTooLarge},
+	{raft.ErrMemberRefused, wire.CodeInvalidArgument},
 	{raft.ErrNotLeader, wire.CodeNotLeader},
 	{raft.ErrCommitUnknown, wire.CodeCommitUnknown},
 	{raft.ErrShutdown, wire.CodeUnavailable},

@@ -28,6 +28,9 @@ type principal struct {
 	tenantID keyspace.TenantID // for tenant tokens
 	readOnly bool
 	expires  time.Time
+	// secret is an operator's token, kept for the connection's life: the
+	// leader asks the members for their own figures with it (cluster.go).
+	secret string
 }
 
 // verifyToken judges a token on this node's state alone. Every bad token
@@ -57,6 +60,9 @@ func (s *Server) verifyToken(secret string) (*principal, error) {
 	p := &principal{tokenID: id, operator: rec.TenantID == 0, tenantID: rec.TenantID, readOnly: rec.ReadOnly, expires: rec.ExpiresAt}
 	if err := s.stillValid(p); err != nil {
 		return nil, err
+	}
+	if p.operator {
+		p.secret = secret
 	}
 	return p, nil
 }
@@ -208,7 +214,7 @@ func (s *Server) handle(ctx context.Context, p *principal, req *wire.Request) *w
 		return s.handleWatch(ctx, p, req) // watch.go
 	case wire.OpGetTenant:
 		if p.operator {
-			resp, err = s.handleAdmin(ctx, req)
+			resp, err = s.handleAdmin(ctx, p, req)
 			break
 		}
 		// A tenant may see its own record and usage, nobody else's.
@@ -232,7 +238,7 @@ func (s *Server) handle(ctx context.Context, p *principal, req *wire.Request) *w
 			err = ErrPermissionDenied
 			break
 		}
-		resp, err = s.handleAdmin(ctx, req)
+		resp, err = s.handleAdmin(ctx, p, req)
 	}
 	if err != nil {
 		return s.errorResponse(err)

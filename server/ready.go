@@ -32,7 +32,7 @@ func (s *Server) Readiness() string {
 		// Still in Start: a joining node waits there until it has caught
 		// up and been promoted to voter.
 		return "starting: catching up"
-	case s.node.IsNonvoter():
+	case s.node.AwaitsPromotion(): // a held non-voter serves as it is
 		return "catching up: non-voter, not yet promoted"
 	}
 	if id, _ := s.node.Leader(); id == "" {

@@ -130,6 +130,10 @@ type Config struct {
 	// this long and has no request in flight. The hello answer tells the
 	// client, whose library pings well within it. 0 means 5m.
 	IdleTimeout time.Duration
+	// Version is the build's version, which cluster status shows for each
+	// member (serve sets it to what `tenantkv version` prints). Empty
+	// means the module version and VCS revision of the build.
+	Version string
 	// Raft tunes the replication layer; zero fields mean its defaults.
 	Raft RaftTuning
 	// Logger receives structured logs; nil discards them.

@@ -71,7 +71,11 @@ var commands = []*command{
 	scanCommand,
 	txnCommand,
 	watchCommand,
-	{path: "cluster status", summary: "show the members and the leader", setup: noFlags(clusterStatus)},
+	clusterStatusCommand, // cluster.go
+	clusterHealthCommand,
+	clusterAddCommand,
+	clusterPromoteCommand,
+	clusterTransferLeaderCommand,
 	{path: "cluster remove", args: "NODE-ID", summary: "remove a node from the cluster", minArgs: 1, maxArgs: 1, setup: noFlags(clusterRemove)},
 	snapshotSaveCommand,
 	snapshotVerifyCommand,

@@ -223,39 +223,6 @@ func newTokenInfoJSON(t *client.TokenInfo, now time.Time) tokenJSON {
 	return out
 }
 
-type memberJSON struct {
-	ID         string `json:"id"`
-	RaftAddr   string `json:"raft_addr"`
-	ClientAddr string `json:"client_addr"`
-	HTTPAddr   string `json:"http_addr"`
-	Suffrage   string `json:"suffrage"`
-	Leader     bool   `json:"leader"`
-	MaxFormat  uint32 `json:"max_format,omitempty"`
-}
-
-type clusterJSON struct {
-	NodeID       string       `json:"node_id"`
-	LeaderID     string       `json:"leader_id"`
-	Term         uint64       `json:"term"`
-	AppliedIndex uint64       `json:"applied_index"`
-	CommitIndex  uint64       `json:"commit_index"`
-	Format       uint32       `json:"cluster_format,omitempty"`
-	Members      []memberJSON `json:"members"`
-}
-
-func newClusterJSON(st *client.ClusterStatus) clusterJSON {
-	out := clusterJSON{
-		NodeID: st.NodeID, LeaderID: st.LeaderID, Term: st.Term,
-		AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex, Format: st.Format,
-		Members: make([]memberJSON, len(st.Members)),
-	}
-	for i, m := range st.Members {
-		out.Members[i] = memberJSON(m)
-		out.Members[i].Suffrage = strings.ToLower(m.Suffrage)
-	}
-	return out
-}
-
 // writeJSON prints v indented, followed by a newline.
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -242,6 +242,7 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 		cfg.JoinToken = tok
 	}
 	cfg.Logger = logger
+	cfg.Version = versionString() // shown by cluster status
 	return cfg, nil
 }
 

@@ -42,6 +42,15 @@ const (
 	OpClusterStatus Op = 50
 	OpClusterRemove Op = 51
 	OpClusterJoin   Op = 52
+	// OpClusterAdd adds node Name at raft address Addr as a non-voter;
+	// with FlagNonvoter it stays one until OpClusterPromote.
+	OpClusterAdd Op = 53
+	// OpClusterPromote makes non-voter Name a voter, once caught up.
+	OpClusterPromote Op = 54
+	// OpClusterTransferLeader hands leadership to voter Name, or with an
+	// empty Name to the most caught-up one; the answer's Cluster.LeaderID
+	// names the new leader.
+	OpClusterTransferLeader Op = 55
 
 	// Transactions and watches (docs/TRANSACTIONS.md).
 	OpReadVersion    Op = 16
@@ -60,7 +69,8 @@ var opNames = map[Op]string{
 	OpDeleteTenant: "delete-tenant", OpListTenants: "list-tenants", OpGetTenant: "get-tenant",
 	OpUpdateTenant: "update-tenant", OpNewToken: "new-token", OpListTokens: "list-tokens",
 	OpRevokeToken: "revoke-token", OpBatch: "batch", OpExportTenant: "export-tenant", OpClusterStatus: "cluster-status",
-	OpClusterRemove: "cluster-remove", OpClusterJoin: "cluster-join",
+	OpClusterRemove: "cluster-remove", OpClusterJoin: "cluster-join", OpClusterAdd: "cluster-add",
+	OpClusterPromote: "cluster-promote", OpClusterTransferLeader: "cluster-transfer-leader",
 	OpReadVersion: "read-version", OpCommit: "commit", OpCompareAndSwap: "compare-and-swap", OpWatch: "watch",
 	OpSnapshotSave: "snapshot-save",
 }
@@ -129,6 +139,24 @@ const (
 	// FlagDelete: the swap deletes the key (Value unused).
 	FlagDelete uint8 = 2
 )
+
+// Flags of a cluster-status request (OpClusterStatus).
+const (
+	// FlagStatusLeader asks for the leader's view: a node that is not the
+	// leader and knows one answers CodeNotLeader with its address, which
+	// the client follows. Without a leader known, the node answers itself.
+	FlagStatusLeader uint8 = 1
+	// FlagStatusReports asks the leader to add each member's own report
+	// (applied and commit index, term, version), which it asks every
+	// member for over the client protocol, with the caller's token, each
+	// question bounded in time.
+	FlagStatusReports uint8 = 2
+)
+
+// FlagNonvoter, in a cluster-add request (OpClusterAdd), keeps the node a
+// non-voter until promoted (OpClusterPromote); without it the leader
+// promotes the node once it has caught up, as it does a node that joins.
+const FlagNonvoter uint8 = 1
 
 // KeyRange is a half-open range of keys [Start, End); an empty End is the
 // end of the tenant's keys.
@@ -270,6 +298,42 @@ type Member struct {
 	// MaxFormat is the highest log format the member's build said it
 	// knows when the leader last asked (OpFormat); 0: not known.
 	MaxFormat uint32 `msgpack:"mf,omitempty"`
+	// Held: a non-voter added with FlagNonvoter, which the leader does not
+	// promote on its own.
+	Held bool `msgpack:"hd,omitempty"`
+
+	// The leader's view of the member's raft: Tracked is set when the
+	// answering node leads, and the fields up to Error are then filled.
+	Tracked bool `msgpack:"tr,omitempty"`
+	// Reachable: the member answered the leader within one heartbeat
+	// timeout (always true for the leader itself).
+	Reachable bool `msgpack:"re,omitempty"`
+	// Healthy: reachable, and its log at most one heartbeat timeout behind
+	// the leader's.
+	Healthy bool `msgpack:"he,omitempty"`
+	// LastContact is how long ago the member last answered the leader; -1:
+	// not since the leader started.
+	LastContact time.Duration `msgpack:"lc,omitempty"`
+	// MatchIndex is the member's last log index in its last answer, Lag
+	// the leader's last index minus it (entries the member lacks), Behind
+	// how far behind in time it was (-1: further than the leader
+	// remembers).
+	MatchIndex uint64        `msgpack:"mi,omitempty"`
+	Lag        uint64        `msgpack:"lg,omitempty"`
+	Behind     time.Duration `msgpack:"bh,omitempty"`
+	// Error is why the leader's last request to the member failed.
+	Error string `msgpack:"er,omitempty"`
+
+	// The member's own figures: its term (from the leader's view when no
+	// report came), and with a report (FlagStatusReports, or for the
+	// answering node itself) its applied and commit index and its build's
+	// version. ReportError is why the report is missing.
+	Term         uint64 `msgpack:"t,omitempty"`
+	Reported     bool   `msgpack:"rp,omitempty"`
+	AppliedIndex uint64 `msgpack:"ai,omitempty"`
+	CommitIndex  uint64 `msgpack:"ci,omitempty"`
+	Version      string `msgpack:"v,omitempty"`
+	ReportError  string `msgpack:"rpe,omitempty"`
 }
 
 // ClusterStatus is the answer to OpClusterStatus.
@@ -283,6 +347,14 @@ type ClusterStatus struct {
 	// Format is the cluster's raft log format as the answering node has
 	// applied it; 0 from a node that predates formats (format 1).
 	Format uint32 `msgpack:"f,omitempty"`
+	// Version is the answering node's build version; HeartbeatTimeout its
+	// raft heartbeat timeout, the unit of Reachable and Healthy. Both are
+	// empty from a node that predates them.
+	Version          string        `msgpack:"v,omitempty"`
+	HeartbeatTimeout time.Duration `msgpack:"hb,omitempty"`
+	// LeaderContact is how long ago the answering node last heard from
+	// its leader: 0 on the leader, -1 when it has not since it started.
+	LeaderContact time.Duration `msgpack:"lct,omitempty"`
 }
 
 // SnapshotInfo describes a backup being streamed (OpSnapshotSave). Every

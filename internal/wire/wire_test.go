@@ -257,7 +257,7 @@ func TestCodesAndOps(t *testing.T) {
 	}
 	for _, op := range []Op{OpHello, OpPing, OpGet, OpSet, OpDelete, OpDeleteRange, OpScan, OpCreateTenant,
 		OpDeleteTenant, OpListTenants, OpGetTenant, OpUpdateTenant, OpNewToken, OpListTokens, OpRevokeToken,
-		OpClusterStatus, OpClusterRemove, OpClusterJoin} {
+		OpClusterStatus, OpClusterRemove, OpClusterJoin, OpClusterAdd, OpClusterPromote, OpClusterTransferLeader} {
 		if !op.Known() || strings.HasPrefix(op.String(), "op(") {
 			t.Errorf("op %d is not known", op)
 		}

@@ -54,7 +54,8 @@ const (
 	// Transactions (txn.go).
 	TypeTxnCommit      Type = 10
 	TypeCompareAndSwap Type = 11
-	// TypeBatch (12) is in batch.go, TypeSetFormat (13) in format.go.
+	// TypeBatch (12) is in batch.go, TypeSetFormat (13) in format.go,
+	// TypeHoldNonvoter (14) in hold.go.
 )
 
 // Command is a replicated state change. The set of commands is closed: only
@@ -356,6 +357,8 @@ func newCommand(t Type) Command {
 		return &CompareAndSwap{}
 	case TypeSetFormat:
 		return &SetFormat{}
+	case TypeHoldNonvoter:
+		return &HoldNonvoter{}
 	}
 	return nil
 }

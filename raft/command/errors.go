@@ -33,3 +33,4 @@ func (*Noop) command()           {}
 func (*TxnCommit) command()      {}
 func (*CompareAndSwap) command() {}
 func (*SetFormat) command()      {}
+func (*HoldNonvoter) command()   {}

@@ -23,8 +23,10 @@ const (
 	Format1 Format = 1
 	// Format2 adds SetFormat.
 	Format2 Format = 2
+	// Format3 adds HoldNonvoter.
+	Format3 Format = 3
 	// MaxFormat is the highest format this build knows.
-	MaxFormat = Format2
+	MaxFormat = Format3
 )
 
 // TypeSetFormat is the type of SetFormat entries (format 2).
@@ -46,6 +48,7 @@ var typeFormats = map[Type]Format{
 	TypeCompareAndSwap: Format1,
 	TypeBatch:          Format1,
 	TypeSetFormat:      Format2,
+	TypeHoldNonvoter:   Format3,
 }
 
 // FormatOf returns the format that introduced entry type t, or 0 for a

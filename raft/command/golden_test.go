@@ -135,6 +135,10 @@ func goldenSamples() map[Type][]goldenSample {
 				OldAbsent: true, NewAbsent: true, At: goldenTime.UnixNano()}},
 		},
 		TypeSetFormat: {{"two", &SetFormat{Version: 2}}},
+		TypeHoldNonvoter: {
+			{"hold", &HoldNonvoter{NodeID: "n4", Hold: true}},
+			{"release", &HoldNonvoter{NodeID: "n4"}},
+		},
 	}
 }
 

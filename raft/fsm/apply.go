@@ -90,6 +90,8 @@ func (a *applier) apply(index uint64, data []byte) (*Result, error) {
 	case *command.Noop:
 	case *command.SetFormat:
 		err = a.setFormat(c)
+	case *command.HoldNonvoter:
+		err = a.holdNonvoter(c) // hold.go
 	default:
 		// newCommand and this switch are out of step: a programming error,
 		// but still refused identically on every replica.

@@ -49,7 +49,7 @@ func TestFormatUnknownEntryStops(t *testing.T) {
 		entry func(h *fsmHarness, id keyspace.TenantID) []byte
 		msg   string
 	}{
-		{"type", func(*fsmHarness, keyspace.TenantID) []byte { return unknownType }, "has type 250, which this build (formats up to 2) does not know"},
+		{"type", func(*fsmHarness, keyspace.TenantID) []byte { return unknownType }, fmt.Sprintf("has type 250, which this build (formats up to %d) does not know", command.MaxFormat)},
 		{"version", func(*fsmHarness, keyspace.TenantID) []byte { return unknownVersion }, "has envelope version 42, which this build"},
 		{"type in a batch", func(h *fsmHarness, id keyspace.TenantID) []byte {
 			w, err := command.Encode(set(id, "x", "k", "v"))
