@@ -27,7 +27,7 @@ var completionCases = []completionCase{
 	{"tenantkv tenant set acme --state r", []string{"read-only"}},
 	{"tenantkv --tenant acme g", []string{"get"}},
 	{"tenantkv --endpoints 127.0.0.1:7400,127.0.0.1:7410 cl", []string{"cluster"}},
-	{"tenantkv cluster ", []string{"remove", "status"}},
+	{"tenantkv cluster ", []string{"add", "health", "promote", "remove", "status", "transfer-leader"}},
 	{"tenantkv get k --tok", []string{"--token", "--token-file"}},
 	{"tenantkv serve --log-format ", []string{"json", "text"}},
 	{"tenantkv serve --log-level ", []string{"debug", "error", "info", "warn"}},
