@@ -165,12 +165,18 @@ func (s *Server) askReports(ctx context.Context, members []raft.Member, secret s
 		if m.ID == s.cfg.NodeID {
 			continue
 		}
+		// Under mu: the asks started for earlier members write out too.
+		var why error
 		switch {
 		case m.ClientAddr == "":
-			out[m.ID] = memberReport{err: errors.New("no client address published yet")}
-			continue
+			why = errors.New("no client address published yet")
 		case secret == "":
-			out[m.ID] = memberReport{err: errors.New("no operator token to ask with")}
+			why = errors.New("no operator token to ask with")
+		}
+		if why != nil {
+			mu.Lock()
+			out[m.ID] = memberReport{err: why}
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
