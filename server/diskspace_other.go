@@ -2,6 +2,7 @@
 
 package server
 
-// diskSpace is not implemented on this platform: /metrics leaves the disk
-// space series out.
+// diskSpace reports no figures where statfs is not available (the builds
+// other than Linux, macOS and FreeBSD): /metrics then leaves the disk space
+// series out, as docs/METRICS.md says.
 func diskSpace(string) (capacity, available uint64, ok bool) { return 0, 0, false }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tenantkv/tenantkv/store"
 	"github.com/tenantkv/tenantkv/store/raftlog"
 )
 
@@ -13,13 +12,6 @@ import (
 // Pebble instances of a node, the data store (db="store") and the raft log
 // (db="raft_log", absent with a bolt raft log), and the space left on the
 // data directory's file system.
-
-// pebbleFigures is one Pebble instance's figures. store.EngineMetrics and
-// raftlog.Metrics have the same fields, so both convert to it; a field
-// added to one and not the other fails the conversion at compile time.
-type pebbleFigures store.EngineMetrics
-
-var _ = pebbleFigures(raftlog.Metrics{})
 
 var (
 	pebbleL0FilesDesc = prometheus.NewDesc("tenantkv_pebble_l0_files",
@@ -66,7 +58,7 @@ var storageDescs = []*prometheus.Desc{
 }
 
 // collectPebble emits the series of one Pebble instance, labelled db.
-func collectPebble(ch chan<- prometheus.Metric, db string, m *pebbleFigures) {
+func collectPebble(ch chan<- prometheus.Metric, db string, m *raftlog.Metrics) {
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, db)
 	}
@@ -115,11 +107,10 @@ func fsyncBuckets(bounds []float64, cumulative []uint64) map[float64]uint64 {
 // collectStorage emits the store's and the raft log's Pebble series and
 // the data directory's disk space.
 func (s *Server) collectStorage(ch chan<- prometheus.Metric, log *raftlog.Metrics) {
-	st := pebbleFigures(s.store.EngineMetrics())
+	st := s.store.EngineMetrics() // a raftlog.Metrics too
 	collectPebble(ch, "store", &st)
 	if log != nil {
-		l := pebbleFigures(*log)
-		collectPebble(ch, "raft_log", &l)
+		collectPebble(ch, "raft_log", log)
 	}
 	if capacity, avail, ok := diskSpace(s.cfg.DataDir); ok {
 		ch <- prometheus.MustNewConstMetric(diskCapacityDesc, prometheus.GaugeValue, float64(capacity))

@@ -1,13 +1,13 @@
 package raftlog
 
 import (
+	"github.com/cockroachdb/pebble/v2"
 	dto "github.com/prometheus/client_model/go"
 )
 
-// Metrics are figures of the log's Pebble at one moment, in plain types, so
-// that /metrics can report them without its package importing Pebble.
-// store's EngineMetrics has the same fields for the data store's Pebble;
-// keep the two alike (the server converts one into the other).
+// Metrics are figures of a Pebble instance at one moment, in plain types, so
+// that /metrics can report them without its package importing Pebble: the
+// log's own, and the data store's (store.EngineMetrics is this type).
 type Metrics struct {
 	// L0Files and L0Sublevels describe level 0, where flushed memtables
 	// land: many sublevels mean every read looks at many tables, and
@@ -65,7 +65,12 @@ func (l *Log) Metrics() (Metrics, error) {
 	if l.closed {
 		return Metrics{}, ErrClosed
 	}
-	m := l.db.Metrics()
+	return MetricsOf(l.db), nil
+}
+
+// MetricsOf reads the figures of db from Pebble's Metrics.
+func MetricsOf(db *pebble.DB) Metrics {
+	m := db.Metrics()
 	e := Metrics{
 		L0Files:               m.Levels[0].TablesCount,
 		L0Sublevels:           int64(m.Levels[0].Sublevels),
@@ -85,8 +90,8 @@ func (l *Log) Metrics() (Metrics, error) {
 	if h := m.LogWriter.FsyncLatency; h != nil {
 		var d dto.Metric
 		if err := h.Write(&d); err == nil && d.Histogram != nil {
-			// Pebble observes nanoseconds. Every append is synced, so
-			// these are the raft log's fsyncs.
+			// Pebble observes nanoseconds. Every append to the raft
+			// log is synced, so there these are the log's fsyncs.
 			for _, b := range d.Histogram.Bucket {
 				e.FsyncUpperBounds = append(e.FsyncUpperBounds, b.GetUpperBound()/1e9)
 				e.FsyncCumulative = append(e.FsyncCumulative, b.GetCumulativeCount())
@@ -95,5 +100,5 @@ func (l *Log) Metrics() (Metrics, error) {
 			e.FsyncSumSeconds = d.Histogram.GetSampleSum() / 1e9
 		}
 	}
-	return e, nil
+	return e
 }
