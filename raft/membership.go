@@ -86,11 +86,8 @@ func (n *Node) addServer(ctx context.Context, id, raftAddr string, suffrage hraf
 	if id == "" || raftAddr == "" {
 		return fmt.Errorf("%w: add %s needs an id and an address", command.ErrBadCommand, what)
 	}
-	if err := n.checkOpen(); err != nil {
+	if err := n.checkLeading(); err != nil {
 		return err
-	}
-	if !n.IsLeader() {
-		return n.notLeader("")
 	}
 	n.membership.Lock()
 	defer n.membership.Unlock()
@@ -130,11 +127,8 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: remove server needs an id", command.ErrBadCommand)
 	}
-	if err := n.checkOpen(); err != nil {
+	if err := n.checkLeading(); err != nil {
 		return err
-	}
-	if !n.IsLeader() {
-		return n.notLeader("")
 	}
 	n.membership.Lock()
 	conf, err := n.configuration(ctx)
@@ -281,11 +275,8 @@ func (n *Node) Promote(ctx context.Context, id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: promote needs a node id", command.ErrBadCommand)
 	}
-	if err := n.checkOpen(); err != nil {
+	if err := n.checkLeading(); err != nil {
 		return err
-	}
-	if !n.IsLeader() {
-		return n.notLeader("")
 	}
 	n.membership.Lock()
 	defer n.membership.Unlock()
@@ -352,11 +343,8 @@ func describeProgress(p PeerProgress) string {
 // leader can; others return a *NotLeaderError. Proposals made during the
 // transfer fail with ErrNotLeader.
 func (n *Node) TransferLeadershipTo(ctx context.Context, id string) (string, error) {
-	if err := n.checkOpen(); err != nil {
+	if err := n.checkLeading(); err != nil {
 		return "", err
-	}
-	if !n.IsLeader() {
-		return "", n.notLeader("")
 	}
 	conf, err := n.configuration(ctx)
 	if err != nil {
@@ -406,14 +394,23 @@ func (n *Node) TransferLeadershipTo(ctx context.Context, id string) (string, err
 // up-to-date follower and waits for the transfer. Only the leader can.
 // Proposals made during the transfer fail with ErrNotLeader.
 func (n *Node) TransferLeadership(ctx context.Context) error {
+	if err := n.checkLeading(); err != nil {
+		return err
+	}
+	if err := n.waitPlain(ctx, n.raft.LeadershipTransfer()); err != nil {
+		return fmt.Errorf("raft: transfer leadership: %w", err)
+	}
+	return nil
+}
+
+// checkLeading is what every change of the configuration asks first: an
+// open node (ErrShutdown otherwise) that leads (a *NotLeaderError).
+func (n *Node) checkLeading() error {
 	if err := n.checkOpen(); err != nil {
 		return err
 	}
 	if !n.IsLeader() {
 		return n.notLeader("")
-	}
-	if err := n.waitPlain(ctx, n.raft.LeadershipTransfer()); err != nil {
-		return fmt.Errorf("raft: transfer leadership: %w", err)
 	}
 	return nil
 }
