@@ -1171,3 +1171,60 @@ func TestSystemView(t *testing.T) {
 		t.Fatalf("Clear of MaxID changed the system keyspace: %v -> %v", before, after)
 	}
 }
+
+// TestIteratorSeekExact checks SeekExact against SeekGE: it finds a key the
+// tenant holds, reports false for one it does not hold (where SeekGE would
+// land on the next key), never reaches the next tenant's keys, and leaves
+// SeekGE and Next working afterwards, with the data in the memtable and
+// then in a flushed table (where the bloom filters answer).
+func TestIteratorSeekExact(t *testing.T) {
+	s := newMemStore(t)
+	v := mustTenant(t, s, 3)
+	next := mustTenant(t, s, 4)
+	fill(t, v, 3) // k00 k01 k02
+	mustSet(t, next, "k01a", "other tenant")
+	mustSet(t, next, "zz", "other tenant")
+	for _, flushed := range []bool{false, true} {
+		if flushed {
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		it, err := v.NewIterator(nil, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"k02", "k00", "k01"} { // out of order on purpose
+			if !it.SeekExact([]byte(k)) || string(it.Key()) != k || string(it.Value()) != "v"+k[1:] {
+				t.Fatalf("flushed=%v: SeekExact(%q) did not land on it (key %q)", flushed, k, it.Key())
+			}
+		}
+		for _, k := range []string{"k01a", "zz", "", "k"} {
+			if it.SeekExact([]byte(k)) {
+				t.Fatalf("flushed=%v: SeekExact(%q) landed on %q", flushed, k, it.Key())
+			}
+		}
+		if err := it.Err(); err != nil {
+			t.Fatalf("flushed=%v: %v", flushed, err)
+		}
+		// SeekGE leaves prefix mode: Next walks on to the end of the tenant.
+		var got []string
+		for ok := it.SeekGE([]byte("k00a")); ok; ok = it.Next() {
+			got = append(got, string(it.Key()))
+		}
+		if fmt.Sprint(got) != "[k01 k02]" || it.Err() != nil {
+			t.Fatalf("flushed=%v: SeekGE after SeekExact walked %v (err %v)", flushed, got, it.Err())
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev, err := v.NewIterator(nil, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rev.Close()
+	if rev.SeekExact([]byte("k00")) || rev.Err() == nil {
+		t.Fatal("SeekExact on a reverse iterator did not fail")
+	}
+}

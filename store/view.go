@@ -179,6 +179,28 @@ func (it *Iterator) SeekGE(key []byte) bool {
 	return it.land(ok)
 }
 
+// SeekExact positions a forward iterator on the user key key and reports
+// whether the tenant holds it. Unlike SeekGE it consults the tables' bloom
+// filters, so a table without key costs no block read: the way to look up
+// many single keys with one iterator. After SeekExact, Next is held to key
+// (it reports false); a later SeekGE leaves that mode. Seeking a reverse
+// iterator is an error.
+func (it *Iterator) SeekExact(key []byte) bool {
+	if it.err != nil || it.it == nil {
+		return false
+	}
+	if it.reverse {
+		it.err = fmt.Errorf("store: SeekExact on a reverse iterator")
+		return false
+	}
+	var buf [128]byte
+	// The store keeps Pebble's default comparer, whose Split is the whole
+	// key: the prefix of a physical key is the key, so SeekPrefixGE lands
+	// on key or on nothing.
+	ok := it.it.SeekPrefixGE(keyspace.AppendTenantKey(buf[:0], it.id, key))
+	return it.land(ok)
+}
+
 // land finishes a move of the underlying iterator that reported ok: it
 // checks the key once more against the tenant's span and takes its user
 // key.

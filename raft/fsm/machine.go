@@ -261,6 +261,7 @@ func (f *Machine) ApplyBatch(logs []Entry) []any {
 
 	b := f.store.NewBatch()
 	a := newApplier(b, f.cat)
+	defer a.close()
 	for i, l := range logs {
 		if l.Index <= applied {
 			out[i] = replayed(l)

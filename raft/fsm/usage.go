@@ -64,11 +64,10 @@ func planWrite(d *tenantData, ops []command.Op) (*writePlan, error) {
 	// One iterator, seeking in key order: a Get per key would open an
 	// iterator on every level and file it may be in, which grows with
 	// the store (issue 18: the same fill took 1.5 s, then 7 s, then 23 s).
-	it, err := d.newIter()
+	it, err := d.iter()
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
 	slices.SortFunc(points, func(a, b int) int { return bytes.Compare(ops[a].Key, ops[b].Key) })
 	for _, i := range points {
 		op := &ops[i]
