@@ -133,9 +133,19 @@ const (
 
 // tenantMetaKey is the key of a named record of tenant id.
 func tenantMetaKey(id TenantID, name ...[]byte) SystemKey {
-	var p [8]byte
-	binary.BigEndian.PutUint64(p[:], uint64(id))
-	return sysKey(sysTenantMD, append([][]byte{p[:]}, name...)...)
+	// Built in one allocation: these keys are made for every write (its
+	// history entry and the pruning of the oldest one).
+	n := 2 + 8
+	for _, r := range name {
+		n += len(r)
+	}
+	k := make([]byte, 2, n)
+	k[0], k[1] = SystemByte, sysTenantMD
+	k = binary.BigEndian.AppendUint64(k, uint64(id))
+	for _, r := range name {
+		k = append(k, r...)
+	}
+	return SystemKey{b: k}
 }
 
 // TenantMetaSpan spans every per-tenant metadata key of tenant id: its

@@ -65,10 +65,15 @@ func (v *TenantView) SetVersioned(key, value []byte, version uint64) error {
 	if err := keyspace.CheckValue(value); err != nil {
 		return err
 	}
-	var kbuf [128]byte
-	var vbuf [256]byte
-	phys := appendEnvelope(vbuf[:0], version, value)
-	return v.w.set(keyspace.AppendTenantKey(kbuf[:0], v.id, key), phys)
+	if w, ok := v.w.(batchWriter); ok {
+		// A direct call: through the interface the key and envelope
+		// buffers escape to the heap, two allocations on every write
+		// the FSM applies.
+		var kbuf [128]byte
+		var vbuf [256]byte
+		return w.set(keyspace.AppendTenantKey(kbuf[:0], v.id, key), appendEnvelope(vbuf[:0], version, value))
+	}
+	return v.w.set(keyspace.AppendTenantKey(nil, v.id, key), appendEnvelope(nil, version, value))
 }
 
 // GetVersioned returns a copy of the value of key and the version at which

@@ -53,8 +53,11 @@ func (v *TenantView) Delete(key []byte) error {
 	if err := keyspace.CheckKey(key); err != nil {
 		return err
 	}
-	var buf [128]byte
-	return v.w.del(keyspace.AppendTenantKey(buf[:0], v.id, key))
+	if w, ok := v.w.(batchWriter); ok { // no escape: see SetVersioned
+		var buf [128]byte
+		return w.del(keyspace.AppendTenantKey(buf[:0], v.id, key))
+	}
+	return v.w.del(keyspace.AppendTenantKey(nil, v.id, key))
 }
 
 // DeleteRange removes every key in [start, end). An empty end means the end

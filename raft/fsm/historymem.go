@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"bytes"
-	"container/heap"
 	"fmt"
 	"sort"
 	"sync"
@@ -301,4 +300,38 @@ func (q *expiryQueue) Pop() any {
 	return it
 }
 
-func (q *expiryQueue) push(at int64, id keyspace.TenantID) { heap.Push(q, expiryItem{at: at, id: id}) }
+// push and pop are heap.Push and heap.Pop without boxing the item in an
+// interface: an allocation on every write the FSM applies.
+func (q *expiryQueue) push(at int64, id keyspace.TenantID) {
+	q.items = append(q.items, expiryItem{at: at, id: id})
+	for j := len(q.items) - 1; j > 0; {
+		i := (j - 1) / 2
+		if !q.Less(j, i) {
+			break
+		}
+		q.Swap(i, j)
+		j = i
+	}
+}
+
+func (q *expiryQueue) pop() expiryItem {
+	n := len(q.items) - 1
+	q.Swap(0, n)
+	for i := 0; ; {
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if r := j + 1; r < n && q.Less(r, j) {
+			j = r
+		}
+		if !q.Less(j, i) {
+			break
+		}
+		q.Swap(i, j)
+		i = j
+	}
+	it := q.items[n]
+	q.items = q.items[:n]
+	return it
+}

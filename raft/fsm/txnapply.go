@@ -225,9 +225,9 @@ func (a *applier) expireHistories(at int64) error {
 	cutoff := at - HistoryWindow
 	budget := prunePerWrite
 	for budget > 0 && q.Len() > 0 && q.items[0].at < cutoff {
-		it := heap.Pop(q).(expiryItem)
+		it := q.pop()
 		for q.Len() > 0 && q.items[0] == it {
-			heap.Pop(q) // a duplicate
+			q.pop() // a duplicate
 		}
 		e := a.entry(it.id)
 		if e == nil || e.ver.Count < 2 || e.hist == nil || e.hist.front().at != it.at {

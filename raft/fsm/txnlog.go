@@ -179,6 +179,56 @@ func appendRecord(dst []byte, op *command.Op) []byte {
 // them with the record bytes they hold. ops holds only set, delete and
 // delete-range.
 func encodeEntry(version uint64, at int64, txnID []byte, ops []command.Op) (chunks [][]byte, size uint64) {
+	for i := range ops {
+		size += uint64(recordSize(&ops[i]))
+	}
+	if size >= logChunkTarget {
+		return encodeChunked(version, at, txnID, ops)
+	}
+	// One chunk (records are cut only once a chunk reaches the target),
+	// written in one allocation: the head, then the records.
+	c := make([]byte, 0, 1+4*binary.MaxVarintLen64+binary.MaxVarintLen32+len(txnID)+int(size))
+	c = appendHead(c, version, 1, at, size, txnID)
+	for i := range ops {
+		c = appendRecord(c, &ops[i])
+	}
+	return [][]byte{c}, size
+}
+
+// recordSize is the length appendRecord gives op's record.
+func recordSize(op *command.Op) int {
+	n := 1 + uvarintLen(len(op.Key)) + len(op.Key)
+	switch op.Kind {
+	case command.OpSet:
+		n += uvarintLen(len(op.Value)) + len(op.Value)
+	case command.OpDeleteRange:
+		n += uvarintLen(len(op.End)) + len(op.End)
+	}
+	return n
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
+}
+
+// appendHead appends the head of an entry's first chunk.
+func appendHead(h []byte, version, chunks uint64, at int64, size uint64, txnID []byte) []byte {
+	h = append(h, chunkHead)
+	h = binary.AppendUvarint(h, version)
+	h = binary.AppendUvarint(h, chunks)
+	h = binary.AppendVarint(h, at)
+	h = binary.AppendUvarint(h, size)
+	h = binary.AppendUvarint(h, uint64(len(txnID)))
+	return append(h, txnID...)
+}
+
+// encodeChunked is encodeEntry for any size: it cuts the records into
+// chunks of about logChunkTarget bytes.
+func encodeChunked(version uint64, at int64, txnID []byte, ops []command.Op) (chunks [][]byte, size uint64) {
 	var bodies [][]byte
 	var cur []byte
 	for i := range ops {
@@ -197,13 +247,7 @@ func encodeEntry(version uint64, at int64, txnID []byte, ops []command.Op) (chun
 	for i, body := range bodies {
 		var h []byte
 		if i == 0 {
-			h = append(h, chunkHead)
-			h = binary.AppendUvarint(h, version)
-			h = binary.AppendUvarint(h, uint64(len(bodies)))
-			h = binary.AppendVarint(h, at)
-			h = binary.AppendUvarint(h, size)
-			h = binary.AppendUvarint(h, uint64(len(txnID)))
-			h = append(h, txnID...)
+			h = appendHead(h, version, uint64(len(bodies)), at, size, txnID)
 		} else {
 			h = append(h, chunkContinuation)
 			h = binary.AppendUvarint(h, version)
