@@ -178,6 +178,62 @@ func (x *conflictIndex) assign(start, end []byte, ver uint64) {
 	x.root = join(join(lo, mid), hi)
 }
 
+// assignPoint records a write at version ver of the one key k, the keys
+// [k, k+"\x00"). It copies k if the index keeps it. Versions must not go
+// down.
+func (x *conflictIndex) assignPoint(k []byte, ver uint64) {
+	if x.setPoint(k, ver) {
+		return
+	}
+	b := make([]byte, len(k)+1) // start and end share one allocation
+	copy(b, k)
+	x.assign(b[:len(k):len(k)], b, ver)
+}
+
+// setPoint handles the common point write, of a key written before: both
+// boundaries of [k, k+"\x00") are nodes, and only the version of k's node
+// changes. It finds that node, checks its successor and raises the maxima
+// on its path in one descent, and reports whether it did. A version never
+// goes down, so ver is at least every version in the index: every node on
+// the path gets ver as its maximum.
+func (x *conflictIndex) setPoint(k []byte, ver uint64) bool {
+	var path [48]*inode
+	depth := 0
+	var after *inode // the nearest boundary after the subtree searched
+	n := x.root
+	for n != nil {
+		if depth == len(path) {
+			return false // an unusually deep path: the general case does it
+		}
+		path[depth] = n
+		depth++
+		c := bytes.Compare(k, n.key)
+		if c == 0 {
+			break
+		}
+		if c < 0 {
+			after = n
+			n = n.left
+		} else {
+			n = n.right
+		}
+	}
+	if n == nil {
+		return false
+	}
+	if n.right != nil {
+		after = leftmost(n.right)
+	}
+	if after == nil || len(after.key) != len(k)+1 || after.key[len(k)] != 0 || !bytes.Equal(after.key[:len(k)], k) {
+		return false
+	}
+	n.ver = ver
+	for _, p := range path[:depth] {
+		p.max = ver
+	}
+	return true
+}
+
 // setVersion sets the version of the node at key k in t, if there is one,
 // and reports whether there was.
 func setVersion(t *inode, k []byte, ver uint64) bool {

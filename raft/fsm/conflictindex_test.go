@@ -515,3 +515,86 @@ func TestConflictIndexSweep(t *testing.T) {
 	}
 	walk(swept.root)
 }
+
+// TestConflictIndexPointMatchesAssign applies the same random writes to two
+// indexes, point writes through assignPoint in one and through the general
+// assign in the other, and checks after each that both give the same
+// answer over every range of a small key set and that every node's max is
+// the largest version of its subtree.
+func TestConflictIndexPointMatchesAssign(t *testing.T) {
+	r := rand.New(rand.NewPCG(testSeed(t), 11))
+	keys := []string{"", "a", "a\x00", "a\x00\x00", "ab", "b", "b\x00", "c", "d"}
+	var fast, slow conflictIndex
+	var checkMax func(n *inode) uint64
+	checkMax = func(n *inode) uint64 {
+		if n == nil {
+			return 0
+		}
+		m := max(n.ver, checkMax(n.left), checkMax(n.right))
+		require.Equal(t, m, n.max, "max of the node at %q", n.key)
+		return m
+	}
+	for ver := uint64(1); ver <= 2000; ver++ {
+		k := keys[r.IntN(len(keys))]
+		if r.IntN(6) == 0 { // a delete-range, the same in both
+			e := keys[r.IntN(len(keys))]
+			var end []byte
+			if e > k {
+				end = []byte(e)
+			}
+			fast.assign([]byte(k), bytes.Clone(end), ver)
+			slow.assign([]byte(k), bytes.Clone(end), ver)
+		} else {
+			fast.assignPoint([]byte(k), ver)
+			slow.assign([]byte(k), []byte(k+"\x00"), ver)
+		}
+		if r.IntN(10) == 0 {
+			floor := ver - uint64(r.IntN(int(ver)))
+			fast.sweep(floor, 3)
+			slow.sweep(floor, 3)
+		}
+		checkMax(fast.root)
+		for _, s := range keys {
+			require.Equal(t, slow.at([]byte(s)), fast.at([]byte(s)), "at %q after version %d", s, ver)
+			require.Equal(t, slow.maxOver([]byte(s), nil), fast.maxOver([]byte(s), nil))
+			for _, e := range keys {
+				if e > s {
+					require.Equal(t, slow.maxOver([]byte(s), []byte(e)), fast.maxOver([]byte(s), []byte(e)), "[%q, %q) after version %d", s, e, ver)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkConflictIndexPoint measures a point write of one of 10,000 keys
+// written before (the common write of a steady workload), by assignPoint
+// and by the general assign it falls back to.
+//
+//	go test -run '^$' -bench BenchmarkConflictIndexPoint -count 6 ./raft/fsm/
+func BenchmarkConflictIndexPoint(b *testing.B) {
+	const n = 10_000
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key%08d", i*7919%n)
+	}
+	for _, impl := range []string{"assignPoint", "assign"} {
+		b.Run(impl, func(b *testing.B) {
+			var x conflictIndex
+			ver := uint64(0)
+			for _, k := range keys {
+				ver++
+				x.assignPoint(k, ver)
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			for b.Loop() {
+				ver++
+				k := keys[r.IntN(n)]
+				if impl == "assignPoint" {
+					x.assignPoint(k, ver)
+				} else {
+					x.assign(bytes.Clone(k), append(bytes.Clone(k), 0), ver)
+				}
+			}
+		})
+	}
+}

@@ -114,15 +114,15 @@ func (h *history) write(version uint64, kind command.OpKind, key, end []byte) {
 	hd.records++
 	h.records++
 	h.cost += c
-	start := bytes.Clone(key)
-	var stop []byte
-	switch {
-	case kind != command.OpDeleteRange:
-		stop = append(start[:len(start):len(start)], 0) // [k, k+"\x00")
-	case len(end) > 0:
-		stop = bytes.Clone(end)
-	} // an empty end: to the end of the tenant
-	h.idx.assign(start, stop, version)
+	if kind != command.OpDeleteRange {
+		h.idx.assignPoint(key, version) // [k, k+"\x00")
+	} else {
+		var stop []byte // an empty end: to the end of the tenant
+		if len(end) > 0 {
+			stop = bytes.Clone(end)
+		}
+		h.idx.assign(bytes.Clone(key), stop, version)
+	}
 	// Sweep a little for every record added while dead boundaries make up
 	// a good part of the index: it then holds few beyond the retained
 	// entries' (at most two per record).
