@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -329,6 +330,13 @@ func (c *conn) writeLoop() {
 	var batch []byte
 	for frame := range c.out {
 		batch = append(batch[:0], frame...)
+		if len(c.out) == 0 {
+			// The answers of one raft batch reach this queue one request
+			// goroutine at a time, woken together: let those already
+			// runnable queue theirs, so that one write carries them all
+			// rather than one write each.
+			runtime.Gosched()
+		}
 	drain:
 		for len(batch) < 256<<10 {
 			select {
