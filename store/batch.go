@@ -25,11 +25,15 @@ type Batch struct {
 	// Commit, and not by a view made from this batch (see batchReader).
 	done bool
 	sys  *SystemView
+	// sizes is the store's size cache; dataNotes and notes are what the
+	// writes of the unindexed and the indexed part do to it (sizecache.go).
+	sizes            *sizeCache
+	dataNotes, notes []sizeNote
 }
 
 // NewBatch starts an empty batch.
 func (s *Store) NewBatch() *Batch {
-	b := &Batch{b: s.db.NewIndexedBatch(), db: s.db}
+	b := &Batch{b: s.db.NewIndexedBatch(), db: s.db, sizes: &s.sizes}
 	b.sys = &SystemView{r: batchReader{b}, w: batchWriter{b}}
 	return b
 }
@@ -102,8 +106,12 @@ func (b *Batch) Commit(appliedIndex uint64, sync bool) error {
 		wo = pebble.Sync
 	}
 	if err := pb.Commit(wo); err != nil {
+		b.sizes.reset() // whatever Pebble took, the cache cannot tell
 		return fmt.Errorf("store: commit batch: %w", err)
 	}
+	// Pebble applied the unindexed part first.
+	b.sizes.apply(b.dataNotes)
+	b.sizes.apply(b.notes)
 	return nil
 }
 

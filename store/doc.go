@@ -66,6 +66,15 @@
 // GetVersioned and Iterator.Version report it; everything else returns the
 // user value alone.
 //
+// # Sizes of recently written values
+//
+// TenantView.CommittedSize answers, for a view of Batch.TenantUnindexed,
+// the size of a key's committed value (or that it has none) from memory
+// when a committed batch wrote the key recently: the raft applier's exact
+// quota needs the size of every value a write replaces. Committed batches
+// keep it exact; delete-ranges, restores and failed commits make it forget
+// (sizecache.go).
+//
 // # Ownership
 //
 // Every slice returned by this package is a copy owned by the caller. Slices

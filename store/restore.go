@@ -64,6 +64,8 @@ func (s *Store) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	s.sizes.reset()
+	defer s.sizes.reset()
 	b := s.db.NewBatch()
 	// The clear starts at allKeysStart, not at the empty key. Pebble's
 	// iterator that merges the range deletions of several tables or

@@ -97,6 +97,7 @@ type Store struct {
 	cache  *pebble.Cache
 	logger *slog.Logger
 	sys    *SystemView
+	sizes  sizeCache
 }
 
 // Open opens (creating if needed) the database in dir.

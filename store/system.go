@@ -80,7 +80,15 @@ func (v *SystemView) DeleteRange(start, end keyspace.SystemKey) error {
 	if bytes.Compare(lo, hi) >= 0 {
 		return fmt.Errorf("%w: system range", keyspace.ErrInvalidRange)
 	}
-	return v.w.delRange(lo, hi)
+	if err := v.w.delRange(lo, hi); err != nil {
+		return err
+	}
+	// System ranges lie beyond every tenant's data, but the size cache
+	// need not rely on it.
+	if w, ok := v.w.(batchWriter); ok && w.b.sizes != nil {
+		w.b.notes = append(w.b.notes, sizeNote{size: forgetAll})
+	}
+	return nil
 }
 
 // Scan calls fn for every pair in [start, end) in order until fn returns

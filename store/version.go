@@ -65,15 +65,23 @@ func (v *TenantView) SetVersioned(key, value []byte, version uint64) error {
 	if err := keyspace.CheckValue(value); err != nil {
 		return err
 	}
-	if w, ok := v.w.(batchWriter); ok {
-		// A direct call: through the interface the key and envelope
-		// buffers escape to the heap, two allocations on every write
-		// the FSM applies.
-		var kbuf [128]byte
-		var vbuf [256]byte
-		return w.set(keyspace.AppendTenantKey(kbuf[:0], v.id, key), appendEnvelope(vbuf[:0], version, value))
+	// Direct calls: through the interface the key and envelope buffers
+	// escape to the heap, two allocations on every write the FSM applies.
+	var kbuf [128]byte
+	var vbuf [256]byte
+	var err error
+	switch w := v.w.(type) {
+	case dataWriter:
+		err = w.set(keyspace.AppendTenantKey(kbuf[:0], v.id, key), appendEnvelope(vbuf[:0], version, value))
+	case batchWriter:
+		err = w.set(keyspace.AppendTenantKey(kbuf[:0], v.id, key), appendEnvelope(vbuf[:0], version, value))
+	default:
+		err = v.w.set(keyspace.AppendTenantKey(nil, v.id, key), appendEnvelope(nil, version, value))
 	}
-	return v.w.set(keyspace.AppendTenantKey(nil, v.id, key), appendEnvelope(nil, version, value))
+	if err == nil {
+		v.note(key, int32(len(value)))
+	}
+	return err
 }
 
 // GetVersioned returns a copy of the value of key and the version at which

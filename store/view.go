@@ -53,11 +53,20 @@ func (v *TenantView) Delete(key []byte) error {
 	if err := keyspace.CheckKey(key); err != nil {
 		return err
 	}
-	if w, ok := v.w.(batchWriter); ok { // no escape: see SetVersioned
-		var buf [128]byte
-		return w.del(keyspace.AppendTenantKey(buf[:0], v.id, key))
+	var buf [128]byte // no escape: see SetVersioned
+	var err error
+	switch w := v.w.(type) {
+	case dataWriter:
+		err = w.del(keyspace.AppendTenantKey(buf[:0], v.id, key))
+	case batchWriter:
+		err = w.del(keyspace.AppendTenantKey(buf[:0], v.id, key))
+	default:
+		err = v.w.del(keyspace.AppendTenantKey(nil, v.id, key))
 	}
-	return v.w.del(keyspace.AppendTenantKey(nil, v.id, key))
+	if err == nil {
+		v.note(key, absentSize)
+	}
+	return err
 }
 
 // DeleteRange removes every key in [start, end). An empty end means the end
@@ -68,11 +77,21 @@ func (v *TenantView) DeleteRange(start, end []byte) error {
 	if err != nil {
 		return err
 	}
-	return v.w.delRange(lo, hi)
+	if err := v.w.delRange(lo, hi); err != nil {
+		return err
+	}
+	v.note(nil, forgetTenant)
+	return nil
 }
 
 // Clear removes every key of the tenant with one range deletion.
-func (v *TenantView) Clear() error { return v.w.delRange(v.span.Start, v.span.End) }
+func (v *TenantView) Clear() error {
+	if err := v.w.delRange(v.span.Start, v.span.End); err != nil {
+		return err
+	}
+	v.note(nil, forgetTenant)
+	return nil
+}
 
 // ScanOptions shape a Scan or an iterator.
 type ScanOptions struct {

@@ -303,17 +303,26 @@ func (d *tenantData) get(k []byte) ([]byte, bool, error) {
 	return val, true, nil
 }
 
-// sizeOf returns the size of k's current value, reading the committed
-// store with it, the batch's iterator over the tenant's keys (iter).
+// sizeOf returns the size of k's current value: from the store's size
+// cache when k was written recently (store.TenantView.CommittedSize), else
+// reading the committed store with the batch's iterator over the tenant's
+// keys (iter), made on the first read that needs it.
 // Seeking one iterator costs far less than a Get per key, and an exact
 // seek skips, by their bloom filters, the tables that do not hold k.
-func (d *tenantData) sizeOf(it *store.Iterator, k []byte) (int, bool, error) {
+func (d *tenantData) sizeOf(k []byte) (int, bool, error) {
 	d.settle()
 	if w, ok := d.ov.points.get(k); ok {
 		return len(w.val), w.present, nil
 	}
 	if d.ov.cleared.covers(k) {
 		return 0, false, nil
+	}
+	if n, present, ok := d.v.CommittedSize(k); ok {
+		return n, present, nil // written recently: the store remembers
+	}
+	it, err := d.iter()
+	if err != nil {
+		return 0, false, err
 	}
 	d.reads++
 	if it.SeekExact(k) {

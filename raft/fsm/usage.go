@@ -61,17 +61,14 @@ func planWrite(d *tenantData, ops []command.Op) (*writePlan, error) {
 		pointKeys[string(op.Key)] = struct{}{}
 		points = append(points, i)
 	}
-	// One iterator, seeking in key order: a Get per key would open an
-	// iterator on every level and file it may be in, which grows with
-	// the store (issue 18: the same fill took 1.5 s, then 7 s, then 23 s).
-	it, err := d.iter()
-	if err != nil {
-		return nil, err
-	}
+	// One iterator (the batch's, d.iter), seeking in key order: a Get per
+	// key would open an iterator on every level and file it may be in,
+	// which grows with the store (issue 18: the same fill took 1.5 s, then
+	// 7 s, then 23 s).
 	slices.SortFunc(points, func(a, b int) int { return bytes.Compare(ops[a].Key, ops[b].Key) })
 	for _, i := range points {
 		op := &ops[i]
-		size, present, err := d.sizeOf(it, op.Key)
+		size, present, err := d.sizeOf(op.Key)
 		if err != nil {
 			return nil, err
 		}
@@ -89,6 +86,10 @@ func planWrite(d *tenantData, ops []command.Op) (*writePlan, error) {
 	}
 	if len(ranges) == 0 {
 		return p, nil
+	}
+	it, err := d.iter()
+	if err != nil {
+		return nil, err
 	}
 	err = eachUnion(ranges, func(start, end []byte) error {
 		pc := rangePiece{start: start, end: end}
