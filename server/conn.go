@@ -264,13 +264,14 @@ func (c *conn) hello(fr *wire.FrameReader) bool {
 	// Before authentication nothing but helloRefusal's fixed answers
 	// (hello.go): the same for every bad token on every node. A hello
 	// marked Stale is one a follower forwarded: judged here, never passed on.
-	ctx, cancel := context.WithTimeout(c.srv.ctx, helloTimeout)
-	err = c.srv.caughtUp(ctx)
+	// A node that is not ready (ready.go) judges no token.
+	err = c.srv.servable()
 	var p *principal
 	if err == nil {
+		ctx, cancel := context.WithTimeout(c.srv.ctx, helloTimeout)
 		p, err = c.srv.authenticate(ctx, req.Token, req.Stale)
+		cancel()
 	}
-	cancel()
 	if err != nil {
 		c.writeDirect(c.helloRefusal(req.ID, err))
 		return false

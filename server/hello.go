@@ -17,9 +17,10 @@ import (
 // malformed token from either), nor one node from another, nor carry
 // anything of the node's internals: no raft index, no address, no count.
 // Every bad token gets helloDenied on every node; a node that cannot judge
-// tokens now (it has not caught up since it started, has no leader, is
-// installing a snapshot, or cannot reach the leader to judge one it
-// refuses) gets helloNotReady for every token, good or bad. Only a token
+// tokens now (it is not ready, as /readyz says: it has not caught up with
+// its leader since it started, or knows no leader; or it is installing a
+// snapshot, or cannot reach the leader to judge one it refuses) gets
+// helloNotReady for every token, good or bad. Only a token
 // the leader accepted may learn more (errValidElsewhere: the leader's
 // address).
 var (
@@ -36,7 +37,7 @@ var (
 )
 
 // helloRefusal is the answer to a hello that failed with err (from
-// caughtUp or authenticate), with the request's ID. The cause is logged,
+// servable or authenticate), with the request's ID. The cause is logged,
 // never sent.
 func (c *conn) helloRefusal(id uint64, err error) *wire.Response {
 	var resp wire.Response

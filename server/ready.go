@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -42,6 +43,22 @@ func (s *Server) Readiness() string {
 		return "catching up with the leader"
 	}
 	return ""
+}
+
+// servable returns nil when the node is ready (Readiness is ""), and
+// otherwise an error wrapping errNotReady with the reason. It is the one
+// judgement of whether this node may serve from its own state: the ready
+// line and /readyz (Readiness), a hello's verdict on a token and a stale
+// read (caughtUp, handler.go) all rest on it, so a node that says ready
+// judges tokens and one that is not ready judges none. It depends on no
+// token: every hello on a node that is not ready gets the same answer at
+// the same cost. Success is remembered (caughtUp).
+func (s *Server) servable() error {
+	if why := s.Readiness(); why != "" {
+		return fmt.Errorf("%w: %s", errNotReady, why)
+	}
+	s.caught.Store(true)
+	return nil
 }
 
 // WaitReady waits until the node is ready (Readiness is ""). It returns
