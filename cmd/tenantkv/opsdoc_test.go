@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -589,5 +590,27 @@ func TestOpsDocCheckerFindsMistakes(t *testing.T) {
 	}
 	if bad := c.checkEnvFile("TENANTKV_NODEID=n1\n"); len(bad) == 0 {
 		t.Error("an environment file with a variable of no flag was accepted")
+	}
+}
+
+// TestAlertRulesPromtool checks docs/prometheus-alerts.yml with Prometheus's
+// own promtool, when it is installed (Debian: package prometheus): the rules
+// must load, and the cases of docs/prometheus-alerts-test.yml must fire the
+// alerts they expect and no others.
+func TestAlertRulesPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed")
+	}
+	docs := filepath.Join("..", "..", "docs")
+	for _, args := range [][]string{
+		{"check", "rules", "prometheus-alerts.yml"},
+		{"test", "rules", "prometheus-alerts-test.yml"},
+	} {
+		cmd := exec.CommandContext(t.Context(), promtool, args...)
+		cmd.Dir = docs
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 }
