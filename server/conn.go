@@ -264,7 +264,8 @@ func (c *conn) hello(fr *wire.FrameReader) bool {
 	// Before authentication nothing but helloRefusal's fixed answers
 	// (hello.go): the same for every bad token on every node. A hello
 	// marked Stale is one a follower forwarded: judged here, never passed on.
-	// A node that is not ready (ready.go) judges no token.
+	// A node that has not been ready since it started (ready.go) judges
+	// no token.
 	err = c.srv.servable()
 	var p *principal
 	if err == nil {

@@ -115,16 +115,12 @@ func (s *Server) authenticate(ctx context.Context, secret string, localOnly bool
 	}
 }
 
-// caughtUp returns nil once this node has been ready (servable, ready.go)
-// since it started, so that it serves no stale read from state older than
-// what the cluster had committed when it came up. A connection's hello
-// already required readiness; once reached it is kept, so that stale reads
-// go on while no leader is known (they may be stale). A node not ready
-// answers ErrNotLeader: the client goes to the leader or another node.
+// caughtUp returns nil once this node has been ready since it started
+// (servable, ready.go), so that it serves no stale read from state older
+// than what the cluster had committed when it came up. A connection's
+// hello already required it. A node not yet ready answers ErrNotLeader:
+// the client goes to the leader or another node.
 func (s *Server) caughtUp() error {
-	if s.caught.Load() {
-		return nil
-	}
 	if err := s.servable(); err != nil {
 		return fmt.Errorf("%w: %w", raft.ErrNotLeader, err)
 	}

@@ -17,10 +17,9 @@ import (
 // malformed token from either), nor one node from another, nor carry
 // anything of the node's internals: no raft index, no address, no count.
 // Every bad token gets helloDenied on every node; a node that cannot judge
-// tokens now (it is not ready, as /readyz says: it has not caught up with
-// its leader since it started, or knows no leader; or it is installing a
-// snapshot, or cannot reach the leader to judge one it refuses) gets
-// helloNotReady for every token, good or bad. Only a token
+// tokens now (it has not been ready, as /readyz says, since it started:
+// it has not caught up with a leader yet; or it is installing a snapshot,
+// or cannot reach the leader to judge one it refuses) gets helloNotReady for every token, good or bad. Only a token
 // the leader accepted may learn more (errValidElsewhere: the leader's
 // address).
 var (

@@ -45,15 +45,27 @@ func (s *Server) Readiness() string {
 	return ""
 }
 
-// servable returns nil when the node is ready (Readiness is ""), and
-// otherwise an error wrapping errNotReady with the reason. It is the one
-// judgement of whether this node may serve from its own state: the ready
-// line and /readyz (Readiness), a hello's verdict on a token and a stale
-// read (caughtUp, handler.go) all rest on it, so a node that says ready
-// judges tokens and one that is not ready judges none. It depends on no
-// token: every hello on a node that is not ready gets the same answer at
-// the same cost. Success is remembered (caughtUp).
+// servable returns nil when this node may serve from its own state, and
+// otherwise an error wrapping errNotReady with the reason: it may once it
+// has been ready (Readiness is "") since it started. That is the one
+// judgement a hello's verdict on a token and a stale read (caughtUp,
+// handler.go) rest on, and the one the ready line and /readyz make, so a
+// node that says ready judges tokens, and a node that has not been ready
+// since it started (restarted behind its leader, still joining, awaiting
+// promotion) judges none: its state may predate a revocation. Once
+// reached it holds until the node stops, also while no leader is known,
+// as for stale reads: a node of a cluster that lost its quorum still
+// answers an operator's cluster status and cluster health, which the
+// recovery needs, from state that was caught up. It depends on no token:
+// every hello on a node that is not servable gets the same answer at the
+// same cost.
 func (s *Server) servable() error {
+	if s.node.Err() != nil {
+		return fmt.Errorf("%w: %s", errNotReady, s.Readiness())
+	}
+	if s.caught.Load() {
+		return nil
+	}
 	if why := s.Readiness(); why != "" {
 		return fmt.Errorf("%w: %s", errNotReady, why)
 	}
