@@ -266,13 +266,13 @@ func (c *conn) hello(fr *wire.FrameReader) bool {
 	// marked Stale is one a follower forwarded: judged here, never passed on.
 	// A node that has not been ready since it started (ready.go) judges
 	// no token.
-	err = c.srv.servable()
+	ctx, cancel := context.WithTimeout(c.srv.ctx, helloTimeout)
+	err = c.srv.waitServable(ctx)
 	var p *principal
 	if err == nil {
-		ctx, cancel := context.WithTimeout(c.srv.ctx, helloTimeout)
 		p, err = c.srv.authenticate(ctx, req.Token, req.Stale)
-		cancel()
 	}
+	cancel()
 	if err != nil {
 		c.writeDirect(c.helloRefusal(req.ID, err))
 		return false

@@ -143,7 +143,9 @@ func TestHelloJudgedLikeReadiness(t *testing.T) {
 	require.Eventually(t, func() bool { return r.Readiness() == "catching up with the leader" },
 		30*time.Second, 5*time.Millisecond, "the restarted node hears its leader")
 
-	for round := range 3 {
+	// Each hello waits a moment (helloReadyWait) for the node, which knows
+	// its leader, to catch up, and is then refused.
+	for round := range 2 {
 		refused := map[string]*wire.Response{
 			"revoked":  hello(t, r.Addr(), tt.Token),
 			"operator": hello(t, r.Addr(), op),
