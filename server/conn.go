@@ -265,8 +265,10 @@ func (c *conn) hello(fr *wire.FrameReader) bool {
 	// Before authentication nothing but helloRefusal's fixed answers
 	// (hello.go): the same for every bad token on every node. A hello
 	// marked Stale is one a follower forwarded: judged here, never passed on.
+	// A node that has not been ready since it started (ready.go) judges
+	// no token.
 	ctx, cancel := context.WithTimeout(c.srv.ctx, helloTimeout)
-	err = c.srv.caughtUp(ctx)
+	err = c.srv.waitServable(ctx)
 	var p *principal
 	if err == nil {
 		p, err = c.srv.authenticate(ctx, req.Token, req.Stale)

@@ -115,29 +115,15 @@ func (s *Server) authenticate(ctx context.Context, secret string, localOnly bool
 	}
 }
 
-// caughtUp returns nil once this node's state holds everything that was
-// committed when it started: a node that just restarted must not judge
-// tokens or serve stale reads from state older than a revocation it has
-// not replayed yet. The leader proves it with a read barrier; a follower by
-// applying the commit index its leader reported. It is checked until it
-// first succeeds.
-func (s *Server) caughtUp(ctx context.Context) error {
-	if s.caught.Load() {
-		return nil
+// caughtUp returns nil once this node has been ready since it started
+// (servable, ready.go), so that it serves no stale read from state older
+// than what the cluster had committed when it came up. A connection's
+// hello already required it. A node not yet ready answers ErrNotLeader:
+// the client goes to the leader or another node.
+func (s *Server) caughtUp() error {
+	if err := s.servable(); err != nil {
+		return fmt.Errorf("%w: %w", raft.ErrNotLeader, err)
 	}
-	if s.node.IsLeader() {
-		if err := s.node.ReadBarrier(ctx); err != nil {
-			return err
-		}
-	} else {
-		if id, _ := s.node.Leader(); id == "" {
-			return raft.ErrNotLeader
-		}
-		if err := s.node.CatchUp(ctx); err != nil {
-			return err
-		}
-	}
-	s.caught.Store(true)
 	return nil
 }
 
@@ -317,7 +303,7 @@ func (s *Server) handleRead(ctx context.Context, p *principal, req *wire.Request
 	if !req.Stale && !s.node.IsLeader() {
 		return nil, raft.ErrNotLeader
 	}
-	if err := s.caughtUp(ctx); err != nil {
+	if err := s.caughtUp(); err != nil {
 		return nil, err
 	}
 	op := dataOp(req.Op)

@@ -17,9 +17,9 @@ import (
 // malformed token from either), nor one node from another, nor carry
 // anything of the node's internals: no raft index, no address, no count.
 // Every bad token gets helloDenied on every node; a node that cannot judge
-// tokens now (it has not caught up since it started, has no leader, is
-// installing a snapshot, or cannot reach the leader to judge one it
-// refuses) gets helloNotReady for every token, good or bad. Only a token
+// tokens now (it has not been ready, as /readyz says, since it started:
+// it has not caught up with a leader yet; or it is installing a snapshot,
+// or cannot reach the leader to judge one it refuses) gets helloNotReady for every token, good or bad. Only a token
 // the leader accepted may learn more (errValidElsewhere: the leader's
 // address).
 var (
@@ -36,7 +36,7 @@ var (
 )
 
 // helloRefusal is the answer to a hello that failed with err (from
-// caughtUp or authenticate), with the request's ID. The cause is logged,
+// servable or authenticate), with the request's ID. The cause is logged,
 // never sent.
 func (c *conn) helloRefusal(id uint64, err error) *wire.Response {
 	var resp wire.Response

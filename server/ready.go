@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -39,9 +40,77 @@ func (s *Server) Readiness() string {
 		return "no leader"
 	}
 	if !s.node.CaughtUpWithLeader() {
-		return "catching up with the leader"
+		return readyCatchingUp
 	}
 	return ""
+}
+
+// readyCatchingUp is Readiness's reason while the node knows its leader
+// and has not caught up with it yet.
+const readyCatchingUp = "catching up with the leader"
+
+// servable returns nil when this node may serve from its own state, and
+// otherwise an error wrapping errNotReady with the reason: it may once it
+// has been ready (Readiness is "") since it started. That is the one
+// judgement a hello's verdict on a token and a stale read (caughtUp,
+// handler.go) rest on, and the one the ready line and /readyz make, so a
+// node that says ready judges tokens, and a node that has not been ready
+// since it started (restarted behind its leader, still joining, awaiting
+// promotion) judges none: its state may predate a revocation. Once
+// reached it holds until the node stops, also while no leader is known,
+// as for stale reads: a node of a cluster that lost its quorum still
+// answers an operator's cluster status and cluster health, which the
+// recovery needs, from state that was caught up. It depends on no token:
+// every hello on a node that is not servable gets the same answer at the
+// same cost.
+func (s *Server) servable() error {
+	if s.node.Err() != nil {
+		return fmt.Errorf("%w: %s", errNotReady, s.Readiness())
+	}
+	if s.caught.Load() {
+		return nil
+	}
+	if why := s.Readiness(); why != "" {
+		return fmt.Errorf("%w: %s", errNotReady, why)
+	}
+	s.caught.Store(true)
+	return nil
+}
+
+// helloReadyWait bounds how long a hello waits for a node that is
+// catching up with a known leader to become servable, and helloReadyPoll
+// is how often it looks meanwhile: a node that just joined or restarted
+// near the leader catches up within a few of raft's commit timeouts, and
+// its clients had better wait for it than go elsewhere. The wait depends
+// on no token, and is bounded per hello like the hello itself.
+const (
+	helloReadyWait = time.Second
+	helloReadyPoll = 20 * time.Millisecond
+)
+
+// waitServable is servable for a hello: while the node is catching up with
+// a leader it knows, it waits for it, for at most helloReadyWait or until
+// ctx ends; any other reason (no leader, still joining) is answered at
+// once.
+func (s *Server) waitServable(ctx context.Context) error {
+	err := s.servable()
+	if err == nil || s.Readiness() != readyCatchingUp {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, helloReadyWait)
+	defer cancel()
+	tick := time.NewTicker(helloReadyPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return err
+		case <-tick.C:
+		}
+		if err = s.servable(); err == nil || s.Readiness() != readyCatchingUp {
+			return err
+		}
+	}
 }
 
 // WaitReady waits until the node is ready (Readiness is ""). It returns

@@ -64,6 +64,21 @@ explains them.
 
 Raft timing flags left out (or 0) take raft's defaults: heartbeat and election
 timeouts 1s, snapshots checked every 2m and taken after 8192 new log entries.
+
+Lost quorum: --force-new-cluster (TENANTKV_FORCE_NEW_CLUSTER=true) is the
+last resort for a cluster that lost a majority of its voters for good (two
+of three, three of five) and so can elect no leader. If the lost nodes can
+come back, bring them back instead: that loses nothing. Otherwise stop every
+survivor and start the one with the highest last log index once with the
+flag and its usual data directory: it rewrites its raft configuration to
+itself alone and starts as a one-node cluster holding its data, DROPPING
+EVERY OTHER MEMBER. Writes the old cluster committed only on the lost nodes
+are gone, and every entry of this node's log counts as committed. It says so
+in several WARN lines naming the old and the new members. Remove the flag
+afterwards: a start with it again does nothing while the node is alone and
+is refused once others have joined. Wipe the other nodes' data directories
+and --join them to it; never restart an old member with its old data. The
+steps: "Recovering from a lost quorum" in docs/OPERATIONS.md.
 `,
 	maxArgs: 0,
 	setup:   setupServe,
