@@ -55,7 +55,8 @@ const (
 	TypeTxnCommit      Type = 10
 	TypeCompareAndSwap Type = 11
 	// TypeBatch (12) is in batch.go, TypeSetFormat (13) in format.go,
-	// TypeHoldNonvoter (14) in hold.go.
+	// TypeHoldNonvoter (14) in hold.go, TypeLifecycle (15) and
+	// TypeCreateTrialTenant (16) in lifecycle.go.
 )
 
 // Command is a replicated state change. The set of commands is closed: only
@@ -359,6 +360,10 @@ func newCommand(t Type) Command {
 		return &SetFormat{}
 	case TypeHoldNonvoter:
 		return &HoldNonvoter{}
+	case TypeLifecycle:
+		return &Lifecycle{}
+	case TypeCreateTrialTenant:
+		return &CreateTrialTenant{}
 	}
 	return nil
 }

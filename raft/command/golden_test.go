@@ -139,6 +139,16 @@ func goldenSamples() map[Type][]goldenSample {
 			{"hold", &HoldNonvoter{NodeID: "n4", Hold: true}},
 			{"release", &HoldNonvoter{NodeID: "n4"}},
 		},
+		TypeLifecycle: {
+			{"cancel", &Lifecycle{ID: 7, Name: "acme", Action: keyspace.ActionCancel, At: goldenTime.UnixNano(),
+				Retention: int64(90 * 24 * time.Hour), Actor: "tok-1"}},
+			{"expire", &Lifecycle{ID: 7, Name: "acme", Action: keyspace.ActionExpire, At: goldenTime.UnixNano(), Actor: ActorSystem}},
+		},
+		TypeCreateTrialTenant: {{"full", &CreateTrialTenant{
+			Name: "acme", Limits: goldenLimits(),
+			Labels:    map[string]string{"team": "storage"},
+			CreatedAt: goldenTime, TrialEnds: goldenTime.Add(14 * 24 * time.Hour),
+		}}},
 	}
 }
 
