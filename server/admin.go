@@ -64,6 +64,8 @@ func (s *Server) handleAdmin(ctx context.Context, p *principal, req *wire.Reques
 		return s.transferLeader(ctx, req)
 	case wire.OpExportTenant:
 		return s.exportTenant(ctx, req)
+	case wire.OpTenantLifecycle:
+		return s.tenantLifecycle(ctx, p, req) // lifecycle.go
 	}
 	return nil, fmt.Errorf("%w: operation %s", ErrBadRequest, req.Op)
 }
@@ -111,7 +113,17 @@ func (s *Server) createTenant(ctx context.Context, req *wire.Request) (*wire.Res
 	if req.Config != nil {
 		cmd.Labels = req.Config.Labels
 	}
-	if _, err := s.node.Propose(ctx, cmd); err != nil {
+	var create command.Command = cmd
+	if req.Config != nil && req.Config.Trial != 0 {
+		if req.Config.Trial < 0 || req.Config.Trial > command.MaxRetention {
+			return nil, fmt.Errorf("%w: trial of %v (above 0, up to %v)", ErrBadRequest, req.Config.Trial, command.MaxRetention)
+		}
+		create = &command.CreateTrialTenant{
+			Name: cmd.Name, Limits: cmd.Limits, Labels: cmd.Labels,
+			CreatedAt: cmd.CreatedAt, TrialEnds: cmd.CreatedAt.Add(req.Config.Trial),
+		}
+	}
+	if _, err := s.node.Propose(ctx, create); err != nil {
 		return nil, err
 	}
 	t, err := s.node.FSM().LookupTenant(req.Name)
@@ -201,7 +213,7 @@ func (s *Server) listTenants(ctx context.Context, req *wire.Request) (*wire.Resp
 func (s *Server) tenantInfo(t *keyspace.Tenant) *wire.TenantInfo {
 	info := &wire.TenantInfo{
 		ID: uint64(t.ID), Name: t.Name, State: t.State.String(), CreatedAt: t.CreatedAt,
-		Labels: t.Labels,
+		Labels: t.Labels, TrialEnds: t.TrialEnds, PurgeAt: t.PurgeAt,
 		Limits: wire.Limits{
 			MaxBytes: t.Limits.MaxBytes, MaxKeys: t.Limits.MaxKeys, OpsPerSec: t.Limits.OpsPerSec,
 			Burst: t.Limits.Burst, MaxConcurrent: t.Limits.MaxConcurrent, MaxWatches: t.Limits.MaxWatches,

@@ -153,6 +153,13 @@ func (s *Server) stillValid(p *principal) error {
 		}
 		return ErrPermissionDenied
 	}
+	// A cancelled tenant's tokens are kept (a restore brings them back)
+	// but refused exactly as a revoked one is (lifecycle.go).
+	if !p.operator {
+		if st, ok := s.node.FSM().TenantState(p.tenantID); ok && st == keyspace.StateCancelled {
+			return ErrPermissionDenied
+		}
+	}
 	return nil
 }
 
@@ -502,9 +509,9 @@ func mutationOp(kind uint8, key, value, end []byte) (command.Op, error) {
 // checks again at apply time.
 func writable(t *keyspace.Tenant) error {
 	switch t.State {
-	case keyspace.StateActive:
+	case keyspace.StateActive, keyspace.StateTrial:
 		return nil
-	case keyspace.StateReadOnly:
+	case keyspace.StateSuspended:
 		return fsm.ErrTenantReadOnly
 	default:
 		return fsm.ErrTenantLocked

@@ -423,10 +423,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), nodeCollector{s}, connCollector{s}, &s.requests)
 	s.tenantRegistry = prometheus.NewRegistry()
 	s.tenantRegistry.MustRegister(s.usage)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.acceptLoop()
 	go s.sweepExports()
-	go s.formatLoop() // format.go
+	go s.formatLoop()    // format.go
+	go s.lifecycleLoop() // lifecycle.go
 	if s.httpLn != nil {
 		s.serveHTTP()
 	}

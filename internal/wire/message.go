@@ -63,6 +63,11 @@ const (
 // leader, one chunk per request (docs/PROTOCOL.md).
 const OpSnapshotSave Op = 56
 
+// OpTenantLifecycle applies a lifecycle action to tenant Name: State is
+// the action (activate, suspend, cancel, restore), TTL a cancellation's
+// retention (docs/PROTOCOL.md).
+const OpTenantLifecycle Op = 39
+
 var opNames = map[Op]string{
 	OpHello: "hello", OpPing: "ping", OpFormat: "format", OpGet: "get", OpSet: "set", OpDelete: "delete",
 	OpDeleteRange: "delete-range", OpScan: "scan", OpCreateTenant: "create-tenant",
@@ -72,7 +77,7 @@ var opNames = map[Op]string{
 	OpClusterRemove: "cluster-remove", OpClusterJoin: "cluster-join", OpClusterAdd: "cluster-add",
 	OpClusterPromote: "cluster-promote", OpClusterTransferLeader: "cluster-transfer-leader",
 	OpReadVersion: "read-version", OpCommit: "commit", OpCompareAndSwap: "compare-and-swap", OpWatch: "watch",
-	OpSnapshotSave: "snapshot-save",
+	OpSnapshotSave: "snapshot-save", OpTenantLifecycle: "tenant-lifecycle",
 }
 
 func (o Op) String() string {
@@ -112,10 +117,10 @@ type Request struct {
 	Name     string        `msgpack:"n,omitempty"`   // tenant name or node ID
 	NewName  string        `msgpack:"nn,omitempty"`  // rename
 	Config   *TenantConfig `msgpack:"cfg,omitempty"` // create/update tenant
-	State    string        `msgpack:"st,omitempty"`  // list filter or new state
+	State    string        `msgpack:"st,omitempty"`  // list filter, new state or lifecycle action
 	After    string        `msgpack:"aft,omitempty"` // paging cursor for lists
 	ReadOnly bool          `msgpack:"ro,omitempty"`  // new token
-	TTL      time.Duration `msgpack:"ttl,omitempty"` // new token
+	TTL      time.Duration `msgpack:"ttl,omitempty"` // new token; a cancellation's retention
 	Addr     string        `msgpack:"a,omitempty"`   // join: raft address
 	Addr2    string        `msgpack:"a2,omitempty"`  // join: client address
 	Addr3    string        `msgpack:"a3,omitempty"`  // join: HTTP address
@@ -195,6 +200,9 @@ type TenantConfig struct {
 	ReplaceLabels bool              `msgpack:"rl,omitempty"`
 
 	MaxConnections *uint64 `msgpack:"mcn,omitempty"`
+
+	// Trial, on create only, starts the tenant in trial for that long.
+	Trial time.Duration `msgpack:"trial,omitempty"`
 }
 
 // LabelsUpdate returns the labels an update sets, and whether it sets any:
@@ -251,6 +259,9 @@ type TenantInfo struct {
 	Limits    Limits            `msgpack:"lim"`
 	Labels    map[string]string `msgpack:"lbl,omitempty"`
 	Usage     Usage             `msgpack:"u"`
+	// TrialEnds is set in state trial, PurgeAt in state cancelled.
+	TrialEnds time.Time `msgpack:"te,omitempty"`
+	PurgeAt   time.Time `msgpack:"pa,omitempty"`
 }
 
 // Limits are a tenant's limits; zero means unlimited.

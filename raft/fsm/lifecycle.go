@@ -156,3 +156,14 @@ func (a *applier) lifecycle(c *command.Lifecycle, res *Result) error {
 	a.touch(t.ID)
 	return nil
 }
+
+// TenantState returns the state of tenant id, and false when there is no
+// such tenant. It allocates nothing: the server asks on every request of
+// a tenant token (a cancelled tenant's tokens are refused).
+func (f *Machine) TenantState(id keyspace.TenantID) (keyspace.State, bool) {
+	e := f.cat.tenant(id)
+	if e == nil {
+		return 0, false
+	}
+	return e.rec.State, true
+}
