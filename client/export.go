@@ -53,7 +53,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type ExportHeader struct {
 	Name       string            // the tenant's name when it was exported
 	ID         uint64            // its ID in the cluster it came from
-	State      string            // "active", "read-only" or "locked"
+	State      string            // a tenant state (StateActive, StateSuspended...); "read-only" in files of older releases
 	CreatedAt  time.Time         // when the tenant was created
 	ExportedAt time.Time         // when the export began
 	Limits     Limits            // the tenant's limits; zero: unlimited

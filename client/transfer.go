@@ -203,7 +203,9 @@ func (db *DB) ImportTenant(ctx context.Context, name string, r io.Reader, progre
 	if err := db.loadExport(ctx, db.Tenant(name), spool, sum, keys, nbytes, progress); err != nil {
 		return sum, partialImport(sum, keys, err)
 	}
-	if sum.Created && h.State != StateActive {
+	// A trial's end is not in the file: an imported trial tenant is
+	// active, and the operator suspends it or cancels it if it should not be.
+	if sum.Created && h.State != StateActive && h.State != StateTrial {
 		if _, err := db.UpdateTenant(ctx, name, &TenantUpdate{State: h.State}); err != nil {
 			return sum, fmt.Errorf("import: all %d keys loaded into new tenant %s, but setting its state to %s failed: %w",
 				sum.Keys, name, h.State, err)
@@ -251,7 +253,7 @@ func (db *DB) importTarget(ctx context.Context, name string, h *ExportHeader, ke
 	case err != nil:
 		return nil, err
 	default:
-		if ti.State != StateActive {
+		if ti.State != StateActive && ti.State != StateTrial {
 			return nil, fmt.Errorf("%w: cannot import into %s: an import needs an active tenant", stateError(ti.State), name)
 		}
 		for _, err := range db.Tenant(name).Range(ctx, KeyRange{}, &RangeOptions{Limit: 1}) {
@@ -273,7 +275,7 @@ func (db *DB) importTarget(ctx context.Context, name string, h *ExportHeader, ke
 
 func stateError(state string) error {
 	switch state {
-	case StateReadOnly:
+	case StateSuspended, StateReadOnly:
 		return ErrTenantReadOnly
 	case StateLocked:
 		return ErrTenantLocked
