@@ -56,7 +56,8 @@ const (
 	TypeCompareAndSwap Type = 11
 	// TypeBatch (12) is in batch.go, TypeSetFormat (13) in format.go,
 	// TypeHoldNonvoter (14) in hold.go, TypeLifecycle (15) and
-	// TypeCreateTrialTenant (16) in lifecycle.go.
+	// TypeCreateTrialTenant (16) in lifecycle.go, TypeAudited (17),
+	// TypeAuditNote (18) and TypeAuditPrune (19) in audit.go.
 )
 
 // Command is a replicated state change. The set of commands is closed: only
@@ -364,6 +365,12 @@ func newCommand(t Type) Command {
 		return &Lifecycle{}
 	case TypeCreateTrialTenant:
 		return &CreateTrialTenant{}
+	case TypeAudited:
+		return &Audited{}
+	case TypeAuditNote:
+		return &AuditNote{}
+	case TypeAuditPrune:
+		return &AuditPrune{}
 	}
 	return nil
 }

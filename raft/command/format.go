@@ -25,7 +25,8 @@ const (
 	Format2 Format = 2
 	// Format3 adds HoldNonvoter.
 	Format3 Format = 3
-	// Format4 adds Lifecycle and CreateTrialTenant.
+	// Format4 adds Lifecycle and CreateTrialTenant (the tenant
+	// lifecycle), and Audited, AuditNote and AuditPrune (the audit trail).
 	Format4 Format = 4
 	// MaxFormat is the highest format this build knows.
 	MaxFormat = Format4
@@ -53,6 +54,9 @@ var typeFormats = map[Type]Format{
 	TypeHoldNonvoter:      Format3,
 	TypeLifecycle:         Format4,
 	TypeCreateTrialTenant: Format4,
+	TypeAudited:           Format4,
+	TypeAuditNote:         Format4,
+	TypeAuditPrune:        Format4,
 }
 
 // FormatOf returns the format that introduced entry type t, or 0 for a

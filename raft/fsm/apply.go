@@ -97,6 +97,12 @@ func (a *applier) apply(index uint64, data []byte) (*Result, error) {
 		err = a.lifecycle(c, res) // lifecycle.go
 	case *command.CreateTrialTenant:
 		err = a.createTrialTenant(c, res) // lifecycle.go
+	case *command.Audited:
+		err = a.audited(c, res) // audit.go
+	case *command.AuditNote:
+		err = a.auditNote(c)
+	case *command.AuditPrune:
+		err = a.auditPrune(c)
 	default:
 		// newCommand and this switch are out of step: a programming error,
 		// but still refused identically on every replica.

@@ -154,7 +154,15 @@ func (a *applier) lifecycle(c *command.Lifecycle, res *Result) error {
 	a.mutable(t.ID).rec = t
 	res.TenantID, res.Tenant = t.ID, copyTenant(t)
 	a.touch(t.ID)
-	return nil
+	after := "state=" + t.State.String()
+	if !t.PurgeAt.IsZero() {
+		after += " purge_at=" + t.PurgeAt.UTC().Format(time.RFC3339)
+	}
+	actor := c.Actor
+	if actor == "" {
+		actor = command.ActorSystem
+	}
+	return a.audit(t.ID, c.At, actor, c.Action.String(), "state="+cur.State.String(), after) // audit.go
 }
 
 // TenantState returns the state of tenant id, and false when there is no

@@ -1,0 +1,215 @@
+package main
+
+// End-to-end tests of the tenant lifecycle (docs/OPERATIONS.md, Lifecycle)
+// on a three-node cluster of real processes: a short trial that the leader
+// ends, seen suspended by every node from its own state; cancel, restore
+// and the automatic purge, after which the data is gone on every node and
+// the name comes back under a new ID; and a cluster stopped across both
+// deadlines, which acts on them when it comes back.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tenantkv/tenantkv/client"
+)
+
+func TestE2ELifecycle(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	tc := startTrio(t)
+	op := tc.cli(t, tc.nodes...)
+	eventually(t, "cluster format 4", failoverTimeout, func() error {
+		if f := op.status().Format; f < 4 {
+			return fmt.Errorf("cluster format %d", f)
+		}
+		return nil
+	})
+
+	t.Run("trial expires on every node", func(t *testing.T) {
+		out := op.ok("tenant", "create", "tr", "--trial", "2s")
+		if !strings.HasPrefix(out, "created tenant tr (id ") || !strings.Contains(out, "): trial until ") {
+			t.Fatalf("tenant create --trial: %q", out)
+		}
+		op.ok("--tenant", "tr", "put", "k", "v")
+		tok := strings.TrimSpace(op.ok("tenant", "token", "tr"))
+		if tj := op.showJSON("tr"); tj.State != "trial" || tj.TrialEnds == nil || tj.PurgeAt != nil {
+			t.Fatalf("a new trial tenant: %+v", tj)
+		}
+		if out := op.ok("tenant", "list", "--state", "trial"); !strings.Contains(out, "tr ") || !strings.Contains(out, "trial_ends ") {
+			t.Errorf("tenant list --state trial:\n%s", out)
+		}
+		for _, n := range tc.nodes {
+			waitOwnState(t, tc.cli(t, n), tok, "tr", "suspended", n)
+		}
+		for _, n := range tc.nodes {
+			c := tc.cli(t, n)
+			refused(t, c.as(tok, "put", "k", "w"), n, "tenantkv: tenant is read-only")
+			if r := c.as(tok, "get", "k"); r.code != 0 || r.stdout != "v\n" {
+				t.Errorf("a suspended tenant reads through %s: %v", n.name, r)
+			}
+		}
+		if out := op.ok("tenant", "activate", "tr"); out != "activated tenant tr: state active\n" {
+			t.Errorf("tenant activate: %q", out)
+		}
+		op.ok("--tenant", "tr", "put", "k2", "v2")
+		op.fails(1, "tenantkv: invalid argument", "tenant", "activate", "tr")
+	})
+
+	t.Run("cancel, restore, purge", func(t *testing.T) {
+		op.ok("tenant", "create", "cx")
+		op.ok("--tenant", "cx", "put", "k", "v")
+		firstID := op.showJSON("cx").ID
+		tok := strings.TrimSpace(op.ok("tenant", "token", "cx"))
+
+		if out := op.ok("tenant", "cancel", "cx", "--retention", "1h"); !strings.HasPrefix(out, "cancelled tenant cx: purge_at ") {
+			t.Errorf("tenant cancel: %q", out)
+		}
+		if tj := op.showJSON("cx"); tj.State != "cancelled" || tj.PurgeAt == nil || time.Until(*tj.PurgeAt) < 50*time.Minute {
+			t.Errorf("a cancelled tenant: %+v", tj)
+		}
+		// Its token gets what a token that never existed gets.
+		bogus := "tkv_0123456789abcdef_" + strings.Repeat("x", 43)
+		for _, n := range tc.nodes {
+			c := tc.cli(t, n)
+			got, want := c.as(tok, "get", "k"), c.as(bogus, "get", "k")
+			if got.code != 1 || got.stderr != want.stderr || got.code != want.code {
+				t.Errorf("a cancelled tenant's token through %s: %v; a bogus token: %v", n.name, got, want)
+			}
+			refused(t, c.run("", "--tenant", "cx", "get", "k"), n, `tenantkv: tenant is locked: "cx" is cancelled`)
+		}
+		if r := op.run("", "tenant", "activate", "cx"); r.code != 1 || !strings.Contains(r.stderr, "allowed: restore") {
+			t.Errorf("tenant activate of a cancelled tenant: %v", r)
+		}
+		if out := op.ok("tenant", "restore", "cx"); out != "restored tenant cx: state suspended\n" {
+			t.Errorf("tenant restore: %q", out)
+		}
+		for _, n := range tc.nodes {
+			eventually(t, "the restored tenant's token on "+n.name, failoverTimeout, func() error {
+				if r := tc.cli(t, n).as(tok, "get", "k"); r.code != 0 || r.stdout != "v\n" {
+					return errors.New(r.String())
+				}
+				return nil
+			})
+		}
+
+		// A short retention: the leader purges it, and every node loses it.
+		op.ok("tenant", "cancel", "cx", "--retention", "2s")
+		for _, n := range tc.nodes {
+			waitGone(t, tc, n, "cx")
+		}
+		op.fails(1, "tenantkv: tenant not found", "tenant", "show", "cx")
+		op.ok("tenant", "create", "cx")
+		if id := op.showJSON("cx").ID; id <= firstID {
+			t.Errorf("re-created cx has ID %d, the purged one had %d", id, firstID)
+		}
+		if out := op.ok("--tenant", "cx", "scan"); out != "" {
+			t.Errorf("the re-created tenant holds %q", out)
+		}
+	})
+
+	t.Run("a cluster down across the deadlines", func(t *testing.T) {
+		op.ok("tenant", "create", "dn", "--trial", "4s")
+		op.ok("--tenant", "dn", "put", "k", "v")
+		tok := strings.TrimSpace(op.ok("tenant", "token", "dn"))
+		op.ok("tenant", "create", "gone")
+		op.ok("--tenant", "gone", "put", "k", "v")
+		op.ok("tenant", "cancel", "gone", "--retention", "4s")
+		ends := *op.showJSON("dn").TrialEnds
+		purge := *op.showJSON("gone").PurgeAt
+		for _, n := range tc.nodes {
+			n.kill()
+		}
+		// The cluster is down when both deadlines pass.
+		time.Sleep(time.Until(later(ends, purge)) + 500*time.Millisecond)
+		tc.restartAll(t)
+		for _, n := range tc.nodes {
+			waitOwnState(t, tc.cli(t, n), tok, "dn", "suspended", n)
+			waitGone(t, tc, n, "gone")
+		}
+		c := tc.cli(t, tc.nodes...)
+		if r := c.as(tok, "get", "k"); r.code != 0 || r.stdout != "v\n" {
+			t.Errorf("the expired trial keeps its data: %v", r)
+		}
+	})
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// waitOwnState waits until node n, asked alone with the tenant's token,
+// reports from its own state that the tenant is in state want.
+func waitOwnState(t *testing.T, c *clusterCLI, tok, name, want string, n *nodeProc) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%s %s on %s", name, want, n.name), failoverTimeout, func() error {
+		r := c.as(tok, "tenant", "show", name, "--json")
+		if r.code != 0 {
+			return errors.New(r.String())
+		}
+		var tj tenantJSON
+		if err := json.Unmarshal([]byte(r.stdout), &tj); err != nil {
+			return err
+		}
+		if tj.State != want {
+			return fmt.Errorf("state %s", tj.State)
+		}
+		return nil
+	})
+}
+
+// waitGone waits until node n, read alone and stale (from its own state)
+// with the operator token, no longer has tenant name.
+func waitGone(t *testing.T, tc *trio, n *nodeProc, name string) {
+	t.Helper()
+	tok, err := os.ReadFile(tc.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, fmt.Sprintf("%s purged on %s", name, n.name), failoverTimeout, func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		db, err := client.Open(ctx, []string{n.addr}, &client.Options{Token: strings.TrimSpace(string(tok))})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		_, err = db.Tenant(name).WithStaleReads().Get(ctx, []byte("k"))
+		if !errors.Is(err, client.ErrTenantNotFound) {
+			return fmt.Errorf("a stale read of %s/k: %v", name, err)
+		}
+		return nil
+	})
+}
+
+// restartAll starts every (stopped) node of the trio again on its own
+// directory and addresses, all before waiting for any: a node prints its
+// ready line only once it knows a leader, which needs a quorum.
+func (tc *trio) restartAll(t *testing.T) {
+	t.Helper()
+	procs := make([]*nodeProc, len(tc.nodes))
+	for i, old := range tc.nodes {
+		old.kill()
+		line := strings.TrimPrefix(old.cmd.Args[len(old.cmd.Args)-1], "exec ")
+		procs[i] = launch(t, old.name, old.cmd.Dir, old.cmd.Env, line)
+		procs[i].dataDir = old.dataDir
+	}
+	for i, p := range procs {
+		if err := p.waitReady(t.Context()); err != nil {
+			t.Fatalf("restart %s: %v", p.name, err)
+		}
+		if p.id != tc.nodes[i].id || p.addr != tc.nodes[i].addr {
+			t.Fatalf("restarted %s is %s on %s", p.name, p.id, p.addr)
+		}
+		tc.nodes[i] = p
+	}
+}
