@@ -186,6 +186,7 @@ func (s *Server) resolveTenant(p *principal, name string) (*keyspace.Tenant, err
 			return nil, err
 		}
 		if name != "" && name != own.Name {
+			s.refusals.note(own.ID, p.tokenID) // audit.go
 			return nil, ErrPermissionDenied
 		}
 		return own, nil
@@ -228,6 +229,17 @@ func (s *Server) handle(ctx context.Context, p *principal, req *wire.Request) *w
 		var t *keyspace.Tenant
 		if t, err = s.resolveTenant(p, req.Name); err == nil {
 			resp = &wire.Response{Tenant: s.tenantInfo(t)}
+		}
+	case wire.OpTenantAudit:
+		if p.operator {
+			resp, err = s.handleAdmin(ctx, p, req)
+			break
+		}
+		// A tenant reads its own trail; naming another tenant is refused
+		// exactly as naming a missing one (audit.go).
+		var t *keyspace.Tenant
+		if t, err = s.resolveTenant(p, req.Name); err == nil {
+			resp, err = s.tenantAudit(ctx, t, req)
 		}
 	case wire.OpSnapshotSave:
 		if !p.operator {

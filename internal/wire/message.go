@@ -63,6 +63,12 @@ const (
 // leader, one chunk per request (docs/PROTOCOL.md).
 const OpSnapshotSave Op = 56
 
+// OpTenantAudit reads a tenant's audit trail: Name, Limit, ReadVersion
+// the seq to continue after, Cursor the earliest time (RFC 3339), or with
+// State "verify" checks its chain (docs/PROTOCOL.md). A tenant token may
+// read its own tenant's trail only.
+const OpTenantAudit Op = 40
+
 // OpTenantLifecycle applies a lifecycle action to tenant Name: State is
 // the action (activate, suspend, cancel, restore), TTL a cancellation's
 // retention (docs/PROTOCOL.md).
@@ -78,6 +84,7 @@ var opNames = map[Op]string{
 	OpClusterPromote: "cluster-promote", OpClusterTransferLeader: "cluster-transfer-leader",
 	OpReadVersion: "read-version", OpCommit: "commit", OpCompareAndSwap: "compare-and-swap", OpWatch: "watch",
 	OpSnapshotSave: "snapshot-save", OpTenantLifecycle: "tenant-lifecycle",
+	OpTenantAudit: "tenant-audit",
 }
 
 func (o Op) String() string {
@@ -438,6 +445,35 @@ type Response struct {
 	// Snapshot describes the backup a snapshot-save answer carries a chunk
 	// of (in Value).
 	Snapshot *SnapshotInfo `msgpack:"sn,omitempty"`
+
+	// Audit is a page of a tenant's audit trail, Verdict the check of its
+	// chain (OpTenantAudit).
+	Audit   []AuditEvent  `msgpack:"au,omitempty"`
+	Verdict *AuditVerdict `msgpack:"av,omitempty"`
+}
+
+// AuditEvent is one event of a tenant's audit trail (docs/OPERATIONS.md,
+// Audit trail).
+type AuditEvent struct {
+	Seq    uint64    `msgpack:"s"`
+	At     time.Time `msgpack:"at"`
+	Actor  string    `msgpack:"a"`
+	Kind   string    `msgpack:"k"`
+	Before string    `msgpack:"b,omitempty"`
+	After  string    `msgpack:"af,omitempty"`
+	Prev   []byte    `msgpack:"p"`
+	Hash   []byte    `msgpack:"h"`
+}
+
+// AuditVerdict is the check of a tenant's audit trail on the node that
+// answered.
+type AuditVerdict struct {
+	OK     bool   `msgpack:"ok,omitempty"`
+	Events uint64 `msgpack:"n"`
+	First  uint64 `msgpack:"f"`
+	Last   uint64 `msgpack:"l"`
+	BadSeq uint64 `msgpack:"bad,omitempty"`
+	Reason string `msgpack:"why,omitempty"`
 }
 
 var encPool = sync.Pool{New: func() any {
