@@ -62,6 +62,7 @@ var commands = []*command{
 	tenantSuspendCommand,
 	tenantCancelCommand,
 	tenantRestoreCommand,
+	tenantAuditCommand, // audit.go
 	tenantTokenCommand,
 	{path: "tenant tokens", args: "NAME", summary: "list the tenant's tokens (IDs, never secrets)", minArgs: 1, maxArgs: 1, setup: noFlags(tenantTokens)},
 	{path: "tenant revoke", args: "TOKEN-ID", summary: "revoke a token at once on every node", minArgs: 1, maxArgs: 1, setup: noFlags(revokeToken)},
