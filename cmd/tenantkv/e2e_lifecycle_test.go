@@ -8,16 +8,21 @@ package main
 // deadlines, which acts on them when it comes back.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tenantkv/tenantkv/client"
+	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/store"
 )
 
 func TestE2ELifecycle(t *testing.T) {
@@ -111,6 +116,77 @@ func TestE2ELifecycle(t *testing.T) {
 		}
 		if out := op.ok("--tenant", "cx", "scan"); out != "" {
 			t.Errorf("the re-created tenant holds %q", out)
+		}
+	})
+
+	t.Run("audit trail", func(t *testing.T) {
+		op.ok("tenant", "create", "au", "--trial", "720h")
+		op.ok("tenant", "create", "other")
+		op.ok("tenant", "set", "au", "--label", "plan=pro")
+		var made newTokenJSON
+		if err := json.Unmarshal([]byte(op.ok("tenant", "token", "au", "--json")), &made); err != nil {
+			t.Fatal(err)
+		}
+		spare := strings.TrimSpace(op.ok("tenant", "token", "au"))
+		spareID, err := client.TokenID(spare)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op.ok("tenant", "revoke", spareID)
+		op.ok("tenant", "suspend", "au")
+		op.ok("tenant", "activate", "au")
+		op.ok("tenant", "export", "au")
+
+		var evs []auditEventJSON
+		if err := json.Unmarshal([]byte(op.ok("tenant", "audit", "au", "--json")), &evs); err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for i, e := range evs {
+			kinds = append(kinds, e.Kind)
+			if e.Seq != uint64(i+1) || e.Actor == "" || len(e.Hash) != 64 || (i > 0 && e.Prev != evs[i-1].Hash) {
+				t.Errorf("event %d: %+v", i+1, e)
+			}
+		}
+		want := []string{"create", "labels", "token-minted", "token-minted", "token-revoked", "suspend", "activate", "export"}
+		if !slices.Equal(kinds, want) {
+			t.Fatalf("tenant audit au: kinds %q, want %q", kinds, want)
+		}
+		if !strings.Contains(evs[2].After, made.ID) || strings.Contains(op.ok("tenant", "audit", "au"), made.Token) {
+			t.Errorf("a minted token is named by its ID, never its secret: %+v", evs[2])
+		}
+		if out := op.ok("tenant", "audit", "au", "--limit", "2"); strings.Count(out, "\n") != 3 || !strings.HasPrefix(out, "SEQ") {
+			t.Errorf("tenant audit --limit 2:\n%s", out)
+		}
+		for _, n := range tc.nodes {
+			if out := tc.cli(t, n).ok("tenant", "audit", "au", "--verify"); out != "audit trail of au: 8 events (1 to 8) verified\n" {
+				t.Errorf("tenant audit --verify through %s: %q", n.name, out)
+			}
+		}
+		// The tenant's token reads its own trail, and another tenant's
+		// exactly as one that does not exist.
+		c := tc.cli(t, tc.nodes...)
+		if r := c.as(made.Token, "tenant", "audit", "au"); r.code != 0 || strings.Count(r.stdout, "\n") != 9 {
+			t.Errorf("the tenant's own trail with its token: %v", r)
+		}
+		other, missing := c.as(made.Token, "tenant", "audit", "other"), c.as(made.Token, "tenant", "audit", "no-such-tenant")
+		if other.code != 1 || other != missing {
+			t.Errorf("another tenant's trail: %v; a missing tenant's: %v", other, missing)
+		}
+
+		// One stored event changed on disk, on every node: --verify finds it.
+		id := op.showJSON("au").ID
+		for _, n := range tc.nodes {
+			n.kill()
+		}
+		for _, n := range tc.nodes {
+			tamperAuditEvent(t, filepath.Join(n.dataDir, "store"), keyspace.TenantID(id), 3)
+		}
+		tc.restartAll(t)
+		op = tc.cli(t, tc.nodes...)
+		r := op.run("", "tenant", "audit", "au", "--verify")
+		if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, "tenantkv: audit trail does not verify: tenant au, first bad event 3: event 3 was changed") {
+			t.Errorf("tenant audit --verify of a changed trail: %v", r)
 		}
 	})
 
@@ -211,5 +287,43 @@ func (tc *trio) restartAll(t *testing.T) {
 			t.Fatalf("restarted %s is %s on %s", p.name, p.id, p.addr)
 		}
 		tc.nodes[i] = p
+	}
+}
+
+// tamperAuditEvent changes event seq of tenant id's audit trail in the
+// stopped node's store at dir, as someone with access to the disk could:
+// one character of the token ID it names.
+func tamperAuditEvent(t *testing.T, dir string, id keyspace.TenantID, seq uint64) {
+	t.Helper()
+	st, err := store.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	applied, err := st.AppliedIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.NewBatch()
+	m, err := b.TenantMeta(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := keyspace.AuditEventKey(id, seq)
+	v, err := m.Get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(v, []byte("id="))
+	if i < 0 || i+3 >= len(v) {
+		t.Fatalf("event %d: %q holds no token ID to change", seq, v)
+	}
+	v = bytes.Clone(v)
+	v[i+3] ^= 1 // a hex digit of the token ID, still a valid string
+	if err := m.Set(k, v); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(applied, true); err != nil {
+		t.Fatal(err)
 	}
 }
