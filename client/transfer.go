@@ -203,12 +203,17 @@ func (db *DB) ImportTenant(ctx context.Context, name string, r io.Reader, progre
 	if err := db.loadExport(ctx, db.Tenant(name), spool, sum, keys, nbytes, progress); err != nil {
 		return sum, partialImport(sum, keys, err)
 	}
-	// A trial's end is not in the file: an imported trial tenant is
-	// active, and the operator suspends it or cancels it if it should not be.
-	if sum.Created && h.State != StateActive && h.State != StateTrial {
-		if _, err := db.UpdateTenant(ctx, name, &TenantUpdate{State: h.State}); err != nil {
+	// The lifecycle's deadlines are not in the file: an imported trial
+	// tenant is active, and a cancelled one suspended (no data is purged
+	// behind the importer's back); the operator moves them on.
+	state := h.State
+	if state == StateCancelled {
+		state = StateSuspended
+	}
+	if sum.Created && state != StateActive && state != StateTrial {
+		if _, err := db.UpdateTenant(ctx, name, &TenantUpdate{State: state}); err != nil {
 			return sum, fmt.Errorf("import: all %d keys loaded into new tenant %s, but setting its state to %s failed: %w",
-				sum.Keys, name, h.State, err)
+				sum.Keys, name, state, err)
 		}
 	}
 	return sum, nil
