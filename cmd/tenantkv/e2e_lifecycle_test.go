@@ -64,7 +64,7 @@ func TestE2ELifecycle(t *testing.T) {
 			t.Errorf("tenant activate: %q", out)
 		}
 		op.ok("--tenant", "tr", "put", "k2", "v2")
-		op.fails(1, "tenantkv: invalid argument", "tenant", "activate", "tr")
+		op.fails(1, "tenantkv: tenant state transition not allowed: tenant \"tr\" is active: cannot activate; allowed: suspend, cancel", "tenant", "activate", "tr")
 	})
 
 	t.Run("cancel, restore, purge", func(t *testing.T) {
@@ -87,7 +87,8 @@ func TestE2ELifecycle(t *testing.T) {
 			if got.code != 1 || got.stderr != want.stderr || got.code != want.code {
 				t.Errorf("a cancelled tenant's token through %s: %v; a bogus token: %v", n.name, got, want)
 			}
-			refused(t, c.run("", "--tenant", "cx", "get", "k"), n, `tenantkv: tenant is locked: "cx" is cancelled`)
+			refused(t, c.run("", "--tenant", "cx", "get", "k"), n, "tenantkv: tenant is locked")
+			refused(t, c.run("", "--tenant", "cx", "put", "k", "w"), n, "tenantkv: tenant is locked")
 		}
 		if r := op.run("", "tenant", "activate", "cx"); r.code != 1 || !strings.Contains(r.stderr, "allowed: restore") {
 			t.Errorf("tenant activate of a cancelled tenant: %v", r)
