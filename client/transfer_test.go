@@ -61,7 +61,7 @@ func TestExportImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Keys != 2500 || sum.Header.Name != "shop" || sum.Header.State != StateSuspended || sum.Header.Keys != 2500 ||
+	if sum.Keys != 2500 || sum.Header.Name != "shop" || sum.Header.State != StateReadOnly || sum.Header.Keys != 2500 ||
 		sum.Header.Limits.MaxKeys != 5000 || sum.Header.Labels["plan"] != "pro" || sum.Header.ExportedAt.IsZero() {
 		t.Errorf("ExportSummary = %+v", sum)
 	}
@@ -89,7 +89,7 @@ func TestExportImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State != StateSuspended || info.Limits.MaxKeys != 5000 || info.Limits.OpsPerSec != 1000 || !maps.Equal(info.Labels, map[string]string{"plan": "pro"}) {
+	if info.State != StateReadOnly || info.Limits.MaxKeys != 5000 || info.Limits.OpsPerSec != 1000 || !maps.Equal(info.Labels, map[string]string{"plan": "pro"}) {
 		t.Errorf("imported tenant %+v", info)
 	}
 	if got := contents(t, ddb.Tenant("shop2")); !maps.Equal(got, want) {

@@ -69,7 +69,7 @@ func (s *Server) handleAdmin(ctx context.Context, p *principal, req *wire.Reques
 		if err != nil {
 			return nil, err
 		}
-		return s.tenantAudit(ctx, t, req) // audit.go
+		return s.tenantAudit(ctx, p, t, req) // audit.go
 	case wire.OpTenantLifecycle:
 		return s.tenantLifecycle(ctx, p, req) // lifecycle.go
 	}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -71,9 +73,15 @@ func (s *Server) auditNote(ctx context.Context, t *keyspace.Tenant, actor, kind,
 	}
 }
 
-// tenantAudit serves OpTenantAudit for the tenant t, which the caller may
-// read.
-func (s *Server) tenantAudit(ctx context.Context, t *keyspace.Tenant, req *wire.Request) (*wire.Response, error) {
+// tenantAudit serves OpTenantAudit for the tenant t, which the caller p
+// may read.
+func (s *Server) tenantAudit(ctx context.Context, p *principal, t *keyspace.Tenant, req *wire.Request) (*wire.Response, error) {
+	if req.State == "import" {
+		if !p.operator {
+			return nil, ErrPermissionDenied
+		}
+		return s.importAudit(ctx, p, t, req)
+	}
 	if !req.Stale {
 		if err := s.node.ReadBarrier(ctx); err != nil {
 			return nil, err
@@ -114,6 +122,67 @@ func (s *Server) tenantAudit(ctx context.Context, t *keyspace.Tenant, req *wire.
 		resp.Audit[i] = wire.AuditEvent{Seq: e.Seq, At: e.At.UTC(), Actor: e.Actor, Kind: e.Kind, Before: e.Before, After: e.After, Prev: e.Prev, Hash: e.Hash}
 	}
 	return resp, nil
+}
+
+// maxImportAuditBody bounds the body of an import request.
+const maxImportAuditBody = 1 << 20
+
+// importAuditBody is the body of an OpTenantAudit "import" request, as
+// client.ImportTenant sends it (client/transfer.go).
+type importAuditBody struct {
+	SourceName string `json:"source_name"`
+	SourceID   uint64 `json:"source_id"`
+	Dropped    uint64 `json:"dropped"`
+	Events     []struct {
+		Seq    uint64    `json:"seq"`
+		At     time.Time `json:"at"`
+		Actor  string    `json:"actor"`
+		Kind   string    `json:"kind"`
+		Before string    `json:"before"`
+		After  string    `json:"after"`
+		Hash   []byte    `json:"hash"`
+	} `json:"events"`
+	Last bool `json:"last"`
+}
+
+// importAudit records the events of an export file's trail in tenant t's
+// trail (command.ImportAudit); the last request adds the "import" event.
+func (s *Server) importAudit(ctx context.Context, p *principal, t *keyspace.Tenant, req *wire.Request) (*wire.Response, error) {
+	if s.node.FSM().ClusterFormat() < command.Format4 {
+		return &wire.Response{}, nil // no trails yet: nothing to record into
+	}
+	if len(req.Value) > maxImportAuditBody {
+		return nil, fmt.Errorf("%w: audit import of %d bytes (at most %d)", ErrBadRequest, len(req.Value), maxImportAuditBody)
+	}
+	var body importAuditBody
+	if err := json.Unmarshal(req.Value, &body); err != nil {
+		return nil, fmt.Errorf("%w: audit import: %v", ErrBadRequest, err)
+	}
+	if len(body.Events) > command.MaxImportedEvents {
+		return nil, fmt.Errorf("%w: audit import of %d events (at most %d)", ErrBadRequest, len(body.Events), command.MaxImportedEvents)
+	}
+	cmd := &command.ImportAudit{ID: t.ID, Name: t.Name, At: time.Now().UnixNano(), Actor: p.tokenID}
+	for _, e := range body.Events {
+		cmd.Events = append(cmd.Events, command.ImportedEvent{At: e.At.UnixNano(), Actor: e.Actor, Kind: e.Kind, Before: e.Before, After: e.After})
+	}
+	if body.Last {
+		src := fmt.Sprintf("from an export of tenant %s (id %d)", body.SourceName, body.SourceID)
+		if n := len(body.Events); n > 0 {
+			last := body.Events[n-1]
+			src += fmt.Sprintf(": its trail up to event %d, hash %s", last.Seq, hex.EncodeToString(last.Hash))
+		}
+		if body.Dropped > 0 {
+			src += fmt.Sprintf(" (%d older events were not in the file)", body.Dropped)
+		}
+		cmd.Source = src
+	}
+	if err := cmd.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := s.node.Propose(ctx, cmd); err != nil {
+		return nil, err
+	}
+	return &wire.Response{}, nil
 }
 
 // refusalCounts counts, per tenant and token, the requests of a tenant's

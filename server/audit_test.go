@@ -1,11 +1,14 @@
 package server_test
 
 import (
+	"bytes"
+	"encoding/hex"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tenantkv/tenantkv/client"
 	"github.com/tenantkv/tenantkv/internal/wire"
 )
 
@@ -103,4 +106,53 @@ func TestAuditOverTheWire(t *testing.T) {
 	require.Equal(t, wire.CodeBadRequest, c.call(&wire.Request{Op: wire.OpTenantAudit, Name: "alpha", State: "bogus"}).Code)
 	require.Equal(t, wire.CodeBadRequest, c.call(&wire.Request{Op: wire.OpTenantAudit, Name: "alpha", Cursor: "yesterday"}).Code)
 	require.Equal(t, wire.CodeTenantNotFound, c.call(&wire.Request{Op: wire.OpTenantAudit, Name: "no-such-tenant"}).Code)
+}
+
+// TestAuditTravelsWithExport: an export file carries the tenant's trail,
+// and an import into a new tenant records it, each event as
+// "imported:KIND" with its own time and actor, then an "import" event
+// naming the source; the new trail verifies.
+func TestAuditTravelsWithExport(t *testing.T) {
+	s, op := startNode(t)
+	waitFormat4(t, login(t, s.Addr(), op))
+	db, err := client.Open(t.Context(), []string{s.Addr()}, &client.Options{Token: op})
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	ctx := t.Context()
+	_, err = db.CreateTenant(ctx, "shop", &client.TenantConfig{Labels: map[string]string{"plan": "pro"}})
+	require.NoError(t, err)
+	require.NoError(t, db.Tenant("shop").Set(ctx, []byte("k"), []byte("v")))
+	_, err = db.SuspendTenant(ctx, "shop")
+	require.NoError(t, err)
+	src, err := db.TenantAudit(ctx, "shop", nil)
+	require.NoError(t, err)
+	require.Len(t, src, 2) // create, suspend
+
+	var file bytes.Buffer
+	sum, err := db.ExportTenant(ctx, "shop", &file, nil)
+	require.NoError(t, err)
+	require.Len(t, sum.Header.Audit, 3, "the trail when the export began, its own export event included")
+	_, err = db.ImportTenant(ctx, "copy", bytes.NewReader(file.Bytes()), nil)
+	require.NoError(t, err)
+
+	evs, err := db.TenantAudit(ctx, "copy", nil)
+	require.NoError(t, err)
+	var kinds []string
+	for _, e := range evs {
+		kinds = append(kinds, e.Kind)
+	}
+	require.Equal(t, []string{"create", "imported:create", "imported:suspend", "imported:export", "import", "state"}, kinds)
+	require.Equal(t, src[1].Actor, evs[2].Actor, "an imported event keeps its actor")
+	require.True(t, src[1].At.Equal(evs[2].At), "and its time")
+	require.Equal(t, "state=active", evs[2].Before)
+	require.Contains(t, evs[4].After, "from an export of tenant shop")
+	require.Contains(t, evs[4].After, hex.EncodeToString(sum.Header.Audit[2].Hash), "the source chain's last hash")
+	v, err := db.VerifyTenantAudit(ctx, "copy")
+	require.NoError(t, err)
+	require.True(t, v.OK, "%+v", v)
+
+	// The source's trail gained the export.
+	after, err := db.TenantAudit(ctx, "shop", nil)
+	require.NoError(t, err)
+	require.Equal(t, "export", after[len(after)-1].Kind)
 }

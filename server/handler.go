@@ -239,7 +239,7 @@ func (s *Server) handle(ctx context.Context, p *principal, req *wire.Request) *w
 		// exactly as naming a missing one (audit.go).
 		var t *keyspace.Tenant
 		if t, err = s.resolveTenant(p, req.Name); err == nil {
-			resp, err = s.tenantAudit(ctx, t, req)
+			resp, err = s.tenantAudit(ctx, p, t, req)
 		}
 	case wire.OpSnapshotSave:
 		if !p.operator {

@@ -122,3 +122,58 @@ func (c *AuditPrune) Validate() error {
 func (*Audited) command()    {}
 func (*AuditNote) command()  {}
 func (*AuditPrune) command() {}
+
+// TypeImportAudit is the type of ImportAudit entries (format 4).
+const TypeImportAudit Type = 20
+
+// MaxImportedEvents bounds the events of one ImportAudit.
+const MaxImportedEvents = 1000
+
+// ImportedEvent is an event of another trail, from an export file.
+type ImportedEvent struct {
+	At     int64  `msgpack:"at"`
+	Actor  string `msgpack:"actor"`
+	Kind   string `msgpack:"kind"`
+	Before string `msgpack:"before,omitempty"`
+	After  string `msgpack:"after,omitempty"`
+}
+
+// ImportAudit records, in the trail of the tenant with ID and Name, the
+// events of the trail an export file carried (tenant import), each as an
+// event of kind "imported:" + its kind with its own time and actor, and,
+// when Source is set, an "import" event by Actor at At that describes the
+// source. The imported events start a new chain in this trail: the file's
+// hashes are those of another cluster's store.
+type ImportAudit struct {
+	ID     keyspace.TenantID `msgpack:"id"`
+	Name   string            `msgpack:"name"`
+	At     int64             `msgpack:"at"`
+	Actor  string            `msgpack:"actor"`
+	Source string            `msgpack:"source,omitempty"`
+	Events []ImportedEvent   `msgpack:"events"`
+}
+
+func (*ImportAudit) Type() Type { return TypeImportAudit }
+
+// maxImportedKind leaves room for the "imported:" prefix.
+const maxImportedKind = maxAuditKind - len("imported:")
+
+func (c *ImportAudit) Validate() error {
+	if err := c.ID.Check(); err != nil {
+		return err
+	}
+	if err := keyspace.ValidateName(c.Name); err != nil {
+		return err
+	}
+	if c.At <= 0 || len(c.Actor) > maxTokenIDLen || len(c.Source) > MaxAuditText || len(c.Events) > MaxImportedEvents {
+		return fmt.Errorf("%w: audit import: time, actor, source or event count out of bounds", ErrBadCommand)
+	}
+	for i, e := range c.Events {
+		if e.Kind == "" || len(e.Kind) > maxImportedKind || len(e.Actor) > maxTokenIDLen || len(e.Before) > MaxAuditText || len(e.After) > MaxAuditText {
+			return fmt.Errorf("%w: audit import: event %d out of bounds", ErrBadCommand, i)
+		}
+	}
+	return nil
+}
+
+func (*ImportAudit) command() {}

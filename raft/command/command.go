@@ -57,7 +57,8 @@ const (
 	// TypeBatch (12) is in batch.go, TypeSetFormat (13) in format.go,
 	// TypeHoldNonvoter (14) in hold.go, TypeLifecycle (15) and
 	// TypeCreateTrialTenant (16) in lifecycle.go, TypeAudited (17),
-	// TypeAuditNote (18) and TypeAuditPrune (19) in audit.go.
+	// TypeAuditNote (18), TypeAuditPrune (19) and TypeImportAudit (20) in
+	// audit.go.
 )
 
 // Command is a replicated state change. The set of commands is closed: only
@@ -371,6 +372,8 @@ func newCommand(t Type) Command {
 		return &AuditNote{}
 	case TypeAuditPrune:
 		return &AuditPrune{}
+	case TypeImportAudit:
+		return &ImportAudit{}
 	}
 	return nil
 }

@@ -57,6 +57,7 @@ var typeFormats = map[Type]Format{
 	TypeAudited:           Format4,
 	TypeAuditNote:         Format4,
 	TypeAuditPrune:        Format4,
+	TypeImportAudit:       Format4,
 }
 
 // FormatOf returns the format that introduced entry type t, or 0 for a

@@ -157,6 +157,10 @@ func goldenSamples() map[Type][]goldenSample {
 		TypeAuditNote: {{"refused", &AuditNote{ID: 7, Name: "acme", At: goldenTime.UnixNano(), Actor: "tok-1",
 			Kind: "refused-cross-tenant", After: "3 attempts"}}},
 		TypeAuditPrune: {{"full", &AuditPrune{ID: 7, Before: goldenTime.UnixNano(), Max: 64}}},
+		TypeImportAudit: {{"full", &ImportAudit{ID: 7, Name: "acme", At: goldenTime.UnixNano(), Actor: "tok-op",
+			Source: "from tenant shop (id 3)", Events: []ImportedEvent{
+				{At: goldenTime.UnixNano(), Actor: "tok-1", Kind: "state", Before: "active", After: "suspended"},
+			}}}},
 		TypeCreateTrialTenant: {{"full", &CreateTrialTenant{
 			Name: "acme", Limits: goldenLimits(),
 			Labels:    map[string]string{"team": "storage"},

@@ -103,6 +103,8 @@ func (a *applier) apply(index uint64, data []byte) (*Result, error) {
 		err = a.auditNote(c)
 	case *command.AuditPrune:
 		err = a.auditPrune(c)
+	case *command.ImportAudit:
+		err = a.importAudit(c)
 	default:
 		// newCommand and this switch are out of step: a programming error,
 		// but still refused identically on every replica.

@@ -259,6 +259,26 @@ func (a *applier) auditNote(c *command.AuditNote) error {
 	return a.audit(c.ID, c.At, c.Actor, c.Kind, "", c.After)
 }
 
+// importAudit records the events of an imported trail.
+func (a *applier) importAudit(c *command.ImportAudit) error {
+	t, err := a.tenant(c.ID)
+	if err != nil {
+		return err
+	}
+	if t.Name != c.Name {
+		return fmt.Errorf("%w: id %d is named %q, not %q", ErrTenantNotFound, c.ID, t.Name, c.Name)
+	}
+	for _, e := range c.Events {
+		if err := a.audit(c.ID, e.At, e.Actor, "imported:"+e.Kind, e.Before, e.After); err != nil {
+			return err
+		}
+	}
+	if c.Source != "" {
+		return a.audit(c.ID, c.At, c.Actor, "import", "", c.Source)
+	}
+	return nil
+}
+
 // auditPrune drops up to c.Max of tenant c.ID's oldest events older than
 // c.Before. Dropping none is not an error.
 func (a *applier) auditPrune(c *command.AuditPrune) error {
