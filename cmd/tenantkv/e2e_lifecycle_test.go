@@ -29,6 +29,7 @@ func TestE2ELifecycle(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
 	tc := startTrio(t)
+	owner := t
 	op := tc.cli(t, tc.nodes...)
 	eventually(t, "cluster format 4", failoverTimeout, func() error {
 		if f := op.status().Format; f < 4 {
@@ -38,6 +39,7 @@ func TestE2ELifecycle(t *testing.T) {
 	})
 
 	t.Run("trial expires on every node", func(t *testing.T) {
+		op := tc.cli(t, tc.nodes...)
 		out := op.ok("tenant", "create", "tr", "--trial", "2s")
 		if !strings.HasPrefix(out, "created tenant tr (id ") || !strings.Contains(out, "): trial until ") {
 			t.Fatalf("tenant create --trial: %q", out)
@@ -68,6 +70,7 @@ func TestE2ELifecycle(t *testing.T) {
 	})
 
 	t.Run("cancel, restore, purge", func(t *testing.T) {
+		op := tc.cli(t, tc.nodes...)
 		op.ok("tenant", "create", "cx")
 		op.ok("--tenant", "cx", "put", "k", "v")
 		firstID := op.showJSON("cx").ID
@@ -121,6 +124,7 @@ func TestE2ELifecycle(t *testing.T) {
 	})
 
 	t.Run("audit trail", func(t *testing.T) {
+		op := tc.cli(t, tc.nodes...)
 		op.ok("tenant", "create", "au", "--trial", "720h")
 		op.ok("tenant", "create", "other")
 		op.ok("tenant", "set", "au", "--label", "plan=pro")
@@ -176,14 +180,16 @@ func TestE2ELifecycle(t *testing.T) {
 		}
 
 		// One stored event changed on disk, on every node: --verify finds it.
+		// A graceful stop: the store's unsynced tail (the raft log is the
+		// durable record, replayed after a kill) is written out.
 		id := op.showJSON("au").ID
 		for _, n := range tc.nodes {
-			n.kill()
+			n.graceful(t)
 		}
 		for _, n := range tc.nodes {
 			tamperAuditEvent(t, filepath.Join(n.dataDir, "store"), keyspace.TenantID(id), 3)
 		}
-		tc.restartAll(t)
+		tc.restartAll(t, owner)
 		op = tc.cli(t, tc.nodes...)
 		r := op.run("", "tenant", "audit", "au", "--verify")
 		if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, "tenantkv: audit trail does not verify: tenant au, first bad event 3: event 3 was changed") {
@@ -192,6 +198,7 @@ func TestE2ELifecycle(t *testing.T) {
 	})
 
 	t.Run("a cluster down across the deadlines", func(t *testing.T) {
+		op := tc.cli(t, tc.nodes...)
 		op.ok("tenant", "create", "dn", "--trial", "4s")
 		op.ok("--tenant", "dn", "put", "k", "v")
 		tok := strings.TrimSpace(op.ok("tenant", "token", "dn"))
@@ -205,7 +212,7 @@ func TestE2ELifecycle(t *testing.T) {
 		}
 		// The cluster is down when both deadlines pass.
 		time.Sleep(time.Until(later(ends, purge)) + 500*time.Millisecond)
-		tc.restartAll(t)
+		tc.restartAll(t, owner)
 		for _, n := range tc.nodes {
 			waitOwnState(t, tc.cli(t, n), tok, "dn", "suspended", n)
 			waitGone(t, tc, n, "gone")
@@ -271,13 +278,16 @@ func waitGone(t *testing.T, tc *trio, n *nodeProc, name string) {
 // restartAll starts every (stopped) node of the trio again on its own
 // directory and addresses, all before waiting for any: a node prints its
 // ready line only once it knows a leader, which needs a quorum.
-func (tc *trio) restartAll(t *testing.T) {
+//
+// The processes belong to owner, the test that started the trio: they
+// outlive the subtest t that restarts them.
+func (tc *trio) restartAll(t, owner *testing.T) {
 	t.Helper()
 	procs := make([]*nodeProc, len(tc.nodes))
 	for i, old := range tc.nodes {
 		old.kill()
 		line := strings.TrimPrefix(old.cmd.Args[len(old.cmd.Args)-1], "exec ")
-		procs[i] = launch(t, old.name, old.cmd.Dir, old.cmd.Env, line)
+		procs[i] = launch(owner, old.name, old.cmd.Dir, old.cmd.Env, line)
 		procs[i].dataDir = old.dataDir
 	}
 	for i, p := range procs {
@@ -313,7 +323,7 @@ func tamperAuditEvent(t *testing.T, dir string, id keyspace.TenantID, seq uint64
 	k := keyspace.AuditEventKey(id, seq)
 	v, err := m.Get(k)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("tenant %d event %d in %s: %v", id, seq, dir, err)
 	}
 	i := bytes.Index(v, []byte("id="))
 	if i < 0 || i+3 >= len(v) {
