@@ -69,3 +69,42 @@ func TestRefusedAttemptsAggregated(t *testing.T) {
 	require.True(t, strings.HasPrefix(last.After, "16 refused requests for other tenants by 16 tokens"), last.After)
 	require.Empty(t, s.refusals.take(), "the counts start again")
 }
+
+// TestAuditRetentionPrunes: the leader's round drops the events older than
+// the audit retention, through AuditPrune, and the kept trail verifies.
+func TestAuditRetentionPrunes(t *testing.T) {
+	s := startInternal(t)
+	ctx := t.Context()
+	deadline := time.Now().Add(20 * time.Second)
+	for s.node.FSM().ClusterFormat() < command.Format4 {
+		require.False(t, time.Now().After(deadline), "the cluster format never reached 4")
+		time.Sleep(50 * time.Millisecond)
+	}
+	op := &principal{tokenID: "op-1", operator: true}
+	res, err := s.proposeAudited(ctx, op, &command.CreateTenant{Name: "acme", CreatedAt: time.Now()})
+	require.NoError(t, err)
+	id := res.TenantID
+	for i := range 3 {
+		_, err := s.proposeAudited(ctx, op, &command.UpdateTenant{ID: id, Labels: map[string]string{"n": fmt.Sprint(i)}})
+		require.NoError(t, err)
+	}
+	evs, err := s.node.FSM().AuditTrail(id, time.Time{}, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 4)
+
+	s.pruneAudit(ctx, time.Now()) // nothing is older than 400 days
+	evs, err = s.node.FSM().AuditTrail(id, time.Time{}, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 4)
+
+	// A round 400 days and a moment after the second event drops the
+	// first two.
+	s.pruneAudit(ctx, evs[1].At.Add(s.cfg.AuditRetention+time.Nanosecond))
+	kept, err := s.node.FSM().AuditTrail(id, time.Time{}, 0, 0)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{3, 4}, []uint64{kept[0].Seq, kept[1].Seq})
+	v, err := s.node.FSM().VerifyAudit(id)
+	require.NoError(t, err)
+	require.True(t, v.OK, "%+v", v)
+	require.Equal(t, uint64(2), v.Events)
+}
