@@ -25,6 +25,11 @@ type TenantConfig struct {
 	// MaxConnections caps the tenant's connections on each node; zero
 	// means the node's default (serve --max-connections-per-tenant).
 	MaxConnections uint64
+
+	// Trial, when not zero, creates the tenant in state "trial": it is
+	// suspended when the trial ends, unless ActivateTenant is called
+	// before. Zero creates an active tenant.
+	Trial time.Duration
 }
 
 // Limits are a tenant's limits; zero means unlimited.
@@ -56,11 +61,16 @@ type Usage struct {
 type TenantInfo struct {
 	ID        uint64
 	Name      string
-	State     string // "active", "read-only" or "locked"
+	State     string // StateTrial, StateActive, StateSuspended, StateCancelled or StateLocked
 	CreatedAt time.Time
 	Limits    Limits
 	Labels    map[string]string
 	Usage     Usage
+	// TrialEnds is when a trial tenant is suspended (zero in other
+	// states); PurgeAt when a cancelled tenant is purged (zero in other
+	// states).
+	TrialEnds time.Time
+	PurgeAt   time.Time
 }
 
 // ClusterStatus describes the cluster as the answering node sees it.
@@ -230,8 +240,10 @@ func (db *DB) DeleteTenant(ctx context.Context, name string) error {
 // limit pointing at zero removes the limit. A nil *TenantUpdate changes
 // nothing.
 type TenantUpdate struct {
-	// State is the new state: "active", "read-only" (reads allowed, writes
-	// refused) or "locked" (everything refused). Empty: unchanged.
+	// State is the new state: "active", "suspended" (reads allowed,
+	// writes refused; "read-only" is its old name) or "locked" (everything
+	// refused). Empty: unchanged. Trial and cancelled are entered only
+	// with CreateTenant and CancelTenant (lifecycle.go).
 	State string
 
 	MaxBytes      *uint64 // logical bytes stored (keys + values)
@@ -252,19 +264,25 @@ type TenantUpdate struct {
 }
 
 // Tenant states, as TenantInfo.State reports them and TenantUpdate.State and
-// ListOptions.State take them.
+// ListOptions.State take them (docs/OPERATIONS.md, Lifecycle).
 const (
-	StateActive   = "active"
+	StateTrial     = "trial"
+	StateActive    = "active"
+	StateSuspended = "suspended"
+	StateCancelled = "cancelled"
+	StateLocked    = "locked"
+	// StateReadOnly is the old name of StateSuspended, still accepted;
+	// servers report "suspended".
 	StateReadOnly = "read-only"
-	StateLocked   = "locked"
 )
 
 func checkState(s string) error {
 	switch s {
-	case "", StateActive, StateReadOnly, StateLocked:
+	case "", StateTrial, StateActive, StateSuspended, StateCancelled, StateLocked, StateReadOnly:
 		return nil
 	}
-	return fmt.Errorf("%w: state %q is not one of %s, %s, %s", ErrInvalidArgument, s, StateActive, StateReadOnly, StateLocked)
+	return fmt.Errorf("%w: state %q is not one of %s, %s, %s, %s, %s", ErrInvalidArgument, s,
+		StateTrial, StateActive, StateSuspended, StateCancelled, StateLocked)
 }
 
 // UpdateTenant changes the tenant's state, limits or labels in one replicated
@@ -537,14 +555,16 @@ func (cfg *TenantConfig) wire() *wire.TenantConfig {
 		Labels:        maps.Clone(cfg.Labels),
 
 		MaxConnections: opt(cfg.MaxConnections),
+		Trial:          cfg.Trial,
 	}
 }
 
 func tenantInfoOf(t *wire.TenantInfo) *TenantInfo {
 	return &TenantInfo{
 		ID: t.ID, Name: t.Name, State: t.State, CreatedAt: t.CreatedAt,
-		Limits: Limits(t.Limits),
-		Labels: t.Labels,
-		Usage:  Usage(t.Usage),
+		Limits:    Limits(t.Limits),
+		Labels:    t.Labels,
+		Usage:     Usage(t.Usage),
+		TrialEnds: t.TrialEnds, PurgeAt: t.PurgeAt,
 	}
 }

@@ -23,9 +23,10 @@
 // With an operator token, a DB manages tenants: CreateTenant (with limits
 // and labels), TenantInfo (state, limits, labels, exact usage; a tenant
 // token may ask about its own tenant), ListTenants or ListTenantsPage (paged,
-// filtered by state), UpdateTenant (state "active", "read-only" or "locked",
+// filtered by state), UpdateTenant (state "active", "suspended" or "locked",
 // limits, labels), RenameTenant (the ID, keys and tokens stay) and
-// DeleteTenant. Tokens: NewToken (bound to a tenant, or a new operator token;
+// DeleteTenant; the lifecycle: ActivateTenant, SuspendTenant, CancelTenant
+// and RestoreTenant, and CreateTenant with TenantConfig.Trial. Tokens: NewToken (bound to a tenant, or a new operator token;
 // read-only and expiring ones too), ListTokens and RevokeToken, whose effect
 // reaches connections already open.
 //

@@ -23,7 +23,8 @@ import (
 //	version      1 byte    1
 //	header len   4 bytes   uint32, at most 1 MiB
 //	header       JSON object (ExportHeader): name, id, state, created_at,
-//	             exported_at, limits, labels, keys, logical_bytes
+//	             exported_at, limits, labels, keys, logical_bytes, and
+//	             audit, the tenant's audit trail (newest events that fit)
 //	records      for each pair, in strictly ascending key order:
 //	               uvarint key length (1..10,000), key,
 //	               uvarint value length (0..100,000), value
@@ -53,7 +54,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type ExportHeader struct {
 	Name       string            // the tenant's name when it was exported
 	ID         uint64            // its ID in the cluster it came from
-	State      string            // "active", "read-only" or "locked"
+	State      string            // a tenant state (StateActive, StateSuspended...); "read-only" in files of older releases
 	CreatedAt  time.Time         // when the tenant was created
 	ExportedAt time.Time         // when the export began
 	Limits     Limits            // the tenant's limits; zero: unlimited
@@ -63,6 +64,12 @@ type ExportHeader struct {
 	// the trailer's count are exact).
 	Keys         uint64
 	LogicalBytes uint64
+	// Audit is the tenant's audit trail when the export began, oldest
+	// first: as many of the newest events as fit in the header
+	// (AuditDropped counts the older ones left out). ImportTenant records
+	// them in the new tenant's trail.
+	Audit        []AuditEvent
+	AuditDropped uint64
 }
 
 type exportHeaderJSON struct {
@@ -75,6 +82,30 @@ type exportHeaderJSON struct {
 	Labels       map[string]string `json:"labels,omitempty"`
 	Keys         uint64            `json:"keys"`
 	LogicalBytes uint64            `json:"logical_bytes"`
+	Audit        []auditJSON       `json:"audit,omitempty"`
+	AuditDropped uint64            `json:"audit_dropped,omitempty"`
+}
+
+// auditJSON is an audit event in an export header and in an import
+// request (OpTenantAudit "import").
+type auditJSON struct {
+	Seq    uint64    `json:"seq"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`
+	Kind   string    `json:"kind"`
+	Before string    `json:"before,omitempty"`
+	After  string    `json:"after,omitempty"`
+	Prev   []byte    `json:"prev,omitempty"`
+	Hash   []byte    `json:"hash,omitempty"`
+}
+
+func auditToJSON(evs []AuditEvent) []auditJSON {
+	out := make([]auditJSON, len(evs))
+	for i, e := range evs {
+		out[i] = auditJSON(e)
+		out[i].At = e.At.UTC()
+	}
+	return out
 }
 
 type exportLimitsJSON struct {
@@ -109,6 +140,7 @@ func NewExportWriter(w io.Writer, h *ExportHeader) (*ExportWriter, error) {
 	js, err := json.Marshal(exportHeaderJSON{
 		Name: h.Name, ID: h.ID, State: h.State, CreatedAt: h.CreatedAt.UTC(), ExportedAt: h.ExportedAt.UTC(),
 		Limits: exportLimitsJSON(h.Limits), Labels: h.Labels, Keys: h.Keys, LogicalBytes: h.LogicalBytes,
+		Audit: auditToJSON(h.Audit), AuditDropped: h.AuditDropped,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tenantkv: export header: %w", err)
@@ -251,6 +283,10 @@ func NewExportReader(r io.Reader) (*ExportReader, error) {
 	er.header = ExportHeader{
 		Name: h.Name, ID: h.ID, State: h.State, CreatedAt: h.CreatedAt, ExportedAt: h.ExportedAt,
 		Limits: Limits(h.Limits), Labels: h.Labels, Keys: h.Keys, LogicalBytes: h.LogicalBytes,
+		AuditDropped: h.AuditDropped,
+	}
+	for _, e := range h.Audit {
+		er.header.Audit = append(er.header.Audit, AuditEvent(e))
 	}
 	return er, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,6 +79,11 @@ func (db *DB) ExportTenant(ctx context.Context, name string, w io.Writer, progre
 		Name: ti.Name, ID: ti.ID, State: ti.State, CreatedAt: ti.CreatedAt, ExportedAt: time.Now().UTC(),
 		Limits: ti.Limits, Labels: maps.Clone(ti.Labels), Keys: ti.Usage.Keys, LogicalBytes: ti.Usage.LogicalBytes,
 	}}
+	// The trail goes with the tenant. A server that predates it answers
+	// with an error: the file then carries none.
+	if evs, err := db.TenantAudit(ctx, name, nil); err == nil {
+		sum.Header.Audit, sum.Header.AuditDropped = fitAudit(evs, auditHeaderBudget)
+	}
 	ew, err := NewExportWriter(w, &sum.Header)
 	if err != nil {
 		return nil, err
@@ -116,6 +122,56 @@ func (db *DB) ExportTenant(ctx context.Context, name string, w io.Writer, progre
 	}
 	sum.Keys, sum.Bytes = ew.Records(), ew.Bytes()
 	return sum, nil
+}
+
+// auditHeaderBudget is what an export header may spend on the audit trail,
+// of its 1 MiB.
+const auditHeaderBudget = 768 << 10
+
+// fitAudit keeps the newest events whose JSON fits in budget bytes.
+func fitAudit(evs []AuditEvent, budget int) ([]AuditEvent, uint64) {
+	size, i := 0, len(evs)
+	for i > 0 {
+		b, _ := json.Marshal(auditToJSON(evs[i-1 : i]))
+		if size+len(b) > budget {
+			break
+		}
+		size += len(b)
+		i--
+	}
+	return evs[i:], uint64(i)
+}
+
+// importAuditChunk is how many events one import request carries.
+const importAuditChunk = 100
+
+// importAudit records the file's trail in the new tenant name's trail.
+func (db *DB) importAudit(ctx context.Context, name string, h *ExportHeader) error {
+	for start := 0; start < len(h.Audit); start += importAuditChunk {
+		end := min(start+importAuditChunk, len(h.Audit))
+		body, err := json.Marshal(importAuditJSON{
+			SourceName: h.Name, SourceID: h.ID, Dropped: h.AuditDropped,
+			Events: auditToJSON(h.Audit[start:end]), Last: end == len(h.Audit),
+		})
+		if err != nil {
+			return err
+		}
+		var resp wire.Response
+		req := wire.Request{Op: wire.OpTenantAudit, Name: name, State: "import", Value: body}
+		if err := db.do(ctx, &req, &resp, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// importAuditJSON is the body of an OpTenantAudit "import" request.
+type importAuditJSON struct {
+	SourceName string      `json:"source_name"`
+	SourceID   uint64      `json:"source_id"`
+	Dropped    uint64      `json:"dropped,omitempty"`
+	Events     []auditJSON `json:"events"`
+	Last       bool        `json:"last,omitempty"`
 }
 
 // Import batches: at most this many records, and about this many bytes.
@@ -203,10 +259,23 @@ func (db *DB) ImportTenant(ctx context.Context, name string, r io.Reader, progre
 	if err := db.loadExport(ctx, db.Tenant(name), spool, sum, keys, nbytes, progress); err != nil {
 		return sum, partialImport(sum, keys, err)
 	}
-	if sum.Created && h.State != StateActive {
-		if _, err := db.UpdateTenant(ctx, name, &TenantUpdate{State: h.State}); err != nil {
+	// The lifecycle's deadlines are not in the file: an imported trial
+	// tenant is active, and a cancelled one suspended (no data is purged
+	// behind the importer's back); the operator moves them on.
+	state := h.State
+	if state == StateCancelled {
+		state = StateSuspended
+	}
+	if sum.Created && len(h.Audit) > 0 {
+		if err := db.importAudit(ctx, name, &h); err != nil {
+			return sum, fmt.Errorf("import: all %d keys loaded into new tenant %s, but recording the file's audit trail failed: %w",
+				sum.Keys, name, err)
+		}
+	}
+	if sum.Created && state != StateActive && state != StateTrial {
+		if _, err := db.UpdateTenant(ctx, name, &TenantUpdate{State: state}); err != nil {
 			return sum, fmt.Errorf("import: all %d keys loaded into new tenant %s, but setting its state to %s failed: %w",
-				sum.Keys, name, h.State, err)
+				sum.Keys, name, state, err)
 		}
 	}
 	return sum, nil
@@ -251,7 +320,7 @@ func (db *DB) importTarget(ctx context.Context, name string, h *ExportHeader, ke
 	case err != nil:
 		return nil, err
 	default:
-		if ti.State != StateActive {
+		if ti.State != StateActive && ti.State != StateTrial {
 			return nil, fmt.Errorf("%w: cannot import into %s: an import needs an active tenant", stateError(ti.State), name)
 		}
 		for _, err := range db.Tenant(name).Range(ctx, KeyRange{}, &RangeOptions{Limit: 1}) {
@@ -273,7 +342,7 @@ func (db *DB) importTarget(ctx context.Context, name string, h *ExportHeader, ke
 
 func stateError(state string) error {
 	switch state {
-	case StateReadOnly:
+	case StateSuspended, StateReadOnly:
 		return ErrTenantReadOnly
 	case StateLocked:
 		return ErrTenantLocked

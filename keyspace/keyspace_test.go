@@ -602,7 +602,7 @@ func TestTenantRecordInvalid(t *testing.T) {
 		{ID: 1, Name: "", State: StateActive},
 		{ID: 1, Name: "Acme", State: StateActive},
 		{ID: 1, Name: "a", State: 0},
-		{ID: 1, Name: "a", State: 4},
+		{ID: 1, Name: "a", State: 6},
 	}
 	for _, rec := range bad {
 		if rec.Validate() == nil {
@@ -656,8 +656,10 @@ func TestStates(t *testing.T) {
 		reads, writes bool
 	}{
 		{"active", StateActive, true, true},
-		{"read-only", StateReadOnly, true, false},
+		{"suspended", StateSuspended, true, false},
 		{"locked", StateLocked, false, false},
+		{"trial", StateTrial, true, true},
+		{"cancelled", StateCancelled, false, false},
 	}
 	for _, tc := range tests {
 		st, err := ParseState(tc.s)
@@ -668,12 +670,16 @@ func TestStates(t *testing.T) {
 			t.Errorf("state %v: String %q Valid %v reads %v writes %v", st, st.String(), st.Valid(), st.AllowsReads(), st.AllowsWrites())
 		}
 	}
-	for _, s := range []string{"", "Active", "ACTIVE", "readonly", "read_only", "deleted", " active", "state(1)"} {
+	// The name of suspended before the lifecycle is still accepted.
+	if st, err := ParseState("read-only"); err != nil || st != StateSuspended {
+		t.Errorf(`ParseState("read-only") = %v, %v, want suspended`, st, err)
+	}
+	for _, s := range []string{"", "Active", "ACTIVE", "readonly", "canceled", "Trial", "read_only", "deleted", " active", "state(1)"} {
 		if _, err := ParseState(s); !errors.Is(err, ErrInvalidState) {
 			t.Errorf("ParseState(%q) = %v, want ErrInvalidState", s, err)
 		}
 	}
-	for _, st := range []State{0, 4, 255} {
+	for _, st := range []State{0, 6, 255} {
 		if st.Valid() || st.AllowsReads() || st.AllowsWrites() {
 			t.Errorf("state %d is usable", st)
 		}

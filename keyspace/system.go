@@ -1,6 +1,7 @@
 package keyspace
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -129,6 +130,10 @@ const (
 	usageRecord   = "usage"
 	versionRecord = "ver"
 	historyPrefix = "log/"
+	// The audit trail: events under "audit/" BE64(seq), and the trail's
+	// state (its extent and the chain's ends) under "auditst".
+	auditPrefix = "audit/"
+	auditState  = "auditst"
 )
 
 // tenantMetaKey is the key of a named record of tenant id.
@@ -223,3 +228,29 @@ func DecodeTenantID(b []byte) (TenantID, error) {
 	id := TenantID(v)
 	return id, id.Check()
 }
+
+// AuditEventKey is the key of event seq of tenant id's audit trail. A
+// tenant's events sort by seq.
+func AuditEventKey(id TenantID, seq uint64) SystemKey {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seq)
+	return tenantMetaKey(id, []byte(auditPrefix), b[:])
+}
+
+// AuditEventSpan spans the events of tenant id's audit trail with seq at
+// or above from.
+func AuditEventSpan(id TenantID, from uint64) (start, end SystemKey) {
+	return AuditEventKey(id, from), tenantMetaKey(id, prefixEnd([]byte(auditPrefix)))
+}
+
+// AuditSeqOf returns the seq of an audit event key of any tenant.
+func AuditSeqOf(phys []byte) (uint64, bool) {
+	n := 2 + PrefixLen + len(auditPrefix)
+	if len(phys) != n+8 || !bytes.Equal(phys[2+PrefixLen:n], []byte(auditPrefix)) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(phys[n:]), true
+}
+
+// AuditStateKey is the key of tenant id's audit trail state.
+func AuditStateKey(id TenantID) SystemKey { return tenantMetaKey(id, []byte(auditState)) }

@@ -8,23 +8,41 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// State is the lifecycle state of a tenant.
+// State is the lifecycle state of a tenant (lifecycle.go has the
+// transitions between them).
 type State uint8
 
 const (
 	// StateActive allows reads and writes.
 	StateActive State = 1
-	// StateReadOnly allows reads and refuses writes.
-	StateReadOnly State = 2
-	// StateLocked refuses everything.
+	// StateSuspended allows reads and refuses writes. Releases before the
+	// lifecycle called it "read-only", which ParseState still accepts.
+	StateSuspended State = 2
+	// StateLocked refuses everything: the operator's emergency stop,
+	// outside the lifecycle.
 	StateLocked State = 3
+	// StateTrial allows reads and writes until the tenant's trial ends
+	// (Tenant.TrialEnds), when the leader suspends it.
+	StateTrial State = 4
+	// StateCancelled refuses every data operation and every token of the
+	// tenant, but keeps its data, tokens and record until the retention
+	// ends (Tenant.PurgeAt), when the leader purges it.
+	StateCancelled State = 5
+
+	// StateReadOnly is the name of StateSuspended before the lifecycle.
+	StateReadOnly = StateSuspended
 )
 
 var stateNames = map[State]string{
-	StateActive:   "active",
-	StateReadOnly: "read-only",
-	StateLocked:   "locked",
+	StateActive:    "active",
+	StateSuspended: "suspended",
+	StateLocked:    "locked",
+	StateTrial:     "trial",
+	StateCancelled: "cancelled",
 }
+
+// stateOrder lists the states in the order messages name them.
+var stateOrder = []State{StateTrial, StateActive, StateSuspended, StateCancelled, StateLocked}
 
 func (s State) String() string {
 	if n, ok := stateNames[s]; ok {
@@ -33,24 +51,30 @@ func (s State) String() string {
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
-// ParseState parses "active", "read-only" or "locked".
+// ParseState parses a state name: "trial", "active", "suspended",
+// "cancelled" or "locked", and "read-only", the old name of "suspended".
 func ParseState(s string) (State, error) {
+	if s == "read-only" {
+		return StateSuspended, nil
+	}
 	for st, n := range stateNames {
 		if n == s {
 			return st, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: %q (want active, read-only or locked)", ErrInvalidState, s)
+	return 0, fmt.Errorf("%w: %q (want trial, active, suspended, cancelled or locked)", ErrInvalidState, s)
 }
 
 // Valid reports whether s is a known state.
 func (s State) Valid() bool { _, ok := stateNames[s]; return ok }
 
 // AllowsReads reports whether a tenant in state s may be read.
-func (s State) AllowsReads() bool { return s == StateActive || s == StateReadOnly }
+func (s State) AllowsReads() bool {
+	return s == StateActive || s == StateSuspended || s == StateTrial
+}
 
 // AllowsWrites reports whether a tenant in state s may be written.
-func (s State) AllowsWrites() bool { return s == StateActive }
+func (s State) AllowsWrites() bool { return s == StateActive || s == StateTrial }
 
 // Limits are the per-tenant limits. A zero field means unlimited.
 type Limits struct {
@@ -74,6 +98,12 @@ type Tenant struct {
 	Limits    Limits            `msgpack:"limits"`
 	Labels    map[string]string `msgpack:"labels,omitempty"`
 	CreatedAt time.Time         `msgpack:"created"`
+	// TrialEnds is when a tenant in StateTrial is suspended; zero in any
+	// other state. PurgeAt is when a tenant in StateCancelled is purged;
+	// zero in any other state. Records of releases before the lifecycle
+	// have neither, which is what those states mean.
+	TrialEnds time.Time `msgpack:"trial_ends,omitempty"`
+	PurgeAt   time.Time `msgpack:"purge_at,omitempty"`
 }
 
 // Validate checks the record's invariants.

@@ -19,7 +19,7 @@ const maxListPage = 1000
 func (s *Server) handleAdmin(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
 	switch req.Op {
 	case wire.OpCreateTenant:
-		return s.createTenant(ctx, req)
+		return s.createTenant(ctx, p, req)
 	case wire.OpDeleteTenant:
 		t, err := s.lookupLinearizable(ctx, req.Name)
 		if err != nil {
@@ -40,13 +40,13 @@ func (s *Server) handleAdmin(ctx context.Context, p *principal, req *wire.Reques
 	case wire.OpListTenants:
 		return s.listTenants(ctx, req)
 	case wire.OpUpdateTenant:
-		return s.updateTenant(ctx, req)
+		return s.updateTenant(ctx, p, req)
 	case wire.OpNewToken:
-		return s.newTenantToken(ctx, req)
+		return s.newTenantToken(ctx, p, req)
 	case wire.OpListTokens:
 		return s.listTokens(ctx, req)
 	case wire.OpRevokeToken:
-		if _, err := s.node.Propose(ctx, &command.DeleteToken{ID: req.Name}); err != nil {
+		if _, err := s.proposeAudited(ctx, p, &command.DeleteToken{ID: req.Name}); err != nil {
 			return nil, err
 		}
 		return &wire.Response{}, nil
@@ -63,7 +63,15 @@ func (s *Server) handleAdmin(ctx context.Context, p *principal, req *wire.Reques
 	case wire.OpClusterTransferLeader:
 		return s.transferLeader(ctx, req)
 	case wire.OpExportTenant:
-		return s.exportTenant(ctx, req)
+		return s.exportTenant(ctx, p, req)
+	case wire.OpTenantAudit:
+		t, err := s.lookupLinearizable(ctx, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		return s.tenantAudit(ctx, p, t, req) // audit.go
+	case wire.OpTenantLifecycle:
+		return s.tenantLifecycle(ctx, p, req) // lifecycle.go
 	}
 	return nil, fmt.Errorf("%w: operation %s", ErrBadRequest, req.Op)
 }
@@ -99,7 +107,7 @@ func limitsFrom(base keyspace.Limits, cfg *wire.TenantConfig) keyspace.Limits {
 	return base
 }
 
-func (s *Server) createTenant(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+func (s *Server) createTenant(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
 	if err := keyspace.ValidateName(req.Name); err != nil {
 		return nil, err
 	}
@@ -111,7 +119,17 @@ func (s *Server) createTenant(ctx context.Context, req *wire.Request) (*wire.Res
 	if req.Config != nil {
 		cmd.Labels = req.Config.Labels
 	}
-	if _, err := s.node.Propose(ctx, cmd); err != nil {
+	var create command.Command = cmd
+	if req.Config != nil && req.Config.Trial != 0 {
+		if req.Config.Trial < 0 || req.Config.Trial > command.MaxRetention {
+			return nil, fmt.Errorf("%w: trial of %v (above 0, up to %v)", ErrBadRequest, req.Config.Trial, command.MaxRetention)
+		}
+		create = &command.CreateTrialTenant{
+			Name: cmd.Name, Limits: cmd.Limits, Labels: cmd.Labels,
+			CreatedAt: cmd.CreatedAt, TrialEnds: cmd.CreatedAt.Add(req.Config.Trial),
+		}
+	}
+	if _, err := s.proposeAudited(ctx, p, create); err != nil {
 		return nil, err
 	}
 	t, err := s.node.FSM().LookupTenant(req.Name)
@@ -121,7 +139,7 @@ func (s *Server) createTenant(ctx context.Context, req *wire.Request) (*wire.Res
 	return &wire.Response{Tenant: s.tenantInfo(t)}, nil
 }
 
-func (s *Server) updateTenant(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+func (s *Server) updateTenant(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
 	t, err := s.lookupLinearizable(ctx, req.Name)
 	if err != nil {
 		return nil, err
@@ -147,7 +165,7 @@ func (s *Server) updateTenant(ctx context.Context, req *wire.Request) (*wire.Res
 		// A non-nil map, even empty, replaces every label.
 		cmd.Labels, _ = req.Config.LabelsUpdate()
 	}
-	if _, err := s.node.Propose(ctx, cmd); err != nil {
+	if _, err := s.proposeAudited(ctx, p, cmd); err != nil {
 		return nil, err
 	}
 	nt, err := s.node.FSM().TenantByID(t.ID)
@@ -201,7 +219,7 @@ func (s *Server) listTenants(ctx context.Context, req *wire.Request) (*wire.Resp
 func (s *Server) tenantInfo(t *keyspace.Tenant) *wire.TenantInfo {
 	info := &wire.TenantInfo{
 		ID: uint64(t.ID), Name: t.Name, State: t.State.String(), CreatedAt: t.CreatedAt,
-		Labels: t.Labels,
+		Labels: t.Labels, TrialEnds: t.TrialEnds, PurgeAt: t.PurgeAt,
 		Limits: wire.Limits{
 			MaxBytes: t.Limits.MaxBytes, MaxKeys: t.Limits.MaxKeys, OpsPerSec: t.Limits.OpsPerSec,
 			Burst: t.Limits.Burst, MaxConcurrent: t.Limits.MaxConcurrent, MaxWatches: t.Limits.MaxWatches,
@@ -217,7 +235,7 @@ func (s *Server) tenantInfo(t *keyspace.Tenant) *wire.TenantInfo {
 	return info
 }
 
-func (s *Server) newTenantToken(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+func (s *Server) newTenantToken(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
 	rec := command.TokenRecord{ReadOnly: req.ReadOnly, CreatedAt: time.Now().UTC()}
 	if req.TTL < 0 {
 		return nil, fmt.Errorf("%w: negative ttl", ErrBadRequest)
@@ -237,7 +255,7 @@ func (s *Server) newTenantToken(ctx context.Context, req *wire.Request) (*wire.R
 		return nil, err
 	}
 	rec.ID, rec.Hash = id, hash
-	if _, err := s.node.Propose(ctx, &command.PutToken{Token: rec}); err != nil {
+	if _, err := s.proposeAudited(ctx, p, &command.PutToken{Token: rec}); err != nil {
 		return nil, err
 	}
 	return &wire.Response{Token: secret, TokenID: id}, nil

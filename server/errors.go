@@ -52,6 +52,8 @@ var errorCodes = []struct {
 	{keyspace.ErrValueTooLarge, wire.CodeValueTooLarge},
 	{keyspace.ErrInvalidRange, wire.CodeInvalidRange},
 	{keyspace.ErrInvalidState, wire.CodeInvalidArgument},
+	{keyspace.ErrTransition, wire.CodeInvalidArgument},
+	{fsm.ErrFormatNotEnabled, wire.CodeInvalidArgument},
 	{fsm.ErrTenantNotFound, wire.CodeTenantNotFound},
 	{fsm.ErrTenantExists, wire.CodeTenantExists},
 	{fsm.ErrTenantReadOnly, wire.CodeTenantReadOnly},

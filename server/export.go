@@ -114,7 +114,7 @@ func (s *Server) sweepExports() {
 // exportTenant serves one page of a consistent export of a tenant. The first
 // request (no cursor) takes a snapshot after a read barrier and answers with
 // the tenant's record; later ones continue from Key in the same snapshot.
-func (s *Server) exportTenant(ctx context.Context, req *wire.Request) (*wire.Response, error) {
+func (s *Server) exportTenant(ctx context.Context, p *principal, req *wire.Request) (*wire.Response, error) {
 	var id string
 	var sess *exportSession
 	var err error
@@ -129,6 +129,7 @@ func (s *Server) exportTenant(ctx context.Context, req *wire.Request) (*wire.Res
 			return nil, err
 		}
 		resp.Tenant = s.tenantInfo(t)
+		s.auditNote(ctx, t, p.tokenID, "export", "") // audit.go
 	} else {
 		id = req.Cursor
 		if sess, err = s.exports.acquire(id); err != nil {

@@ -139,6 +139,13 @@ func (s *Server) stillValid(p *principal) error {
 		}
 		return ErrPermissionDenied
 	}
+	// A cancelled tenant's tokens are kept (a restore brings them back)
+	// but refused exactly as a revoked one is (lifecycle.go).
+	if !p.operator {
+		if st, ok := s.node.FSM().TenantState(p.tenantID); ok && st == keyspace.StateCancelled {
+			return ErrPermissionDenied
+		}
+	}
 	return nil
 }
 
@@ -165,6 +172,7 @@ func (s *Server) resolveTenant(p *principal, name string) (*keyspace.Tenant, err
 			return nil, err
 		}
 		if name != "" && name != own.Name {
+			s.refusals.note(own.ID, p.tokenID) // audit.go
 			return nil, ErrPermissionDenied
 		}
 		return own, nil
@@ -207,6 +215,17 @@ func (s *Server) handle(ctx context.Context, p *principal, req *wire.Request) *w
 		var t *keyspace.Tenant
 		if t, err = s.resolveTenant(p, req.Name); err == nil {
 			resp = &wire.Response{Tenant: s.tenantInfo(t)}
+		}
+	case wire.OpTenantAudit:
+		if p.operator {
+			resp, err = s.handleAdmin(ctx, p, req)
+			break
+		}
+		// A tenant reads its own trail; naming another tenant is refused
+		// exactly as naming a missing one (audit.go).
+		var t *keyspace.Tenant
+		if t, err = s.resolveTenant(p, req.Name); err == nil {
+			resp, err = s.tenantAudit(ctx, p, t, req)
 		}
 	case wire.OpSnapshotSave:
 		if !p.operator {
@@ -488,9 +507,9 @@ func mutationOp(kind uint8, key, value, end []byte) (command.Op, error) {
 // checks again at apply time.
 func writable(t *keyspace.Tenant) error {
 	switch t.State {
-	case keyspace.StateActive:
+	case keyspace.StateActive, keyspace.StateTrial:
 		return nil
-	case keyspace.StateReadOnly:
+	case keyspace.StateSuspended:
 		return fsm.ErrTenantReadOnly
 	default:
 		return fsm.ErrTenantLocked

@@ -138,6 +138,9 @@ type Config struct {
 	Raft RaftTuning
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// AuditRetention is how long tenants' audit events are kept; the
+	// leader drops older ones (audit.go). 0 means DefaultAuditRetention.
+	AuditRetention time.Duration
 
 	// Test hooks of the format gate (format.go), set by this package's
 	// tests only: testFormat, if set and not 0, is the format the node
@@ -145,6 +148,8 @@ type Config struct {
 	// the gate does), and formatInterval replaces formatCheckInterval.
 	testFormat     func() command.Format
 	formatInterval time.Duration
+	// refusalInterval replaces the audit loop's minute (audit.go).
+	refusalInterval time.Duration
 }
 
 // RaftTuning exposes the raft timing knobs. Zero fields mean the defaults
@@ -266,6 +271,9 @@ func (c *Config) setDefaults() {
 	if c.MaxFrame == 0 {
 		c.MaxFrame = wire.DefaultMaxFrame
 	}
+	if c.AuditRetention <= 0 {
+		c.AuditRetention = DefaultAuditRetention
+	}
 	c.setConnDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -299,6 +307,7 @@ type Server struct {
 	asks           leaderAsks           // questions to the leader about tokens (hello.go)
 	formats        memberFormats        // what members said of their log formats (format.go)
 	saves          snapshotSaves        // snapshot saves in progress (snapshot.go)
+	refusals       refusalCounts        // refused cross-tenant attempts (audit.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -423,10 +432,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), nodeCollector{s}, connCollector{s}, &s.requests)
 	s.tenantRegistry = prometheus.NewRegistry()
 	s.tenantRegistry.MustRegister(s.usage)
-	s.wg.Add(3)
+	s.wg.Add(5)
 	go s.acceptLoop()
 	go s.sweepExports()
-	go s.formatLoop() // format.go
+	go s.formatLoop()    // format.go
+	go s.lifecycleLoop() // lifecycle.go
+	go s.auditLoop()     // audit.go
 	if s.httpLn != nil {
 		s.serveHTTP()
 	}

@@ -66,18 +66,18 @@ func TestTenantStates(t *testing.T) {
 	c := login(t, s.Addr(), op)
 	require.Equal(t, wire.CodeOK, c.call(&wire.Request{Op: wire.OpCreateTenant, Name: "st"}).Code)
 	require.Equal(t, wire.CodeOK, c.call(&wire.Request{Op: wire.OpSet, Tenant: "st", Key: []byte("k"), Value: []byte("v")}).Code)
-	setState := func(st string) {
+	setState := func(st, want string) {
 		r := c.call(&wire.Request{Op: wire.OpUpdateTenant, Name: "st", State: st})
 		require.Equal(t, wire.CodeOK, r.Code, r.Msg)
-		require.Equal(t, st, r.Tenant.State)
+		require.Equal(t, want, r.Tenant.State)
 	}
-	setState("read-only")
+	setState("read-only", "suspended") // the old name of suspended
 	require.Equal(t, wire.CodeTenantReadOnly, c.call(&wire.Request{Op: wire.OpSet, Tenant: "st", Key: []byte("k"), Value: []byte("w")}).Code)
 	require.Equal(t, []byte("v"), c.call(&wire.Request{Op: wire.OpGet, Tenant: "st", Key: []byte("k")}).Value)
-	setState("locked")
+	setState("locked", "locked")
 	require.Equal(t, wire.CodeTenantLocked, c.call(&wire.Request{Op: wire.OpGet, Tenant: "st", Key: []byte("k")}).Code)
 	require.Equal(t, wire.CodeTenantLocked, c.call(&wire.Request{Op: wire.OpDelete, Tenant: "st", Key: []byte("k")}).Code)
-	setState("active")
+	setState("active", "active")
 	require.Equal(t, wire.CodeOK, c.call(&wire.Request{Op: wire.OpDelete, Tenant: "st", Key: []byte("k")}).Code)
 	// Rename keeps the data (the prefix never changes).
 	require.Equal(t, wire.CodeOK, c.call(&wire.Request{Op: wire.OpSet, Tenant: "st", Key: []byte("k2"), Value: []byte("v2")}).Code)

@@ -34,7 +34,7 @@ func init() { completionCommand.setup = noFlags(printCompletion) }
 
 // flagWords are the values of the flags that take one of a few words.
 var flagWords = map[string][]string{
-	"state":      {"active", "read-only", "locked"},
+	"state":      {"trial", "active", "suspended", "cancelled", "locked", "read-only"},
 	"log-level":  {"debug", "info", "warn", "error"},
 	"log-format": {"text", "json"},
 	"raft-log":   {"pebble", "bolt"},

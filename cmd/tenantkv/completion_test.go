@@ -22,9 +22,10 @@ type completionCase struct {
 
 var completionCases = []completionCase{
 	{"tenantkv ten", []string{"tenant"}},
-	{"tenantkv tenant s", []string{"set", "show"}},
+	{"tenantkv tenant s", []string{"set", "show", "suspend"}},
 	{"tenantkv tenant set acme --max-w", []string{"--max-watches"}},
 	{"tenantkv tenant set acme --state r", []string{"read-only"}},
+	{"tenantkv tenant list --state c", []string{"cancelled"}},
 	{"tenantkv --tenant acme g", []string{"get"}},
 	{"tenantkv --endpoints 127.0.0.1:7400,127.0.0.1:7410 cl", []string{"cluster"}},
 	{"tenantkv cluster ", []string{"add", "health", "promote", "remove", "status", "transfer-leader"}},

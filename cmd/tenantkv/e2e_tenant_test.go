@@ -380,7 +380,7 @@ func TestE2EExportImport(t *testing.T) {
 	dbb := b.openClient()
 	same(t, dba.Tenant("shop"), dbb.Tenant("shop-copy"), 3000)
 	src, dst := a.showJSON("shop"), b.showJSON("shop-copy")
-	if dst.State != "read-only" || dst.Limits != src.Limits || dst.Labels["plan"] != "pro" || len(dst.Labels) != 1 ||
+	if dst.State != "suspended" || dst.Limits != src.Limits || dst.Labels["plan"] != "pro" || len(dst.Labels) != 1 ||
 		dst.Usage.Keys != src.Usage.Keys || dst.Usage.LogicalBytes != src.Usage.LogicalBytes {
 		t.Errorf("imported tenant %+v\nsource %+v", dst, src)
 	}

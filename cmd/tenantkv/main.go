@@ -58,6 +58,11 @@ var commands = []*command{
 	tenantSetCommand,
 	{path: "tenant rename", args: "OLD NEW", summary: "rename a tenant; its ID, keys and tokens stay", minArgs: 2, maxArgs: 2, setup: noFlags(tenantRename)},
 	{path: "tenant delete", args: "NAME", summary: "delete a tenant and purge all its keys", minArgs: 1, maxArgs: 1, setup: noFlags(tenantDelete)},
+	tenantActivateCommand, // lifecycle.go
+	tenantSuspendCommand,
+	tenantCancelCommand,
+	tenantRestoreCommand,
+	tenantAuditCommand, // audit.go
 	tenantTokenCommand,
 	{path: "tenant tokens", args: "NAME", summary: "list the tenant's tokens (IDs, never secrets)", minArgs: 1, maxArgs: 1, setup: noFlags(tenantTokens)},
 	{path: "tenant revoke", args: "TOKEN-ID", summary: "revoke a token at once on every node", minArgs: 1, maxArgs: 1, setup: noFlags(revokeToken)},

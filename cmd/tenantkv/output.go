@@ -178,6 +178,9 @@ type tenantJSON struct {
 	Labels    map[string]string `json:"labels"`
 	Usage     usageJSON         `json:"usage"`
 	Headroom  headroomJSON      `json:"headroom"`
+	// TrialEnds is set in state trial, PurgeAt in state cancelled.
+	TrialEnds *time.Time `json:"trial_ends,omitempty"`
+	PurgeAt   *time.Time `json:"purge_at,omitempty"`
 }
 
 func newTenantJSON(t *client.TenantInfo) tenantJSON {
@@ -192,7 +195,17 @@ func newTenantJSON(t *client.TenantInfo) tenantJSON {
 			Keys:         headroom(t.Limits.MaxKeys, t.Usage.Keys),
 			LogicalBytes: headroom(t.Limits.MaxBytes, t.Usage.LogicalBytes),
 		},
+		TrialEnds: optTime(t.TrialEnds), PurgeAt: optTime(t.PurgeAt),
 	}
+}
+
+// optTime is t in UTC, or nil for the zero time.
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // newTokenJSON is a token just made: the only time its secret is shown.

@@ -179,6 +179,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	dur(&cfg.WriteTimeout, "write-timeout", "close a connection whose answers could not be written for `D` (a client that stopped reading); 0: 30s")
 	count(&cfg.MaxConnections, "max-connections", "accept at most `N` client connections (operators get 64 more); 0: the file descriptor limit less a reserve for the store and peers, at most 10000")
 	count(&cfg.MaxConnectionsPerTenant, "max-connections-per-tenant", "accept at most `N` connections of one tenant; a tenant's max_connections limit overrides it; 0: a quarter of --max-connections")
+	dur(&cfg.AuditRetention, "audit-retention", "keep tenants' audit events for `D`, then drop them (docs/OPERATIONS.md, Audit trail); 0: 9600h, 400 days")
 	dur(&cfg.IdleTimeout, "idle-timeout", "close an authenticated connection that sent nothing for `D` (the client library pings within it); 0: 5m")
 	str(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	str(&f.logFormat, "log-format", logFormatText, "log `FORMAT` on stderr: text (key=value lines) or json (one object per line)")

@@ -60,13 +60,15 @@ func (l labelFlag) Set(s string) error {
 
 var tenantCreateCommand = &command{
 	path:    "tenant create",
-	args:    "NAME [--max-bytes N] [--max-keys N] [--ops-per-sec N] [--burst N] [--max-concurrent N] [--max-connections N] [--max-watches N] [--label K=V]...",
-	summary: "create a tenant, with limits and labels",
+	args:    "NAME [--trial D] [--max-bytes N] [--max-keys N] [--ops-per-sec N] [--burst N] [--max-concurrent N] [--max-connections N] [--max-watches N] [--label K=V]...",
+	summary: "create a tenant, with limits and labels, active or in trial",
 	long: `NAME is 1-63 of a-z, 0-9 and '-', not starting or ending with '-'. Limits
 left out (or 0) mean unlimited, but --max-connections (0: the node's
 --max-connections-per-tenant) and --max-watches (0: 100 per node). Storage limits are exact: a write that would
 take the tenant past --max-bytes (keys plus values) or --max-keys is refused
-as a whole; deletes are always allowed.
+as a whole; deletes are always allowed. With --trial D the tenant starts in
+state trial and is suspended D later (trial_ends) unless 'tenant activate'
+comes first; without it the tenant is active.
 `,
 	minArgs: 1, maxArgs: 1,
 	setup: setupTenantCreate,
@@ -74,11 +76,17 @@ as a whole; deletes are always allowed.
 
 func setupTenantCreate(fs *flag.FlagSet, _ func(string) string) runFunc {
 	var f tenantConfigFlags
+	var trial time.Duration
+	fs.DurationVar(&trial, "trial", 0, "start in trial, suspended after `D` (such as 336h) unless activated")
 	f.register(fs, "unlimited")
 	return func(ctx context.Context, x *cli, args []string) error {
+		if trial < 0 || (x.set["trial"] && trial == 0) {
+			return usagef(x.cmd, "--trial: %v is not a positive duration", trial)
+		}
 		cfg := &client.TenantConfig{
 			MaxBytes: f.maxBytes, MaxKeys: f.maxKeys, OpsPerSec: f.opsPerSec, Burst: f.burst,
 			MaxConcurrent: f.maxConcurrent, MaxConnections: f.maxConnections, MaxWatches: f.maxWatches,
+			Trial: trial,
 		}
 		if len(f.labels) > 0 {
 			cfg.Labels = f.labels
@@ -87,6 +95,10 @@ func setupTenantCreate(fs *flag.FlagSet, _ func(string) string) runFunc {
 			t, err := db.CreateTenant(ctx, args[0], cfg)
 			if err != nil {
 				return err
+			}
+			if t.State == client.StateTrial {
+				fmt.Fprintf(x.stdout, "created tenant %s (id %d): trial until %s\n", t.Name, t.ID, formatTime(t.TrialEnds))
+				return nil
 			}
 			fmt.Fprintf(x.stdout, "created tenant %s (id %d)\n", t.Name, t.ID)
 			return nil
@@ -98,9 +110,11 @@ var tenantSetCommand = &command{
 	path:    "tenant set",
 	args:    "NAME [--state S] [--max-bytes N] [--max-keys N] [--ops-per-sec N] [--burst N] [--max-concurrent N] [--max-connections N] [--max-watches N] [--clear-labels] [--label K=V]... [--remove-label K]...",
 	summary: "change a tenant's state, limits or labels",
-	long: `Only what is given changes. --state is active, read-only (reads allowed,
-writes refused) or locked (everything refused); a change of state takes effect
-at once on every node. A limit of 0 removes that limit (--max-connections and
+	long: `Only what is given changes. --state is active, suspended (reads allowed,
+writes refused; read-only is its old name) or locked (everything refused); a
+change of state takes effect at once on every node. Trial and cancelled are
+entered with 'tenant create --trial' and 'tenant cancel', and a cancelled
+tenant is left with 'tenant restore'. A limit of 0 removes that limit (--max-connections and
 --max-watches go back to the node's default). --label K=V sets one
 label, and --label K= (an empty value) or --remove-label K removes one; the
 tenant's other labels are kept (they are read and written back whole: a
@@ -116,7 +130,7 @@ func setupTenantSet(fs *flag.FlagSet, _ func(string) string) runFunc {
 	var state string
 	var remove stringsFlag
 	var clearLabels bool
-	fs.StringVar(&state, "state", "", "new state `S`: active, read-only or locked")
+	fs.StringVar(&state, "state", "", "new state `S`: active, suspended or locked")
 	f.register(fs, "no limit")
 	fs.Lookup("label").Usage = "set the label `KEY=VALUE`, or with an empty VALUE remove it; repeatable"
 	fs.Var(&remove, "remove-label", "remove the label `KEY`; repeatable")
@@ -137,10 +151,8 @@ func setupTenantSet(fs *flag.FlagSet, _ func(string) string) runFunc {
 				*lf.dst = &lf.v
 			}
 		}
-		switch state {
-		case "", client.StateActive, client.StateReadOnly, client.StateLocked:
-		default:
-			return usagef(x.cmd, "--state: %q is not one of active, read-only, locked", state)
+		if err := checkStateFlag(x, state, client.StateActive, client.StateSuspended, client.StateLocked, client.StateReadOnly); err != nil {
+			return err
 		}
 		// --label K= removes K, like --remove-label K.
 		set := map[string]string{}
@@ -350,12 +362,11 @@ var tenantListCommand = &command{
 
 func setupTenantList(fs *flag.FlagSet, _ func(string) string) runFunc {
 	var state string
-	fs.StringVar(&state, "state", "", "only tenants in state `S`: active, read-only or locked")
+	fs.StringVar(&state, "state", "", "only tenants in state `S`: trial, active, suspended, cancelled or locked")
 	return func(ctx context.Context, x *cli, _ []string) error {
-		switch state {
-		case "", client.StateActive, client.StateReadOnly, client.StateLocked:
-		default:
-			return usagef(x.cmd, "--state: %q is not one of active, read-only, locked", state)
+		if err := checkStateFlag(x, state, client.StateTrial, client.StateActive, client.StateSuspended,
+			client.StateCancelled, client.StateLocked, client.StateReadOnly); err != nil {
+			return err
 		}
 		return x.withDB(ctx, func(ctx context.Context, db *client.DB) error {
 			var ts []client.TenantInfo
@@ -379,10 +390,10 @@ func setupTenantList(fs *flag.FlagSet, _ func(string) string) runFunc {
 				return writeJSON(x.stdout, out)
 			}
 			tw := tabwriter.NewWriter(x.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tID\tSTATE\tKEYS\tBYTES\tCREATED")
+			fmt.Fprintln(tw, "NAME\tID\tSTATE\tKEYS\tBYTES\tCREATED\tDEADLINE")
 			for _, t := range ts {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", t.Name, t.ID, t.State,
-					t.Usage.Keys, t.Usage.LogicalBytes, formatTime(t.CreatedAt))
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\n", t.Name, t.ID, t.State,
+					t.Usage.Keys, t.Usage.LogicalBytes, formatTime(t.CreatedAt), formatDeadline(&t))
 			}
 			return tw.Flush()
 		})
@@ -406,6 +417,12 @@ func tenantShow(ctx context.Context, x *cli, args []string) error {
 		fmt.Fprintf(tw, "id:\t%d\n", t.ID)
 		fmt.Fprintf(tw, "state:\t%s\n", t.State)
 		fmt.Fprintf(tw, "created:\t%s\n", formatTime(t.CreatedAt))
+		if !t.TrialEnds.IsZero() {
+			fmt.Fprintf(tw, "trial_ends:\t%s\n", formatTime(t.TrialEnds))
+		}
+		if !t.PurgeAt.IsZero() {
+			fmt.Fprintf(tw, "purge_at:\t%s\n", formatTime(t.PurgeAt))
+		}
 		fmt.Fprintf(tw, "limits:\t%s\n", formatLimits(t.Limits))
 		fmt.Fprintf(tw, "labels:\t%s\n", formatLabels(t.Labels))
 		fmt.Fprintf(tw, "keys:\t%d\n", u.Keys)
@@ -439,6 +456,18 @@ func formatHeadroom(limit, used uint64, unit string) string {
 		return fmt.Sprintf("0 %s (%d over the limit)", unit, -*h)
 	}
 	return fmt.Sprintf("%d %s", *h, unit)
+}
+
+// formatDeadline is a tenant's pending deadline for `tenant list`:
+// "trial_ends T", "purge_at T" or "-".
+func formatDeadline(t *client.TenantInfo) string {
+	switch {
+	case !t.TrialEnds.IsZero():
+		return "trial_ends " + formatTime(t.TrialEnds)
+	case !t.PurgeAt.IsZero():
+		return "purge_at " + formatTime(t.PurgeAt)
+	}
+	return "-"
 }
 
 func formatTime(t time.Time) string {

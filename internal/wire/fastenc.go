@@ -31,7 +31,8 @@ func fastRequest(req *Request) bool {
 // (MaxFormat answers only OpFormat, which is not on the data path.)
 func fastResponse(resp *Response) bool {
 	return resp.Tenant == nil && resp.Tenants == nil && resp.Tokens == nil &&
-		resp.Cluster == nil && resp.Events == nil && resp.MaxFormat == 0 && resp.Snapshot == nil
+		resp.Cluster == nil && resp.Events == nil && resp.MaxFormat == 0 && resp.Snapshot == nil &&
+		resp.Audit == nil && resp.Verdict == nil
 }
 
 // mapping counts a map's entries while they are appended and patches the

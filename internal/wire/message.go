@@ -63,6 +63,17 @@ const (
 // leader, one chunk per request (docs/PROTOCOL.md).
 const OpSnapshotSave Op = 56
 
+// OpTenantAudit reads a tenant's audit trail: Name, Limit, ReadVersion
+// the seq to continue after, Cursor the earliest time (RFC 3339), or with
+// State "verify" checks its chain (docs/PROTOCOL.md). A tenant token may
+// read its own tenant's trail only.
+const OpTenantAudit Op = 40
+
+// OpTenantLifecycle applies a lifecycle action to tenant Name: State is
+// the action (activate, suspend, cancel, restore), TTL a cancellation's
+// retention (docs/PROTOCOL.md).
+const OpTenantLifecycle Op = 39
+
 var opNames = map[Op]string{
 	OpHello: "hello", OpPing: "ping", OpFormat: "format", OpGet: "get", OpSet: "set", OpDelete: "delete",
 	OpDeleteRange: "delete-range", OpScan: "scan", OpCreateTenant: "create-tenant",
@@ -72,7 +83,8 @@ var opNames = map[Op]string{
 	OpClusterRemove: "cluster-remove", OpClusterJoin: "cluster-join", OpClusterAdd: "cluster-add",
 	OpClusterPromote: "cluster-promote", OpClusterTransferLeader: "cluster-transfer-leader",
 	OpReadVersion: "read-version", OpCommit: "commit", OpCompareAndSwap: "compare-and-swap", OpWatch: "watch",
-	OpSnapshotSave: "snapshot-save",
+	OpSnapshotSave: "snapshot-save", OpTenantLifecycle: "tenant-lifecycle",
+	OpTenantAudit: "tenant-audit",
 }
 
 func (o Op) String() string {
@@ -112,10 +124,10 @@ type Request struct {
 	Name     string        `msgpack:"n,omitempty"`   // tenant name or node ID
 	NewName  string        `msgpack:"nn,omitempty"`  // rename
 	Config   *TenantConfig `msgpack:"cfg,omitempty"` // create/update tenant
-	State    string        `msgpack:"st,omitempty"`  // list filter or new state
+	State    string        `msgpack:"st,omitempty"`  // list filter, new state or lifecycle action
 	After    string        `msgpack:"aft,omitempty"` // paging cursor for lists
 	ReadOnly bool          `msgpack:"ro,omitempty"`  // new token
-	TTL      time.Duration `msgpack:"ttl,omitempty"` // new token
+	TTL      time.Duration `msgpack:"ttl,omitempty"` // new token; a cancellation's retention
 	Addr     string        `msgpack:"a,omitempty"`   // join: raft address
 	Addr2    string        `msgpack:"a2,omitempty"`  // join: client address
 	Addr3    string        `msgpack:"a3,omitempty"`  // join: HTTP address
@@ -195,6 +207,9 @@ type TenantConfig struct {
 	ReplaceLabels bool              `msgpack:"rl,omitempty"`
 
 	MaxConnections *uint64 `msgpack:"mcn,omitempty"`
+
+	// Trial, on create only, starts the tenant in trial for that long.
+	Trial time.Duration `msgpack:"trial,omitempty"`
 }
 
 // LabelsUpdate returns the labels an update sets, and whether it sets any:
@@ -251,6 +266,9 @@ type TenantInfo struct {
 	Limits    Limits            `msgpack:"lim"`
 	Labels    map[string]string `msgpack:"lbl,omitempty"`
 	Usage     Usage             `msgpack:"u"`
+	// TrialEnds is set in state trial, PurgeAt in state cancelled.
+	TrialEnds time.Time `msgpack:"te,omitempty"`
+	PurgeAt   time.Time `msgpack:"pa,omitempty"`
 }
 
 // Limits are a tenant's limits; zero means unlimited.
@@ -427,6 +445,35 @@ type Response struct {
 	// Snapshot describes the backup a snapshot-save answer carries a chunk
 	// of (in Value).
 	Snapshot *SnapshotInfo `msgpack:"sn,omitempty"`
+
+	// Audit is a page of a tenant's audit trail, Verdict the check of its
+	// chain (OpTenantAudit).
+	Audit   []AuditEvent  `msgpack:"au,omitempty"`
+	Verdict *AuditVerdict `msgpack:"av,omitempty"`
+}
+
+// AuditEvent is one event of a tenant's audit trail (docs/OPERATIONS.md,
+// Audit trail).
+type AuditEvent struct {
+	Seq    uint64    `msgpack:"s"`
+	At     time.Time `msgpack:"at"`
+	Actor  string    `msgpack:"a"`
+	Kind   string    `msgpack:"k"`
+	Before string    `msgpack:"b,omitempty"`
+	After  string    `msgpack:"af,omitempty"`
+	Prev   []byte    `msgpack:"p"`
+	Hash   []byte    `msgpack:"h"`
+}
+
+// AuditVerdict is the check of a tenant's audit trail on the node that
+// answered.
+type AuditVerdict struct {
+	OK     bool   `msgpack:"ok,omitempty"`
+	Events uint64 `msgpack:"n"`
+	First  uint64 `msgpack:"f"`
+	Last   uint64 `msgpack:"l"`
+	BadSeq uint64 `msgpack:"bad,omitempty"`
+	Reason string `msgpack:"why,omitempty"`
 }
 
 var encPool = sync.Pool{New: func() any {

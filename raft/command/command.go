@@ -55,7 +55,10 @@ const (
 	TypeTxnCommit      Type = 10
 	TypeCompareAndSwap Type = 11
 	// TypeBatch (12) is in batch.go, TypeSetFormat (13) in format.go,
-	// TypeHoldNonvoter (14) in hold.go.
+	// TypeHoldNonvoter (14) in hold.go, TypeLifecycle (15) and
+	// TypeCreateTrialTenant (16) in lifecycle.go, TypeAudited (17),
+	// TypeAuditNote (18), TypeAuditPrune (19) and TypeImportAudit (20) in
+	// audit.go.
 )
 
 // Command is a replicated state change. The set of commands is closed: only
@@ -359,6 +362,18 @@ func newCommand(t Type) Command {
 		return &SetFormat{}
 	case TypeHoldNonvoter:
 		return &HoldNonvoter{}
+	case TypeLifecycle:
+		return &Lifecycle{}
+	case TypeCreateTrialTenant:
+		return &CreateTrialTenant{}
+	case TypeAudited:
+		return &Audited{}
+	case TypeAuditNote:
+		return &AuditNote{}
+	case TypeAuditPrune:
+		return &AuditPrune{}
+	case TypeImportAudit:
+		return &ImportAudit{}
 	}
 	return nil
 }

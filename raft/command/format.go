@@ -25,8 +25,11 @@ const (
 	Format2 Format = 2
 	// Format3 adds HoldNonvoter.
 	Format3 Format = 3
+	// Format4 adds Lifecycle and CreateTrialTenant (the tenant
+	// lifecycle), and Audited, AuditNote and AuditPrune (the audit trail).
+	Format4 Format = 4
 	// MaxFormat is the highest format this build knows.
-	MaxFormat = Format3
+	MaxFormat = Format4
 )
 
 // TypeSetFormat is the type of SetFormat entries (format 2).
@@ -35,20 +38,26 @@ const TypeSetFormat Type = 13
 // typeFormats maps every type this build knows to the format that
 // introduced it; a type outside it is unknown.
 var typeFormats = map[Type]Format{
-	TypeTenantWrite:    Format1,
-	TypeCreateTenant:   Format1,
-	TypeUpdateTenant:   Format1,
-	TypeDeleteTenant:   Format1,
-	TypePutToken:       Format1,
-	TypeDeleteToken:    Format1,
-	TypeSetMember:      Format1,
-	TypeRemoveMember:   Format1,
-	TypeNoop:           Format1,
-	TypeTxnCommit:      Format1,
-	TypeCompareAndSwap: Format1,
-	TypeBatch:          Format1,
-	TypeSetFormat:      Format2,
-	TypeHoldNonvoter:   Format3,
+	TypeTenantWrite:       Format1,
+	TypeCreateTenant:      Format1,
+	TypeUpdateTenant:      Format1,
+	TypeDeleteTenant:      Format1,
+	TypePutToken:          Format1,
+	TypeDeleteToken:       Format1,
+	TypeSetMember:         Format1,
+	TypeRemoveMember:      Format1,
+	TypeNoop:              Format1,
+	TypeTxnCommit:         Format1,
+	TypeCompareAndSwap:    Format1,
+	TypeBatch:             Format1,
+	TypeSetFormat:         Format2,
+	TypeHoldNonvoter:      Format3,
+	TypeLifecycle:         Format4,
+	TypeCreateTrialTenant: Format4,
+	TypeAudited:           Format4,
+	TypeAuditNote:         Format4,
+	TypeAuditPrune:        Format4,
+	TypeImportAudit:       Format4,
 }
 
 // FormatOf returns the format that introduced entry type t, or 0 for a

@@ -64,6 +64,14 @@ var goldenTime = time.Unix(1767323045, 123456789)
 
 func goldenPtr[T any](v T) *T { return &v }
 
+func goldenMustEncode(c Command) []byte {
+	b, err := Encode(c)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 func goldenLimits() keyspace.Limits {
 	return keyspace.Limits{
 		MaxBytes: 1 << 30, MaxKeys: 1_000_000, OpsPerSec: 5_000, Burst: 10_000,
@@ -139,6 +147,25 @@ func goldenSamples() map[Type][]goldenSample {
 			{"hold", &HoldNonvoter{NodeID: "n4", Hold: true}},
 			{"release", &HoldNonvoter{NodeID: "n4"}},
 		},
+		TypeLifecycle: {
+			{"cancel", &Lifecycle{ID: 7, Name: "acme", Action: keyspace.ActionCancel, At: goldenTime.UnixNano(),
+				Retention: int64(90 * 24 * time.Hour), Actor: "tok-1"}},
+			{"expire", &Lifecycle{ID: 7, Name: "acme", Action: keyspace.ActionExpire, At: goldenTime.UnixNano(), Actor: ActorSystem}},
+		},
+		TypeAudited: {{"token", &Audited{Actor: "tok-op", At: goldenTime.UnixNano(),
+			Cmd: goldenMustEncode(&DeleteToken{ID: "tok-1"})}}},
+		TypeAuditNote: {{"refused", &AuditNote{ID: 7, Name: "acme", At: goldenTime.UnixNano(), Actor: "tok-1",
+			Kind: "refused-cross-tenant", After: "3 attempts"}}},
+		TypeAuditPrune: {{"full", &AuditPrune{ID: 7, Before: goldenTime.UnixNano(), Max: 64}}},
+		TypeImportAudit: {{"full", &ImportAudit{ID: 7, Name: "acme", At: goldenTime.UnixNano(), Actor: "tok-op",
+			Source: "from tenant shop (id 3)", Events: []ImportedEvent{
+				{At: goldenTime.UnixNano(), Actor: "tok-1", Kind: "state", Before: "active", After: "suspended"},
+			}}}},
+		TypeCreateTrialTenant: {{"full", &CreateTrialTenant{
+			Name: "acme", Limits: goldenLimits(),
+			Labels:    map[string]string{"team": "storage"},
+			CreatedAt: goldenTime, TrialEnds: goldenTime.Add(14 * 24 * time.Hour),
+		}}},
 	}
 }
 

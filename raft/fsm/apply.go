@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/raft/command"
@@ -92,6 +93,18 @@ func (a *applier) apply(index uint64, data []byte) (*Result, error) {
 		err = a.setFormat(c)
 	case *command.HoldNonvoter:
 		err = a.holdNonvoter(c) // hold.go
+	case *command.Lifecycle:
+		err = a.lifecycle(c, res) // lifecycle.go
+	case *command.CreateTrialTenant:
+		err = a.createTrialTenant(c, res) // lifecycle.go
+	case *command.Audited:
+		err = a.audited(c, res) // audit.go
+	case *command.AuditNote:
+		err = a.auditNote(c)
+	case *command.AuditPrune:
+		err = a.auditPrune(c)
+	case *command.ImportAudit:
+		err = a.importAudit(c)
 	default:
 		// newCommand and this switch are out of step: a programming error,
 		// but still refused identically on every replica.
@@ -204,21 +217,32 @@ func labelsOf(labels map[string]string) map[string]string {
 	return maps.Clone(labels)
 }
 
-// writable maps a tenant's state to the error a write gets.
+// writable maps a tenant's state to the error a write gets. A cancelled
+// tenant's writes get ErrTenantLocked, whose code clients already know.
 func writable(t *keyspace.Tenant) error {
 	switch {
 	case t.State.AllowsWrites():
 		return nil
-	case t.State == keyspace.StateReadOnly:
+	case t.State == keyspace.StateSuspended:
 		return fmt.Errorf("%w: %q", ErrTenantReadOnly, t.Name)
+	case t.State == keyspace.StateCancelled:
+		return fmt.Errorf("%w: %q is cancelled", ErrTenantLocked, t.Name)
 	default:
 		return fmt.Errorf("%w: %q", ErrTenantLocked, t.Name)
 	}
 }
 
 func (a *applier) createTenant(c *command.CreateTenant, res *Result) error {
-	if a.nameTaken(c.Name) {
-		return fmt.Errorf("%w: %q", ErrTenantExists, c.Name)
+	return a.create(&keyspace.Tenant{
+		Name: c.Name, State: keyspace.StateActive,
+		Limits: c.Limits, Labels: labelsOf(c.Labels), CreatedAt: c.CreatedAt,
+	}, res)
+}
+
+// create stores the new tenant t (all but its ID) under the next ID.
+func (a *applier) create(t *keyspace.Tenant, res *Result) error {
+	if a.nameTaken(t.Name) {
+		return fmt.Errorf("%w: %q", ErrTenantExists, t.Name)
 	}
 	next := uint64(keyspace.FirstID)
 	if v, ok, err := a.get(keyspace.NextIDKey()); err != nil {
@@ -232,10 +256,7 @@ func (a *applier) createTenant(c *command.CreateTenant, res *Result) error {
 	if !id.Valid() {
 		return fmt.Errorf("%w: next id %d", keyspace.ErrIDsExhausted, next)
 	}
-	t := &keyspace.Tenant{
-		ID: id, Name: c.Name, State: keyspace.StateActive,
-		Limits: c.Limits, Labels: labelsOf(c.Labels), CreatedAt: c.CreatedAt,
-	}
+	t.ID = id
 	rec, err := keyspace.EncodeTenant(t)
 	if err != nil {
 		return err
@@ -245,7 +266,7 @@ func (a *applier) createTenant(c *command.CreateTenant, res *Result) error {
 	if err := a.set(keyspace.TenantRecordKey(id), rec); err != nil {
 		return err
 	}
-	if err := a.set(keyspace.TenantNameKey(c.Name), keyspace.EncodeUint64(uint64(id))); err != nil {
+	if err := a.set(keyspace.TenantNameKey(t.Name), keyspace.EncodeUint64(uint64(id))); err != nil {
 		return err
 	}
 	if err := a.set(keyspace.NextIDKey(), keyspace.EncodeUint64(next+1)); err != nil {
@@ -272,7 +293,14 @@ func (a *applier) updateTenant(c *command.UpdateTenant, res *Result) error {
 		t.Name = *c.NewName
 	}
 	if c.State != nil {
-		t.State = *c.State
+		if err := keyspace.CheckSetState(t, *c.State); err != nil {
+			return err
+		}
+		if *c.State != t.State {
+			// Leaving trial by hand ends the trial: only a trial has a
+			// trial deadline (lifecycle.go).
+			t.State, t.TrialEnds = *c.State, time.Time{}
+		}
 	}
 	if c.Limits != nil {
 		t.Limits = *c.Limits
@@ -311,29 +339,36 @@ func (a *applier) deleteTenant(c *command.DeleteTenant, res *Result) error {
 	if err != nil {
 		return err
 	}
-	tokens := a.tokensOf(c.ID)
-	d, err := a.tenantData(c.ID)
+	return a.purge(t, res)
+}
+
+// purge removes tenant t whole: its data with one range deletion, its
+// record, name, per-tenant metadata and tokens. DeleteTenant does it at
+// once, a Lifecycle purge when the retention ended.
+func (a *applier) purge(t *keyspace.Tenant, res *Result) error {
+	tokens := a.tokensOf(t.ID)
+	d, err := a.tenantData(t.ID)
 	if err != nil {
 		return err
 	}
 	// Checks are done: write. The data goes with one range deletion, and
 	// no walk: the usage record goes with the tenant's other records.
 	if err := d.v.Clear(); err != nil {
-		return fatal("clear tenant %d: %w", c.ID, err)
+		return fatal("clear tenant %d: %w", t.ID, err)
 	}
 	d.clearAll()
-	if err := a.del(keyspace.TenantRecordKey(c.ID)); err != nil {
+	if err := a.del(keyspace.TenantRecordKey(t.ID)); err != nil {
 		return err
 	}
 	if err := a.del(keyspace.TenantNameKey(t.Name)); err != nil {
 		return err
 	}
-	m, err := a.meta(c.ID)
+	m, err := a.meta(t.ID)
 	if err != nil {
 		return err
 	}
 	if err := m.Clear(); err != nil {
-		return fatal("delete the records of tenant %d: %w", c.ID, err)
+		return fatal("delete the records of tenant %d: %w", t.ID, err)
 	}
 	for _, tid := range tokens {
 		if err := a.del(keyspace.TokenKey(tid)); err != nil {
@@ -341,10 +376,10 @@ func (a *applier) deleteTenant(c *command.DeleteTenant, res *Result) error {
 		}
 		a.stageToken(tid, nil)
 	}
-	a.stage(c.ID, nil)
+	a.stage(t.ID, nil)
 	a.stageName(t.Name, 0)
-	res.TenantID = c.ID
-	a.touch(c.ID)
+	res.TenantID = t.ID
+	a.touch(t.ID)
 	return nil
 }
 

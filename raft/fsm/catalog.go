@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/google/btree"
+
 	"github.com/tenantkv/tenantkv/keyspace"
 	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/store"
@@ -42,6 +44,10 @@ type catalog struct {
 	// expiry orders the tenants with prunable history by the age of their
 	// oldest entry (historymem.go). Only the apply goroutine uses it.
 	expiry *expiryQueue
+	// deadlines orders the tenants with a pending time-driven lifecycle
+	// action by its deadline (lifecycle.go). Guarded by mu like the maps;
+	// derived from the records, never stored.
+	deadlines *btree.BTreeG[deadlineItem]
 	// sweeps lists tenants whose conflict index holds many dead
 	// boundaries, to sweep a little on every write (sweepHistories). Only
 	// the apply goroutine uses it; it is local, not replicated state.
@@ -70,6 +76,8 @@ func newCatalog() *catalog {
 		tokens:   map[string]*command.TokenRecord{},
 		byTenant: map[keyspace.TenantID]map[string]struct{}{},
 		expiry:   &expiryQueue{},
+
+		deadlines: newDeadlines(),
 	}
 }
 
@@ -125,6 +133,7 @@ func loadCatalog(st *store.Store) (*catalog, error) {
 			c.expiry.items = append(c.expiry.items, expiryItem{at: e.hist.front().at, id: t.ID})
 		}
 		c.tenants[t.ID] = e
+		c.setDeadline(nil, t)
 		return nil
 	})
 	if err != nil {
@@ -239,11 +248,17 @@ func (c *catalog) merge(p *pending) {
 		}
 	}
 	for id, e := range p.tenants {
+		var old, n *keyspace.Tenant
+		if o := c.tenants[id]; o != nil {
+			old = o.rec
+		}
 		if e == nil {
 			delete(c.tenants, id)
 		} else {
 			c.tenants[id] = e
+			n = e.rec
 		}
+		c.setDeadline(old, n)
 	}
 	for id, t := range p.tokens {
 		if t == nil {
@@ -259,6 +274,7 @@ func (c *catalog) replace(n *catalog) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.tenants, c.names, c.tokens, c.byTenant, c.expiry, c.sweeps = n.tenants, n.names, n.tokens, n.byTenant, n.expiry, nil
+	c.deadlines = n.deadlines
 }
 
 // pending is the catalog changes of the batch being applied: a nil entry or
