@@ -234,7 +234,7 @@ func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ar.p = p
 	// X-Tenant-ID must name the tenant of the path: the same refusal as a
 	// tenant token naming another tenant, at the same point.
-	if hdr, ok := r.Header[headerTenant]; ok && (len(hdr) != 1 || hdr[0] != rt.tenant || rt.tenant == "") {
+	if hdr := r.Header.Values(headerTenant); len(hdr) > 0 && (len(hdr) != 1 || hdr[0] != rt.tenant || rt.tenant == "") {
 		a.writeError(w, ErrPermissionDenied)
 		return
 	}

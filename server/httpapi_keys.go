@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/keyspace"
 )
 
 // The keys endpoints: one key (GET, PUT, DELETE
@@ -225,6 +226,9 @@ func parsePageQuery(q url.Values) (*pageQuery, error) {
 	start, end, _, err := keyRange(q)
 	if err != nil {
 		return nil, err
+	}
+	if err := keyspace.CheckRange(start, end); err != nil {
+		return nil, err // before a cursor narrows it
 	}
 	pq := &pageQuery{start: start, end: end, limit: defaultKeysLimit}
 	if n, err := queryUint(q, "limit"); err != nil {

@@ -1,0 +1,382 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantkv/tenantkv/internal/testcluster"
+)
+
+// The HTTP/JSON API (server/httpapi*.go) against real nodes: real Pebble,
+// real raft over TCP on loopback, real HTTP on the node's HTTP address.
+
+// httpc talks to one node's HTTP address with one token.
+type httpc struct {
+	t     testing.TB
+	base  string
+	token string
+	hc    *http.Client
+}
+
+func newHTTPC(t testing.TB, addr, token string) *httpc {
+	return &httpc{t: t, base: "http://" + addr, token: token, hc: &http.Client{Timeout: 30 * time.Second}}
+}
+
+func (c *httpc) with(token string) *httpc { d := *c; d.token = token; return &d }
+
+// httpAnswer is one answer, its body read.
+type httpAnswer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (a *httpAnswer) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(a.body, &m), "body %q", a.body)
+	return m
+}
+
+// code is an error answer's JSON code.
+func (a *httpAnswer) code(t testing.TB) string {
+	t.Helper()
+	require.Equal(t, "application/json", a.header.Get("Content-Type"), "status %d body %q", a.status, a.body)
+	m := a.json(t)
+	require.IsType(t, "", m["message"], "an error body has a message")
+	return m["code"].(string)
+}
+
+func (c *httpc) do(method, path string, body []byte, hdr ...string) *httpAnswer {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, bytes.NewReader(body))
+	require.NoError(c.t, err)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.hc.Do(req)
+	require.NoError(c.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(c.t, err)
+	return &httpAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func (c *httpc) doJSON(method, path string, v any) *httpAnswer {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(c.t, err)
+	return c.do(method, path, b, "Content-Type", "application/json")
+}
+
+// must asks and requires status.
+func (c *httpc) must(status int, method, path string, body []byte, hdr ...string) *httpAnswer {
+	c.t.Helper()
+	a := c.do(method, path, body, hdr...)
+	require.Equal(c.t, status, a.status, "%s %s: %s", method, path, a.body)
+	return a
+}
+
+// tenantWithToken creates a tenant with cfg (the POST body's other fields)
+// and a token of it, through the API.
+func (c *httpc) tenantWithToken(name string, body map[string]any, readOnly bool) string {
+	c.t.Helper()
+	if body == nil {
+		body = map[string]any{}
+	}
+	body["name"] = name
+	a := c.doJSON("POST", "/v1/tenants", body)
+	require.Equal(c.t, http.StatusCreated, a.status, "%s", a.body)
+	require.Equal(c.t, name, a.json(c.t)["name"])
+	a = c.doJSON("POST", "/v1/tenants/"+name+"/tokens", map[string]any{"read_only": readOnly})
+	require.Equal(c.t, http.StatusCreated, a.status, "%s", a.body)
+	tok := a.json(c.t)["token"].(string)
+	require.NotEmpty(c.t, tok)
+	return tok
+}
+
+func keyPath(tenant string, key []byte) string {
+	return "/v1/tenants/" + tenant + "/keys/" + escapeKey(key)
+}
+
+// escapeKey percent-encodes every byte that is not unreserved, "/" too.
+func escapeKey(k []byte) string {
+	var b strings.Builder
+	for _, c := range k {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// pageKV decodes a pair of a JSON page.
+func pageKV(t testing.TB, m map[string]any) (key, value []byte) {
+	dec := func(s, enc any) []byte {
+		switch enc {
+		case "utf-8":
+			return []byte(s.(string))
+		case "base64":
+			b, err := base64.StdEncoding.DecodeString(s.(string))
+			require.NoError(t, err)
+			return b
+		}
+		t.Fatalf("encoding %v", enc)
+		return nil
+	}
+	return dec(m["key"], m["key_encoding"]), dec(m["value"], m["value_encoding"])
+}
+
+func TestHTTPKeys(t *testing.T) {
+	s, op := startNode(t)
+	opc := newHTTPC(t, s.HTTPAddr(), op)
+	c := opc.with(opc.tenantWithToken("acme", nil, false))
+
+	// Any bytes in a key survive the path: separators, dots, %, binary.
+	keys := [][]byte{[]byte("plain"), []byte("a/b"), []byte("a//b"), []byte(".."), []byte("x/../y"),
+		[]byte("100%"), []byte("sp ace+plus?q#h"), {0x00, 0xff, 0xfe}, []byte("é")}
+	versions := map[string]uint64{}
+	for i, k := range keys {
+		val := []byte(fmt.Sprintf("value-%d\x00\xff", i))
+		a := c.must(http.StatusOK, "PUT", keyPath("acme", k), val)
+		v, err := strconv.ParseUint(a.header.Get("X-Tenantkv-Version"), 10, 64)
+		require.NoError(t, err)
+		require.EqualValues(t, v, a.json(t)["version"])
+		versions[string(k)] = v
+	}
+	for i, k := range keys {
+		a := c.must(http.StatusOK, "GET", keyPath("acme", k), nil)
+		require.Equal(t, fmt.Sprintf("value-%d\x00\xff", i), string(a.body), "key %q", k)
+		require.Equal(t, "application/octet-stream", a.header.Get("Content-Type"))
+		require.Equal(t, strconv.FormatUint(versions[string(k)], 10), a.header.Get("X-Tenantkv-Version"))
+	}
+	// A stale read is served too; an empty value is not a missing key.
+	c.must(http.StatusOK, "GET", keyPath("acme", []byte("plain"))+"?stale=true", nil)
+	c.must(http.StatusOK, "PUT", keyPath("acme", []byte("empty")), nil)
+	require.Empty(t, c.must(http.StatusOK, "GET", keyPath("acme", []byte("empty")), nil).body)
+
+	require.Equal(t, "not_found", c.must(http.StatusNotFound, "GET", keyPath("acme", []byte("nope")), nil).code(t))
+	c.must(http.StatusOK, "DELETE", keyPath("acme", []byte("empty")), nil)
+	require.Equal(t, "not_found", c.must(http.StatusNotFound, "GET", keyPath("acme", []byte("empty")), nil).code(t))
+
+	// Pages: all keys in order, two at a time, through the cursor; keys
+	// and values that are not text come back as base64.
+	var got [][]byte
+	cursor := ""
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 10)
+		q := "?limit=2"
+		if cursor != "" {
+			q += "&cursor=" + cursor
+		}
+		m := c.must(http.StatusOK, "GET", "/v1/tenants/acme/keys"+q, nil).json(t)
+		for _, kv := range m["kvs"].([]any) {
+			k, v := pageKV(t, kv.(map[string]any))
+			require.Contains(t, string(v), "value-")
+			got = append(got, k)
+		}
+		if m["more"] != true {
+			require.Nil(t, m["cursor"])
+			break
+		}
+		cursor = m["cursor"].(string)
+	}
+	require.Len(t, got, len(keys))
+	for i := 1; i < len(got); i++ {
+		require.Less(t, string(got[i-1]), string(got[i]))
+	}
+	// Reverse, by prefix, with a cursor too.
+	var rev []string
+	cursor = ""
+	for {
+		q := "?prefix=a%2F&reverse=true&limit=1"
+		if cursor != "" {
+			q += "&cursor=" + cursor
+		}
+		m := c.must(http.StatusOK, "GET", "/v1/tenants/acme/keys"+q, nil).json(t)
+		for _, kv := range m["kvs"].([]any) {
+			k, _ := pageKV(t, kv.(map[string]any))
+			rev = append(rev, string(k))
+		}
+		if m["more"] != true {
+			break
+		}
+		cursor = m["cursor"].(string)
+	}
+	require.Equal(t, []string{"a/b", "a//b"}, rev)
+	m := c.must(http.StatusOK, "GET", "/v1/tenants/acme/keys?start="+url.QueryEscape("\x00")+"&end=b", nil).json(t)
+	first := m["kvs"].([]any)[0].(map[string]any)
+	require.Equal(t, "base64", first["key_encoding"])
+	require.Equal(t, "base64", first["value_encoding"], "a value with NUL is not text")
+
+	// Range deletion: needs a range named; deletes exactly it.
+	require.Equal(t, "bad_request", c.must(http.StatusBadRequest, "DELETE", "/v1/tenants/acme/keys", nil).code(t))
+	c.must(http.StatusOK, "DELETE", "/v1/tenants/acme/keys?prefix=a%2F", nil)
+	c.must(http.StatusNotFound, "GET", keyPath("acme", []byte("a/b")), nil)
+	c.must(http.StatusOK, "GET", keyPath("acme", []byte("plain")), nil)
+	c.must(http.StatusOK, "DELETE", "/v1/tenants/acme/keys?start=", nil)
+	m = c.must(http.StatusOK, "GET", "/v1/tenants/acme/keys", nil).json(t)
+	require.Empty(t, m["kvs"])
+
+	// The operator reaches the tenant by name too.
+	opc.must(http.StatusOK, "PUT", keyPath("acme", []byte("by-operator")), []byte("1"))
+	c.must(http.StatusOK, "GET", keyPath("acme", []byte("by-operator")), nil)
+	// X-Tenant-ID that agrees is fine.
+	c.must(http.StatusOK, "GET", keyPath("acme", []byte("by-operator")), nil, "X-Tenant-ID", "acme")
+}
+
+func TestHTTPErrors(t *testing.T) {
+	rng := testcluster.Rand(t)
+	s, op := startNode(t)
+	opc := newHTTPC(t, s.HTTPAddr(), op)
+	tok := opc.tenantWithToken("acme", nil, false)
+	c := opc.with(tok)
+	opc.tenantWithToken("globex", nil, false)
+	opc.must(http.StatusOK, "PUT", keyPath("globex", []byte("secret")), []byte("s"))
+
+	// No token and bad tokens: one 401, one body, whatever the token.
+	noTok := c.with("").must(http.StatusUnauthorized, "GET", keyPath("acme", []byte("k")), nil)
+	require.Equal(t, "unauthenticated", noTok.code(t))
+	require.NotEmpty(t, noTok.header.Get("WWW-Authenticate"))
+	bad := []string{"garbage", tok[:len(tok)-1] + "x", "tkv_" + strings.Repeat("a", 40), tok + "x"}
+	bad = append(bad, strconv.FormatInt(rng.Int64(), 36))
+	for _, b := range bad {
+		a := c.with(b).must(http.StatusUnauthorized, "GET", keyPath("acme", []byte("k")), nil)
+		require.Equal(t, noTok.body, a.body, "token %q", b)
+	}
+
+	// Another tenant, a missing one, an invalid name, a mismatched
+	// X-Tenant-ID: the same 403 and the same body.
+	denied := c.must(http.StatusForbidden, "GET", keyPath("globex", []byte("secret")), nil)
+	require.Equal(t, "permission_denied", denied.code(t))
+	for _, a := range []*httpAnswer{
+		c.do("GET", keyPath("nosuch", []byte("secret")), nil),
+		c.do("GET", keyPath("NOT-A-NAME!", []byte("secret")), nil),
+		c.do("PUT", keyPath("globex", []byte("secret")), []byte("x")),
+		c.do("GET", "/v1/tenants/globex/keys", nil),
+		c.do("DELETE", "/v1/tenants/globex/keys?start=", nil),
+		c.do("GET", keyPath("acme", []byte("k")), nil, "X-Tenant-ID", "globex"),
+		c.do("GET", keyPath("acme", []byte("k")), nil, "X-Tenant-ID", "nosuch"),
+		c.do("GET", "/v1/tenants/globex", nil),
+		c.do("GET", "/v1/tenants/nosuch", nil),
+		c.do("GET", "/v1/tenants", nil),
+		c.do("GET", "/v1/tenants/acme/tokens", nil),
+		c.doJSON("POST", "/v1/tenants/acme/tokens", map[string]any{}),
+		c.doJSON("POST", "/v1/tenants", map[string]any{"name": "mine"}),
+		c.doJSON("POST", "/v1/tenants/globex/txn", map[string]any{"reads": []any{map[string]any{"key": "secret"}}}),
+		opc.do("GET", keyPath("acme", []byte("k")), nil, "X-Tenant-ID", "globex"),
+	} {
+		require.Equal(t, http.StatusForbidden, a.status, "%s", a.body)
+		require.Equal(t, denied.body, a.body)
+	}
+	require.Equal(t, "s", string(opc.must(http.StatusOK, "GET", keyPath("globex", []byte("secret")), nil).body), "globex untouched")
+	// An operator may learn that a tenant does not exist.
+	require.Equal(t, "tenant_not_found", opc.must(http.StatusNotFound, "GET", keyPath("nosuch", []byte("k")), nil).code(t))
+
+	// Sizes: key, value, body, query.
+	require.Equal(t, "key_too_large", c.must(http.StatusRequestEntityTooLarge, "PUT", keyPath("acme", bytes.Repeat([]byte("k"), 10_001)), []byte("v")).code(t))
+	require.Equal(t, "value_too_large", c.must(http.StatusRequestEntityTooLarge, "PUT", keyPath("acme", []byte("k")), make([]byte, 100_001)).code(t))
+	require.Equal(t, "too_large", c.must(http.StatusRequestEntityTooLarge, "PUT", keyPath("acme", []byte("k")), make([]byte, 17<<20)).code(t))
+	c.must(http.StatusRequestURITooLong, "GET", "/v1/tenants/acme/keys?prefix="+strings.Repeat("p", 101<<10), nil)
+	require.Equal(t, "invalid_key", c.must(http.StatusBadRequest, "PUT", "/v1/tenants/acme/keys/", []byte("v")).code(t))
+	require.Equal(t, "bad_request", c.must(http.StatusBadRequest, "GET", "/v1/tenants/acme/keys?limit=1001", nil).code(t))
+	require.Equal(t, "bad_request", c.must(http.StatusBadRequest, "GET", "/v1/tenants/acme/keys?stale=maybe", nil).code(t))
+	require.Equal(t, "bad_request", c.must(http.StatusBadRequest, "GET", "/v1/tenants/acme/keys?cursor=!!", nil).code(t))
+	require.Equal(t, "invalid_range", c.must(http.StatusBadRequest, "GET", "/v1/tenants/acme/keys?start=b&end=a", nil).code(t))
+	require.Equal(t, "not_found", c.must(http.StatusNotFound, "GET", "/v1/tenants/acme/nothing", nil).code(t))
+	c.must(http.StatusMethodNotAllowed, "POST", keyPath("acme", []byte("k")), nil)
+
+	// Tenant states and token kinds.
+	ro := opc.with(opc.tenantWithToken("reader", nil, true))
+	require.Equal(t, "permission_denied", ro.must(http.StatusForbidden, "PUT", keyPath("reader", []byte("k")), []byte("v")).code(t))
+	ro.must(http.StatusNotFound, "GET", keyPath("reader", []byte("k")), nil)
+	opc.doJSON("PATCH", "/v1/tenants/acme", map[string]any{"state": "read-only"})
+	require.Equal(t, "tenant_read_only", c.must(http.StatusForbidden, "PUT", keyPath("acme", []byte("k")), []byte("v")).code(t))
+	require.Equal(t, http.StatusOK, opc.doJSON("PATCH", "/v1/tenants/acme", map[string]any{"state": "active"}).status)
+	require.Equal(t, "invalid_argument", opc.doJSON("PATCH", "/v1/tenants/acme", map[string]any{"state": "sleepy"}).code(t))
+	require.Equal(t, "tenant_exists", opc.doJSON("POST", "/v1/tenants", map[string]any{"name": "acme"}).code(t))
+	require.Equal(t, "invalid_name", opc.doJSON("POST", "/v1/tenants", map[string]any{"name": "Bad Name"}).code(t))
+
+	// Quota: 507; rate limit: 429 with Retry-After.
+	q := opc.with(opc.tenantWithToken("small", map[string]any{"limits": map[string]any{"max_keys": 1}}, false))
+	q.must(http.StatusOK, "PUT", keyPath("small", []byte("a")), []byte("1"))
+	require.Equal(t, "quota_exceeded", q.must(http.StatusInsufficientStorage, "PUT", keyPath("small", []byte("b")), []byte("1")).code(t))
+	r := opc.with(opc.tenantWithToken("slow", map[string]any{"limits": map[string]any{"ops_per_sec": 1, "burst": 1}}, false))
+	var limited *httpAnswer
+	for i := 0; i < 20 && limited == nil; i++ {
+		if a := r.do("GET", keyPath("slow", []byte("k")), nil); a.status == http.StatusTooManyRequests {
+			limited = a
+		} else {
+			require.Equal(t, http.StatusNotFound, a.status, "%s", a.body)
+		}
+	}
+	require.NotNil(t, limited, "20 requests at once over 1 per second")
+	require.Equal(t, "rate_limited", limited.code(t))
+	secs, err := strconv.Atoi(limited.header.Get("Retry-After"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, secs, 1)
+}
+
+func TestHTTPTenantsAndTokens(t *testing.T) {
+	s, op := startNode(t)
+	opc := newHTTPC(t, s.HTTPAddr(), op)
+	a := opc.doJSON("POST", "/v1/tenants", map[string]any{"name": "acme", "labels": map[string]string{"plan": "gold"},
+		"limits": map[string]any{"max_keys": 10}})
+	require.Equal(t, http.StatusCreated, a.status, "%s", a.body)
+	ten := a.json(t)
+	require.Equal(t, "active", ten["state"])
+	require.EqualValues(t, 10, ten["limits"].(map[string]any)["max_keys"])
+	require.Equal(t, "gold", ten["labels"].(map[string]any)["plan"])
+	opc.doJSON("POST", "/v1/tenants", map[string]any{"name": "beta"})
+
+	list := opc.must(http.StatusOK, "GET", "/v1/tenants?limit=1", nil).json(t)
+	require.Len(t, list["tenants"], 1)
+	require.Equal(t, "acme", list["next"])
+	list = opc.must(http.StatusOK, "GET", "/v1/tenants?after=acme", nil).json(t)
+	require.Equal(t, "beta", list["tenants"].([]any)[0].(map[string]any)["name"])
+
+	// Tokens: made, listed, used, revoked.
+	a = opc.doJSON("POST", "/v1/tenants/acme/tokens", map[string]any{"ttl_seconds": 3600})
+	require.Equal(t, http.StatusCreated, a.status, "%s", a.body)
+	tok := a.json(t)
+	c := opc.with(tok["token"].(string))
+	c.must(http.StatusOK, "PUT", keyPath("acme", []byte("k")), []byte("v"))
+	toks := opc.must(http.StatusOK, "GET", "/v1/tenants/acme/tokens", nil).json(t)["tokens"].([]any)
+	require.Len(t, toks, 1)
+	require.Equal(t, tok["id"], toks[0].(map[string]any)["id"])
+	require.NotEmpty(t, toks[0].(map[string]any)["expires_at"])
+	// A tenant token sees its own record, not the others'.
+	require.Equal(t, "acme", c.must(http.StatusOK, "GET", "/v1/tenants/acme", nil).json(t)["name"])
+	// Revoking under another tenant's path finds nothing.
+	require.Equal(t, "token_not_found", opc.must(http.StatusNotFound, "DELETE", "/v1/tenants/beta/tokens/"+tok["id"].(string), nil).code(t))
+	opc.must(http.StatusNoContent, "DELETE", "/v1/tenants/acme/tokens/"+tok["id"].(string), nil)
+	c.must(http.StatusUnauthorized, "GET", keyPath("acme", []byte("k")), nil)
+
+	// Update: rename, labels replaced, limits changed.
+	a = opc.doJSON("PATCH", "/v1/tenants/acme", map[string]any{"new_name": "acme2", "labels": map[string]string{}, "limits": map[string]any{"max_keys": 20}})
+	require.Equal(t, http.StatusOK, a.status, "%s", a.body)
+	ten = a.json(t)
+	require.Equal(t, "acme2", ten["name"])
+	require.Empty(t, ten["labels"])
+	require.EqualValues(t, 20, ten["limits"].(map[string]any)["max_keys"])
+	require.Equal(t, "tenant_not_found", opc.must(http.StatusNotFound, "GET", "/v1/tenants/acme", nil).code(t))
+	opc.must(http.StatusNoContent, "DELETE", "/v1/tenants/acme2", nil)
+	opc.must(http.StatusNotFound, "GET", "/v1/tenants/acme2", nil)
+	require.Equal(t, "bad_request", opc.do("POST", "/v1/tenants", []byte(`{"name":"x","bogus":1}`)).code(t))
+}
