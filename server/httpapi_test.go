@@ -380,3 +380,89 @@ func TestHTTPTenantsAndTokens(t *testing.T) {
 	opc.must(http.StatusNotFound, "GET", "/v1/tenants/acme2", nil)
 	require.Equal(t, "bad_request", opc.do("POST", "/v1/tenants", []byte(`{"name":"x","bogus":1}`)).code(t))
 }
+
+func TestHTTPTxn(t *testing.T) {
+	s, op := startNode(t)
+	opc := newHTTPC(t, s.HTTPAddr(), op)
+	c := opc.with(opc.tenantWithToken("acme", nil, false))
+	txn := func(status int, body map[string]any) map[string]any {
+		t.Helper()
+		a := c.doJSON("POST", "/v1/tenants/acme/txn", body)
+		require.Equal(t, status, a.status, "%s", a.body)
+		require.Equal(t, "application/json", a.header.Get("Content-Type"))
+		return a.json(t)
+	}
+	// Create if absent, with an atomic add and a binary key.
+	bin := base64.StdEncoding.EncodeToString([]byte{0, 0xff})
+	m := txn(http.StatusOK, map[string]any{
+		"conditions": []any{map[string]any{"key": "owner", "absent": true}},
+		"mutations": []any{
+			map[string]any{"op": "set", "key": "owner", "value": "alice"},
+			map[string]any{"op": "add", "key": "count", "delta": 5},
+			map[string]any{"op": "set", "key": bin, "value": bin, "encoding": "base64"},
+			map[string]any{"op": "set", "key": "tmp/1", "value": "x"},
+			map[string]any{"op": "set", "key": "tmp/2", "value": "x"},
+		},
+	})
+	require.Equal(t, true, m["applied"])
+	v1 := m["version"].(float64)
+	require.Positive(t, v1)
+	// The same condition fails now: 409, nothing applied, the failing
+	// condition named.
+	m = txn(http.StatusConflict, map[string]any{
+		"conditions": []any{map[string]any{"key": "owner", "absent": true}},
+		"mutations":  []any{map[string]any{"op": "set", "key": "owner", "value": "mallory"}},
+	})
+	require.Equal(t, false, m["applied"])
+	require.Equal(t, "condition_failed", m["code"])
+	require.Equal(t, []any{0.0}, m["failed"])
+	require.Equal(t, "alice", string(c.must(http.StatusOK, "GET", keyPath("acme", []byte("owner")), nil).body))
+
+	// Value and version conditions; reads of a key and of a range; a
+	// delete-range and a delete; another add.
+	ver, err := strconv.ParseUint(c.must(http.StatusOK, "GET", keyPath("acme", []byte("owner")), nil).header.Get("X-Tenantkv-Version"), 10, 64)
+	require.NoError(t, err)
+	m = txn(http.StatusOK, map[string]any{
+		"reads": []any{map[string]any{"key": "owner"}, map[string]any{"prefix": "tmp/"}, map[string]any{"key": "missing"}},
+		"conditions": []any{
+			map[string]any{"key": "owner", "value": "alice"},
+			map[string]any{"key": "owner", "version": ver},
+		},
+		"mutations": []any{
+			map[string]any{"op": "delete_range", "prefix": "tmp/"},
+			map[string]any{"op": "delete", "key": bin, "encoding": "base64"},
+			map[string]any{"op": "add", "key": "count", "delta": -2},
+		},
+	})
+	require.Equal(t, true, m["applied"])
+	reads := m["reads"].([]any)
+	require.Equal(t, "alice", reads[0].(map[string]any)["value"])
+	require.Equal(t, true, reads[0].(map[string]any)["found"])
+	require.Len(t, reads[1].(map[string]any)["kvs"], 2)
+	require.Equal(t, false, reads[2].(map[string]any)["found"])
+	require.Greater(t, m["version"].(float64), v1)
+	c.must(http.StatusNotFound, "GET", keyPath("acme", []byte("tmp/1")), nil)
+	c.must(http.StatusNotFound, "GET", keyPath("acme", []byte{0, 0xff}), nil)
+	count := c.must(http.StatusOK, "GET", keyPath("acme", []byte("count")), nil).body
+	require.Equal(t, []byte{3, 0, 0, 0, 0, 0, 0, 0}, count, "5-2 as a little-endian int64")
+
+	// A wrong version fails; a read-only transaction applies (it reads).
+	m = txn(http.StatusConflict, map[string]any{"conditions": []any{map[string]any{"key": "owner", "version": ver + 1000}}})
+	require.Equal(t, false, m["applied"])
+	m = txn(http.StatusOK, map[string]any{"reads": []any{map[string]any{"start": "a", "end": "z", "limit": 1}}})
+	require.Equal(t, true, m["reads"].([]any)[0].(map[string]any)["more"])
+
+	// Bad bodies: 400, or 413 for too many parts.
+	for _, body := range []string{`{`, `{"mutations":[{"op":"frob","key":"k"}]}`, `{"conditions":[{"key":"k"}]}`,
+		`{"conditions":[{"key":"k","absent":true,"version":1}]}`, `{"mutations":[{"op":"add","key":"k"}]}`,
+		`{"reads":[{"key":"k","prefix":"p"}]}`, `{"unknown":1}`, `{"reads":[{"key":"!!","encoding":"base64"}]}`, `{} {}`} {
+		a := c.do("POST", "/v1/tenants/acme/txn", []byte(body))
+		require.Equal(t, http.StatusBadRequest, a.status, "%s: %s", body, a.body)
+	}
+	many := make([]any, 129)
+	for i := range many {
+		many[i] = map[string]any{"key": "k"}
+	}
+	require.Equal(t, "too_large", c.doJSON("POST", "/v1/tenants/acme/txn", map[string]any{"reads": many}).code(t))
+	require.Equal(t, "invalid_key", c.doJSON("POST", "/v1/tenants/acme/txn", map[string]any{"mutations": []any{map[string]any{"op": "set", "key": ""}}}).code(t))
+}
