@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantkv/tenantkv/internal/testcluster"
+	"github.com/tenantkv/tenantkv/internal/testcluster/inproc"
+	"github.com/tenantkv/tenantkv/server"
 )
 
 // The HTTP/JSON API (server/httpapi*.go) against real nodes: real Pebble,
@@ -465,4 +468,61 @@ func TestHTTPTxn(t *testing.T) {
 	}
 	require.Equal(t, "too_large", c.doJSON("POST", "/v1/tenants/acme/txn", map[string]any{"reads": many}).code(t))
 	require.Equal(t, "invalid_key", c.doJSON("POST", "/v1/tenants/acme/txn", map[string]any{"mutations": []any{map[string]any{"op": "set", "key": ""}}}).code(t))
+}
+
+func TestHTTPForwarding(t *testing.T) {
+	cl := inproc.Start(t, 3, &inproc.Options{Configure: func(n *inproc.Node, cfg *server.Config) {
+		cfg.HTTPAddr = "127.0.0.1:0"
+	}})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	leader, err := cl.Leader(ctx)
+	require.NoError(t, err)
+	var followers []*inproc.Node
+	for _, n := range cl.Nodes {
+		if n != leader {
+			followers = append(followers, n)
+		}
+	}
+	f1 := newHTTPC(t, followers[0].Server().HTTPAddr(), cl.Token)
+	f2 := newHTTPC(t, followers[1].Server().HTTPAddr(), cl.Token)
+	// Administration, writes, linearizable reads and transactions sent to
+	// followers are served by the leader, through them.
+	tok := f1.tenantWithToken("acme", nil, false)
+	c1, c2 := f1.with(tok), f2.with(tok)
+	for i := range 20 {
+		k := []byte(fmt.Sprintf("k%02d", i))
+		c1.must(http.StatusOK, "PUT", keyPath("acme", k), []byte(strconv.Itoa(i)))
+		// Written through one follower, read at once through the other:
+		// linearizable, so the other follower cannot answer from its own
+		// state, which may lag.
+		require.Equal(t, strconv.Itoa(i), string(c2.must(http.StatusOK, "GET", keyPath("acme", k), nil).body))
+	}
+	m := c2.must(http.StatusOK, "GET", "/v1/tenants/acme/keys", nil).json(t)
+	require.Len(t, m["kvs"], 20)
+	a := c2.doJSON("POST", "/v1/tenants/acme/txn", map[string]any{
+		"conditions": []any{map[string]any{"key": "k00", "value": "0"}},
+		"mutations":  []any{map[string]any{"op": "set", "key": "k00", "value": "zero"}},
+	})
+	require.Equal(t, http.StatusOK, a.status, "%s", a.body)
+	c1.must(http.StatusOK, "DELETE", keyPath("acme", []byte("k01")), nil)
+	// Stale reads are served by the follower itself, from its own state:
+	// it catches up within a while.
+	require.NoError(t, testcluster.Poll(ctx, func() error {
+		a := c2.do("GET", keyPath("acme", []byte("k00"))+"?stale=true", nil)
+		if a.status != http.StatusOK || string(a.body) != "zero" {
+			return fmt.Errorf("stale read: %d %q", a.status, a.body)
+		}
+		return nil
+	}))
+	// A request already forwarded once is not forwarded again.
+	a = c1.do("GET", keyPath("acme", []byte("k02")), nil, "X-Tenantkv-Forwarded", "elsewhere")
+	require.Equal(t, http.StatusServiceUnavailable, a.status, "%s", a.body)
+	require.Equal(t, "unavailable", a.code(t))
+	require.Equal(t, "1", a.header.Get("Retry-After"))
+	// ... but a stale read is served where it lands.
+	c1.must(http.StatusOK, "GET", keyPath("acme", []byte("k02"))+"?stale=true", nil, "X-Tenantkv-Forwarded", "elsewhere")
+	// Errors come back through the follower as the leader said them.
+	require.Equal(t, "not_found", c1.must(http.StatusNotFound, "GET", keyPath("acme", []byte("k01")), nil).code(t))
+	require.Equal(t, "tenant_exists", f2.doJSON("POST", "/v1/tenants", map[string]any{"name": "acme"}).code(t))
 }
