@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -525,4 +526,186 @@ func TestHTTPForwarding(t *testing.T) {
 	// Errors come back through the follower as the leader said them.
 	require.Equal(t, "not_found", c1.must(http.StatusNotFound, "GET", keyPath("acme", []byte("k01")), nil).code(t))
 	require.Equal(t, "tenant_exists", f2.doJSON("POST", "/v1/tenants", map[string]any{"name": "acme"}).code(t))
+}
+
+// sseEvent is one Server-Sent Event.
+type sseEvent struct{ id, event, data string }
+
+// sseStream is an open watch.
+type sseStream struct {
+	resp *http.Response
+	br   *bufio.Reader
+}
+
+func (c *httpc) openWatch(query string, hdr ...string) (*sseStream, *httpAnswer) {
+	c.t.Helper()
+	req, err := http.NewRequest("GET", c.base+"/v1/tenants/acme/watch?"+query, nil)
+	require.NoError(c.t, err)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := (&http.Client{}).Do(req)
+	require.NoError(c.t, err)
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return nil, &httpAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+	}
+	require.Equal(c.t, "text/event-stream", resp.Header.Get("Content-Type"))
+	s := &sseStream{resp: resp, br: bufio.NewReader(resp.Body)}
+	c.t.Cleanup(s.close)
+	return s, nil
+}
+
+func (s *sseStream) close() { s.resp.Body.Close() }
+
+// next reads the next event, skipping comments and retry hints.
+func (s *sseStream) next(t testing.TB) sseEvent {
+	t.Helper()
+	var ev sseEvent
+	for {
+		line, err := s.br.ReadString('\n')
+		require.NoError(t, err)
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			if ev.data != "" || ev.id != "" {
+				return ev
+			}
+		case strings.HasPrefix(line, ":"), strings.HasPrefix(line, "retry:"):
+		case strings.HasPrefix(line, "id: "):
+			ev.id = line[len("id: "):]
+		case strings.HasPrefix(line, "event: "):
+			ev.event = line[len("event: "):]
+		case strings.HasPrefix(line, "data: "):
+			ev.data += line[len("data: "):]
+		default:
+			t.Fatalf("unexpected line %q", line)
+		}
+	}
+}
+
+// changes decodes an event's changes as "op key=value" strings.
+func (ev sseEvent) changes(t testing.TB) (uint64, []string) {
+	t.Helper()
+	var d struct {
+		Version uint64 `json:"version"`
+		Changes []struct {
+			Op    string  `json:"op"`
+			Key   string  `json:"key"`
+			Value *string `json:"value"`
+		} `json:"changes"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(ev.data), &d), ev.data)
+	require.Equal(t, strconv.FormatUint(d.Version, 10), ev.id, "an event's id is its version")
+	var out []string
+	for _, c := range d.Changes {
+		s := c.Op + " " + c.Key
+		if c.Value != nil {
+			s += "=" + *c.Value
+		}
+		out = append(out, s)
+	}
+	return d.Version, out
+}
+
+func TestHTTPWatchResumes(t *testing.T) {
+	rng := testcluster.Rand(t)
+	s, op := startNode(t)
+	opc := newHTTPC(t, s.HTTPAddr(), op)
+	c := opc.with(opc.tenantWithToken("acme", map[string]any{"limits": map[string]any{"max_watches": 1}}, false))
+	c.must(http.StatusOK, "PUT", keyPath("acme", []byte("w/before")), []byte("old"))
+
+	w, refused := c.openWatch("prefix=w%2F")
+	require.Nil(t, refused)
+	// The tenant's watch limit counts HTTP watches: a second one is
+	// refused while the first waits (it polls again at once after each
+	// answer, so the refusal comes within a few tries).
+	var limited *httpAnswer
+	require.NoError(t, testcluster.Poll(t.Context(), func() error {
+		w2, a := c.openWatch("prefix=w%2F")
+		if a == nil {
+			w2.close()
+			return fmt.Errorf("a second watch was admitted")
+		}
+		limited = a
+		return nil
+	}))
+	require.Equal(t, http.StatusTooManyRequests, limited.status)
+	require.Equal(t, "rate_limited", limited.code(t))
+	require.NotEmpty(t, limited.header.Get("Retry-After"))
+
+	var want []string
+	write := func(n int) {
+		for range n {
+			k := fmt.Sprintf("w/k%d", rng.IntN(5))
+			v := strconv.Itoa(len(want))
+			if rng.IntN(4) == 0 {
+				// Two changes in one version: one event.
+				a := c.doJSON("POST", "/v1/tenants/acme/txn", map[string]any{"mutations": []any{
+					map[string]any{"op": "set", "key": k, "value": v}, map[string]any{"op": "delete", "key": "w/gone"}}})
+				require.Equal(t, http.StatusOK, a.status, "%s", a.body)
+				want = append(want, "set "+k+"="+v+",delete w/gone")
+				continue
+			}
+			c.must(http.StatusOK, "PUT", keyPath("acme", []byte(k)), []byte(v))
+			c.must(http.StatusOK, "PUT", keyPath("acme", []byte("outside")), []byte(v)) // not watched
+			want = append(want, "set "+k+"="+v)
+		}
+	}
+	var got []string
+	var versions []uint64
+	read := func(w *sseStream, n int) {
+		for range n {
+			v, ch := w.next(t).changes(t)
+			if len(versions) > 0 {
+				require.Greater(t, v, versions[len(versions)-1], "versions increase, none repeats")
+			}
+			versions = append(versions, v)
+			got = append(got, strings.Join(ch, ","))
+		}
+	}
+	write(10)
+	read(w, 10)
+	write(10)
+	read(w, 5)
+	// The connection drops with events in flight; more are written.
+	w.close()
+	write(10)
+	last := strconv.FormatUint(versions[len(versions)-1], 10)
+	require.NoError(t, testcluster.Poll(t.Context(), func() error {
+		var a *httpAnswer
+		w, a = c.openWatch("prefix=w%2F", "Last-Event-ID", last)
+		if a != nil {
+			return fmt.Errorf("reconnect: %d %s", a.status, a.body) // the old watch may hold the slot a moment
+		}
+		return nil
+	}))
+	read(w, 15)
+	require.Equal(t, want, got, "every event once, in order, across the reconnect")
+	w.close()
+
+	// from=V starts at V itself; a version not reached yet is refused.
+	require.NoError(t, testcluster.Poll(t.Context(), func() error {
+		var a *httpAnswer
+		w, a = c.openWatch("prefix=w%2F&from=" + strconv.FormatUint(versions[3], 10))
+		if a != nil {
+			return fmt.Errorf("from: %d %s", a.status, a.body)
+		}
+		return nil
+	}))
+	_, ch := w.next(t).changes(t)
+	require.Equal(t, want[3], strings.Join(ch, ","))
+	w.close()
+	require.NoError(t, testcluster.Poll(t.Context(), func() error {
+		_, a := c.openWatch("key=w%2Fk1&from=999999")
+		if a == nil || a.status == http.StatusTooManyRequests {
+			return fmt.Errorf("want a refusal of a version ahead")
+		}
+		require.Equal(t, http.StatusBadRequest, a.status, "%s", a.body)
+		return nil
+	}))
+	require.Equal(t, http.StatusBadRequest, c.do("GET", "/v1/tenants/acme/watch?key=a&prefix=b", nil).status)
+	require.Equal(t, http.StatusBadRequest, c.do("GET", "/v1/tenants/acme/watch", nil, "Last-Event-ID", "x").status)
 }

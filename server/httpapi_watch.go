@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tenantkv/tenantkv/internal/wire"
+	"github.com/tenantkv/tenantkv/keyspace"
 )
 
 // GET /v1/tenants/{tenant}/watch?key=|prefix=|start=&end=&from=: the
@@ -32,6 +33,37 @@ import (
 // node), or the token is revoked (an `event: error` with the JSON error
 // body, then the end).
 
+// streamSlot, in a poll's context, is the watch an HTTP stream holds for
+// its whole life (watchHub.acquire): its polls take no other.
+type streamSlot struct{ tenant keyspace.TenantID }
+
+type streamSlotKey struct{}
+
+// acquireWatch counts a watch of tenant t against its limit, as
+// watchHub.acquire, unless ctx carries the slot of an HTTP stream of t,
+// which its polls share.
+func (s *Server) acquireWatch(ctx context.Context, t *keyspace.Tenant) (release func(), ok bool) {
+	if held, _ := ctx.Value(streamSlotKey{}).(*streamSlot); held != nil && held.tenant == t.ID {
+		return func() {}, true
+	}
+	return s.watches.acquire(t.ID, watchLimit(t))
+}
+
+// holdWatch takes the watch slot of a stream of tenant id for its life.
+func (a *httpAPI) holdWatch(ctx context.Context, id keyspace.TenantID) (context.Context, func(), error) {
+	t, err := a.s.node.FSM().TenantByID(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	release, ok := a.s.watches.acquire(id, watchLimit(t))
+	if !ok {
+		a.s.usage.record(t.ID, opScan, outcomeThrottled, 0, 0, 0)
+		return nil, nil, &wireError{resp: &wire.Response{Code: wire.CodeRateLimited, RetryAfter: time.Second,
+			Msg: fmt.Sprintf("%v: the tenant has %d watches waiting on this node", ErrRateLimited, watchLimit(t))}}
+	}
+	return context.WithValue(ctx, streamSlotKey{}, &streamSlot{tenant: id}), release, nil
+}
+
 // watchHeartbeat is the longest a stream stays silent.
 const watchHeartbeat = 15 * time.Second
 
@@ -50,6 +82,11 @@ type jsonChange struct {
 type jsonVersionEvent struct {
 	Version uint64       `json:"version"`
 	Changes []jsonChange `json:"changes"`
+}
+
+func isRateLimited(err error) bool {
+	we, ok := err.(*wireError)
+	return ok && we.resp.Code == wire.CodeRateLimited
 }
 
 func changeJSON(e *wire.Event) jsonChange {
@@ -127,6 +164,15 @@ func (a *httpAPI) watch(ctx context.Context, w http.ResponseWriter, ar *apiReque
 	if err != nil {
 		return err
 	}
+	if tenantID == 0 {
+		tenantID = resp.TenantID // the tenant first watched, not one re-created under its name
+	}
+	// The stream holds one of the tenant's watches from here to its end.
+	ctx, release, err := a.holdWatch(ctx, keyspace.TenantID(resp.TenantID))
+	if err != nil {
+		return err
+	}
+	defer release()
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{}) // the request was read; the stream is long
 	h := w.Header()
@@ -147,9 +193,6 @@ func (a *httpAPI) watch(ctx context.Context, w http.ResponseWriter, ar *apiReque
 		return nil
 	}
 	for first := true; ; {
-		if tenantID == 0 {
-			tenantID = resp.TenantID // the tenant is the one first watched, not a re-created one
-		}
 		events := resp.Events
 		for i := 0; i < len(events); {
 			j := i
@@ -173,6 +216,21 @@ func (a *httpAPI) watch(ctx context.Context, w http.ResponseWriter, ar *apiReque
 			return nil // the client went
 		}
 		resp, err = poll(watchHeartbeat)
+		for retries := 0; isRateLimited(err) && retries < 10; retries++ {
+			// Over the tenant's rate: the stream waits, silent but for
+			// heartbeats, and polls again.
+			wait := min(max(err.(*wireError).resp.RetryAfter, 100*time.Millisecond), watchHeartbeat)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			_, _ = bw.WriteString(": heartbeat\n\n")
+			if !flush() {
+				return nil
+			}
+			resp, err = poll(watchHeartbeat)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
