@@ -31,6 +31,13 @@ type httpc struct {
 	base  string
 	token string
 	hc    *http.Client
+	rec   *[]exchange // if set, every answer is appended (httpapi_openapi_test.go)
+}
+
+// exchange is one request and its answer, for the OpenAPI check.
+type exchange struct {
+	method, path string
+	answer       *httpAnswer
 }
 
 func newHTTPC(t testing.TB, addr, token string) *httpc {
@@ -77,7 +84,11 @@ func (c *httpc) do(method, path string, body []byte, hdr ...string) *httpAnswer 
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(c.t, err)
-	return &httpAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+	a := &httpAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+	if c.rec != nil {
+		*c.rec = append(*c.rec, exchange{method: method, path: req.URL.EscapedPath(), answer: a})
+	}
+	return a
 }
 
 func (c *httpc) doJSON(method, path string, v any) *httpAnswer {
