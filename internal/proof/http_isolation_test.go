@@ -114,7 +114,7 @@ func TestIsolationAttacksHTTP(t *testing.T) {
 	names := []string{nameA, nameC, "ALPHA", "%61lpha", nameA + "%2F", nameA + ".", "0", url.PathEscape(string(aPrefix))}
 	type endpoint struct {
 		method, sub string
-		body       []byte
+		body        []byte
 	}
 	endpoints := []endpoint{{"GET", "", nil}, {"PATCH", "", []byte(`{"state":"locked"}`)}, {"DELETE", "", nil},
 		{"GET", "/tokens", nil}, {"POST", "/tokens", []byte(`{}`)}, {"DELETE", "/tokens/x", nil},
