@@ -264,15 +264,21 @@ func (a *httpAPI) listKeys(ctx context.Context, w http.ResponseWriter, ar *apiRe
 	if err != nil {
 		return err
 	}
-	if len(pq.end) > 0 && string(pq.start) >= string(pq.end) {
-		// A cursor at or past the range's end: an empty last page.
-		writeJSON(w, http.StatusOK, map[string]any{"kvs": []jsonKV{}, "more": false})
-		return nil
+	req := &wire.Request{Op: wire.OpScan, Tenant: ar.rt.tenant, Key: pq.start, End: pq.end,
+		Limit: pq.limit, Reverse: pq.reverse, Stale: pq.stale}
+	exhausted := len(pq.end) > 0 && string(pq.start) >= string(pq.end)
+	if exhausted {
+		// A cursor at or past the range's end: an empty last page, but
+		// asked like any page (the token, the tenant, its limits), of a
+		// range of one key whose answer is dropped.
+		req.Key, req.End, req.Limit = pq.end, keyAfter(pq.end), 1
 	}
-	resp, err := a.answer(ctx, ar, &wire.Request{Op: wire.OpScan, Tenant: ar.rt.tenant, Key: pq.start, End: pq.end,
-		Limit: pq.limit, Reverse: pq.reverse, Stale: pq.stale})
+	resp, err := a.answer(ctx, ar, req)
 	if err != nil {
 		return err
+	}
+	if exhausted {
+		resp.KVs, resp.More = nil, false
 	}
 	cursor := ""
 	if resp.More && len(resp.KVs) > 0 {

@@ -720,3 +720,19 @@ func TestHTTPWatchResumes(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, c.do("GET", "/v1/tenants/acme/watch?key=a&prefix=b", nil).status)
 	require.Equal(t, http.StatusBadRequest, c.do("GET", "/v1/tenants/acme/watch", nil, "Last-Event-ID", "x").status)
 }
+
+// TestHTTPCursorPastTheEnd: a cursor past the range's end is an empty
+// page, but still a request of the tenant: another tenant's is refused.
+func TestHTTPCursorPastTheEnd(t *testing.T) {
+	s, op := startNode(t)
+	opc := newHTTPC(t, s.HTTPAddr(), op)
+	c := opc.with(opc.tenantWithToken("acme", nil, false))
+	opc.tenantWithToken("globex", nil, false)
+	c.must(http.StatusOK, "PUT", keyPath("acme", []byte("b")), []byte("1"))
+	past := "?end=b&cursor=" + base64.RawURLEncoding.EncodeToString([]byte("c"))
+	m := c.must(http.StatusOK, "GET", "/v1/tenants/acme/keys"+past, nil).json(t)
+	require.Empty(t, m["kvs"])
+	require.Equal(t, false, m["more"])
+	require.Equal(t, "permission_denied", c.must(http.StatusForbidden, "GET", "/v1/tenants/globex/keys"+past, nil).code(t))
+	require.Equal(t, "permission_denied", c.must(http.StatusForbidden, "GET", "/v1/tenants/nosuch/keys"+past, nil).code(t))
+}

@@ -102,7 +102,9 @@ func TestIsolationAttacksHTTP(t *testing.T) {
 		queries = append(queries, "prefix="+e, "start="+e, "end="+e, "start=&end="+e, "start="+e+"&reverse=true&stale=true",
 			"cursor="+base64.RawURLEncoding.EncodeToString(k), "cursor="+base64.RawURLEncoding.EncodeToString(k)+"&reverse=true", "key="+e)
 	}
-	queries = append(queries, "", "limit=1000", "stale=true", "from=1", "prefix=&limit=1")
+	queries = append(queries, "", "limit=1000", "stale=true", "from=1", "prefix=&limit=1",
+		"end=a&cursor="+base64.RawURLEncoding.EncodeToString([]byte("z")), // past the end: an empty page, still refused
+		"prefix=a&reverse=true&cursor=AA")
 	txnBodies := []string{`{"reads":[{"start":""}]}`, `{"reads":[{"key":"a-key-1"},{"prefix":"a"}]}`,
 		`{"reads":[{"start":"` + base64.StdEncoding.EncodeToString(aPrefix) + `","encoding":"base64"}]}`,
 		`{"conditions":[{"key":"a-key-1","value":"B-OWN"}],"mutations":[{"op":"set","key":"a-key-1","value":"pwn"}]}`,
