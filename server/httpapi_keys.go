@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -294,13 +295,16 @@ func (a *httpAPI) listKeys(ctx context.Context, w http.ResponseWriter, ar *apiRe
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	_, _ = bw.WriteString(`{"kvs":[`)
-	enc := json.NewEncoder(bw)
+	var pair bytes.Buffer
+	enc := json.NewEncoder(&pair)
 	enc.SetEscapeHTML(false) // <, > and & as they are: a string stays at most twice its bytes
 	for i := range resp.KVs {
 		if i > 0 {
 			_ = bw.WriteByte(',')
 		}
-		_ = enc.Encode(kvJSON(&resp.KVs[i])) // ends with a newline, which JSON allows
+		pair.Reset()
+		_ = enc.Encode(kvJSON(&resp.KVs[i]))
+		_, _ = bw.Write(bytes.TrimSuffix(pair.Bytes(), []byte("\n")))
 		resp.KVs[i] = wire.KV{}
 	}
 	more, _ := json.Marshal(resp.More)
