@@ -44,8 +44,9 @@ func (s *Server) serveHTTP() {
 		Handler:           root,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       httpReadTimeout,
-		// Watches (SSE) extend their own write deadline per event.
-		WriteTimeout:   s.cfg.WriteTimeout + httpRequestTimeout,
+		// No server-wide WriteTimeout: a CPU profile may take longer. The
+		// API sets its own write deadline per request, and watches (SSE)
+		// extend theirs per event.
 		IdleTimeout:    min(s.cfg.IdleTimeout, httpIdleTimeoutMax),
 		MaxHeaderBytes: httpMaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),

@@ -222,6 +222,8 @@ func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, httpRequestTimeout)
 		defer cancel()
+		// The answer must be written within WriteTimeout once it is ready.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(httpRequestTimeout + a.s.cfg.WriteTimeout))
 	}
 	p, refusal := a.authenticate(ctx, r)
 	if refusal != nil {
