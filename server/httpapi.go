@@ -1,11 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -258,7 +258,12 @@ func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer a.s.mem.release(charged)
 	if r.Method == http.MethodPut || r.Method == http.MethodPost || r.Method == http.MethodPatch {
-		ar.body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, int64(a.s.maxFrame)))
+		var buf bytes.Buffer
+		if r.ContentLength > 0 && r.ContentLength <= int64(a.s.maxFrame) {
+			buf.Grow(int(r.ContentLength) + bytes.MinRead) // what was charged, in one allocation
+		}
+		_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, int64(a.s.maxFrame)))
+		ar.body = buf.Bytes()
 		if err != nil {
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
@@ -272,7 +277,7 @@ func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	err = h(ctx, w, ar)
 	if errors.Is(err, errForward) {
-		a.forwardToLeader(w, ar)
+		a.forwardToLeader(ctx, w, ar)
 		return
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -23,7 +24,7 @@ import (
 //
 // The HTTP address serves plain HTTP (the node's TLS settings are those
 // of the client address), so the leader is dialled in plain HTTP too.
-func (a *httpAPI) forwardToLeader(w http.ResponseWriter, ar *apiRequest) {
+func (a *httpAPI) forwardToLeader(ctx context.Context, w http.ResponseWriter, ar *apiRequest) {
 	if ar.r.Header.Get(headerForwarded) != "" {
 		writeWireError(w, &wire.Response{Code: wire.CodeUnavailable, Msg: "forwarded to a node that no longer leads: try again", RetryAfter: time.Second})
 		return
@@ -33,7 +34,7 @@ func (a *httpAPI) forwardToLeader(w http.ResponseWriter, ar *apiRequest) {
 		writeWireError(w, &wire.Response{Code: wire.CodeUnavailable, Msg: "no leader known", RetryAfter: time.Second})
 		return
 	}
-	r := ar.r
+	r := ar.r.WithContext(ctx) // the request's deadline, and the node's end
 	r.Body = io.NopCloser(bytes.NewReader(ar.body))
 	r.ContentLength = int64(len(ar.body))
 	proxy := &httputil.ReverseProxy{
