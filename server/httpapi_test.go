@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -735,4 +736,55 @@ func TestHTTPCursorPastTheEnd(t *testing.T) {
 	require.Equal(t, false, m["more"])
 	require.Equal(t, "permission_denied", c.must(http.StatusForbidden, "GET", "/v1/tenants/globex/keys"+past, nil).code(t))
 	require.Equal(t, "permission_denied", c.must(http.StatusForbidden, "GET", "/v1/tenants/nosuch/keys"+past, nil).code(t))
+}
+
+// TestHTTPConnectionSlots: an HTTP request of a tenant token holds one of
+// the tenant's connection slots on the node while it runs, as a binary
+// connection does, and the HTTP address's connections count against the
+// node's cap (MaxConnections and the operators' reserve).
+func TestHTTPConnectionSlots(t *testing.T) {
+	s, op := startNodeWith(t, func(cfg *server.Config) { cfg.MaxConnections = 4; cfg.MaxConnectionsPerTenant = 4 })
+	opc := newHTTPC(t, s.HTTPAddr(), op)
+	c := opc.with(opc.tenantWithToken("acme", map[string]any{"limits": map[string]any{"max_connections": 1}}, false))
+	w, refused := c.openWatch("prefix=k")
+	require.Nil(t, refused)
+	// The stream holds the tenant's one slot: another request is refused
+	// until it ends.
+	a := c.must(http.StatusServiceUnavailable, "GET", keyPath("acme", []byte("k")), nil)
+	require.Equal(t, "too_many_connections", a.code(t))
+	require.NotEmpty(t, a.header.Get("Retry-After"))
+	w.close()
+	require.NoError(t, testcluster.Poll(t.Context(), func() error {
+		if a := c.do("GET", keyPath("acme", []byte("k")), nil); a.status != http.StatusNotFound {
+			return fmt.Errorf("after the stream: %d %s", a.status, a.body)
+		}
+		return nil
+	}))
+
+	// The node's cap: 4 connections and 64 for operators; the HTTP
+	// address's count. Idle keep-alive connections of the clients above
+	// count too, so fill up to the cap and look for the refusal.
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	})
+	var refusal string
+	for i := 0; i < 4+64+8 && refusal == ""; i++ {
+		nc, err := net.Dial("tcp", s.HTTPAddr())
+		require.NoError(t, err)
+		conns = append(conns, nc)
+		// A refused connection is answered at once; an accepted one
+		// answers a request.
+		_, err = io.WriteString(nc, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		require.NoError(t, err)
+		_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(nc).ReadString('\n')
+		require.NoError(t, err)
+		if strings.Contains(line, "503") {
+			refusal = line
+		}
+	}
+	require.NotEmpty(t, refusal, "the node accepted past its cap")
 }
