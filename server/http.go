@@ -2,12 +2,15 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 )
 
-// serveHTTP serves the health and metrics endpoints.
+// serveHTTP serves the health and metrics endpoints, and the API under
+// /v1/ (httpapi.go).
 func (s *Server) serveHTTP() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -26,11 +29,33 @@ func (s *Server) serveHTTP() {
 	if s.cfg.Debug {
 		s.serveDebug(mux)
 	}
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// The API under /v1/ (httpapi.go) routes on the escaped path itself:
+	// a key is the rest of the path, any bytes, which the mux would clean
+	// (merging "//", resolving "..") and redirect.
+	api := newHTTPAPI(s)
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/v1" {
+			api.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	s.httpSrv = &http.Server{
+		Handler:           root,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       httpReadTimeout,
+		// No server-wide WriteTimeout: a CPU profile may take longer. The
+		// API sets its own write deadline per request, and watches (SSE)
+		// extend theirs per event.
+		IdleTimeout:    min(s.cfg.IdleTimeout, httpIdleTimeoutMax),
+		MaxHeaderBytes: httpMaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		_ = s.httpSrv.Serve(s.httpLn)
+		defer api.forward.CloseIdleConnections()
+		_ = s.httpSrv.Serve(httpListener{Listener: s.httpLn, s: s})
 	}()
 }
 

@@ -163,7 +163,7 @@ func (s *Server) watch(ctx context.Context, p *principal, req *wire.Request) (*w
 	}
 	defer releaseSlot()
 	s.watches.start(s.node.FSM())
-	release, ok := s.watches.acquire(t.ID, watchLimit(t))
+	release, ok := s.acquireWatch(ctx, t) // httpapi_watch.go: an HTTP stream's polls share its one
 	if !ok {
 		s.usage.record(t.ID, opScan, outcomeThrottled, 0, 0, 0)
 		return nil, fmt.Errorf("%w: tenant %q has %d watches waiting on this node", ErrRateLimited, t.Name, watchLimit(t))

@@ -59,7 +59,13 @@ const (
 
 func newIsolationFixture(t *testing.T, nodes int) *isolationFixture {
 	t.Helper()
-	c := newCluster(t, nodes)
+	return newIsolationFixtureOn(t, newCluster(t, nodes))
+}
+
+// newIsolationFixtureOn is newIsolationFixture on a cluster already
+// started (its nodes serving HTTP, for the attacks over the HTTP API).
+func newIsolationFixtureOn(t *testing.T, c *cluster) *isolationFixture {
+	t.Helper()
 	f := &isolationFixture{c: c}
 	ctx := t.Context()
 	l, err := c.waitLeader(ctx)
