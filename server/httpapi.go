@@ -322,7 +322,7 @@ func (a *httpAPI) authenticate(ctx context.Context, r *http.Request) (*principal
 		tokenMatches(secret, nil) // the same cost as a token that decodes
 		return nil, denied
 	}
-	err := a.s.caughtUp(ctx)
+	err := a.s.waitServable(ctx)
 	var p *principal
 	if err == nil {
 		p, err = a.s.authenticate(ctx, secret, false)

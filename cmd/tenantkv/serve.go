@@ -161,7 +161,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	str(&cfg.ListenAddr, "listen", "127.0.0.1:7400", "`ADDR` (host:port) clients connect to")
 	str(&cfg.RaftAddr, "raft", "127.0.0.1:7401", "`ADDR` (host:port) peers replicate over")
 	str(&cfg.RaftAdvertiseAddr, "raft-advertise", "", "`ADDR` (host:port) peers are told to dial for raft, when it is not --raft (binding 0.0.0.0, NAT)")
-	str(&cfg.HTTPAddr, "http", "127.0.0.1:7402", "`ADDR` (host:port) of /healthz, /readyz and /metrics; - disables it")
+	str(&cfg.HTTPAddr, "http", "127.0.0.1:7402", "`ADDR` (host:port) of the HTTP API (/v1/, docs/HTTP.md), /healthz, /readyz and /metrics; - disables it")
 	str(&cfg.PeerTLSCertFile, "peer-tls-cert", "", "this node's certificate `FILE` for raft traffic: mutual TLS, with --peer-tls-key and --peer-tls-ca")
 	str(&cfg.PeerTLSKeyFile, "peer-tls-key", "", "the key `FILE` of --peer-tls-cert")
 	str(&cfg.PeerTLSCAFile, "peer-tls-ca", "", "the cluster CA `FILE`: raft connections are accepted only from certificates it signed")
