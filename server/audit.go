@@ -11,6 +11,7 @@ import (
 
 	"github.com/tenantkv/tenantkv/internal/wire"
 	"github.com/tenantkv/tenantkv/keyspace"
+	"github.com/tenantkv/tenantkv/raft"
 	"github.com/tenantkv/tenantkv/raft/command"
 	"github.com/tenantkv/tenantkv/raft/fsm"
 )
@@ -25,8 +26,10 @@ import (
 // for another, it gets the answer a missing tenant gets.
 //
 // Refused attempts of a tenant's token to reach other tenants are counted
-// per token in memory (refusalCounts) and, once a minute, the leader
-// proposes one aggregated event per token in the CALLER's trail, naming
+// per token in memory (refusalCounts); once a minute a follower reports its
+// counts to the leader, each with its token's own secret (OpAuditRefusals),
+// and the leader proposes one aggregated event per token in the CALLER's
+// trail, naming
 // only the count, never the tenants it tried: at most
 // maxRefusalEventsPerTenant events per tenant and minute, the rest folded
 // into the last one, so nobody can grow a trail faster than that.
@@ -46,6 +49,11 @@ const (
 	// refusalInterval is the aggregation period of refused attempts.
 	refusalInterval           = time.Minute
 	maxRefusalEventsPerTenant = 5
+	// maxRefusalReports bounds a follower's reports to the leader a
+	// round (one call each); the rest wait for the next round.
+	maxRefusalReports = 64
+	// maxRefusalReport caps the count one report or note adds.
+	maxRefusalReport = 1 << 40
 )
 
 // proposeAudited proposes an operator's command, inside command.Audited
@@ -186,33 +194,105 @@ func (s *Server) importAudit(ctx context.Context, p *principal, t *keyspace.Tena
 }
 
 // refusalCounts counts, per tenant and token, the requests of a tenant's
-// token that named another tenant, since the last flush. Its size is
-// bounded by the number of tokens, which operators create.
+// token that named another tenant, since the last flush, with the token's
+// secret, with which a follower reports its counts to the leader. Its size
+// is bounded by the number of tokens, which operators create.
 type refusalCounts struct {
 	mu sync.Mutex
-	m  map[keyspace.TenantID]map[string]uint64
+	m  map[keyspace.TenantID]map[string]*refusals
 }
 
-func (r *refusalCounts) note(tenant keyspace.TenantID, token string) {
+// refusals is one token's count, and its secret ("" when it was counted
+// on the leader from a follower's report).
+type refusals struct {
+	n      uint64
+	secret string
+}
+
+func (r *refusalCounts) note(tenant keyspace.TenantID, token, secret string) {
+	r.add(tenant, token, secret, 1)
+}
+
+// add counts n refusals of token; n is capped so that a sum of reports
+// never wraps.
+func (r *refusalCounts) add(tenant keyspace.TenantID, token, secret string, n uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {
-		r.m = map[keyspace.TenantID]map[string]uint64{}
+		r.m = map[keyspace.TenantID]map[string]*refusals{}
 	}
 	byToken := r.m[tenant]
 	if byToken == nil {
-		byToken = map[string]uint64{}
+		byToken = map[string]*refusals{}
 		r.m[tenant] = byToken
 	}
-	byToken[token]++
+	c := byToken[token]
+	if c == nil {
+		c = &refusals{}
+		byToken[token] = c
+	}
+	c.n = min(c.n+min(n, maxRefusalReport), 1<<62)
+	if secret != "" {
+		c.secret = secret
+	}
 }
 
-func (r *refusalCounts) take() map[keyspace.TenantID]map[string]uint64 {
+func (r *refusalCounts) take() map[keyspace.TenantID]map[string]*refusals {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.m
 	r.m = nil
 	return m
+}
+
+// refusalReport takes a follower's report (OpAuditRefusals) of the
+// requests of the hello's tenant token that it refused for naming another
+// tenant, into the leader's own counts, which the next flush records in
+// that token's own tenant's trail: a token can only ever add to its own
+// trail, by at most maxRefusalEventsPerTenant events a minute, what it
+// could add by making refused requests itself.
+func (s *Server) refusalReport(p *principal, req *wire.Request) (*wire.Response, error) {
+	switch {
+	case p.operator:
+		return nil, fmt.Errorf("%w: refusals are reported with the tenant token that made them", ErrBadRequest)
+	case req.Limit <= 0:
+		return nil, fmt.Errorf("%w: a refusal report needs a count", ErrBadRequest)
+	case !s.node.IsLeader():
+		return nil, raft.ErrNotLeader
+	}
+	s.refusals.add(p.tenantID, p.tokenID, "", uint64(req.Limit))
+	return &wire.Response{}, nil
+}
+
+// reportRefusals sends a follower's counts to the leader, one call per
+// token with the token's own secret, at most maxRefusalReports a round;
+// what it could not send (the leader unknown or unreachable, over the
+// bound) is counted again for the next round. A token the leader refuses
+// (revoked since) is dropped.
+func (s *Server) reportRefusals(ctx context.Context, counts map[keyspace.TenantID]map[string]*refusals) {
+	addr := s.leaderClientAddr()
+	sent := 0
+	for id, byToken := range counts {
+		for tok, c := range byToken {
+			if addr == "" || addr == s.Addr() || sent >= maxRefusalReports || c.secret == "" {
+				if c.secret != "" {
+					s.refusals.add(id, tok, c.secret, c.n)
+				}
+				continue
+			}
+			sent++
+			cctx, cancel := context.WithTimeout(ctx, reportTimeout)
+			resp, err := s.callPeerWith(cctx, addr, c.secret, &wire.Request{Op: wire.OpAuditRefusals, Limit: int(min(c.n, maxRefusalReport))})
+			cancel()
+			switch {
+			case err == nil && resp.Code == wire.CodeOK:
+			case err == nil && resp.Code == wire.CodePermissionDenied:
+				s.logger.Debug("audit: the leader refuses a token whose refusals this node counted", "token", tok)
+			default:
+				s.refusals.add(id, tok, c.secret, c.n) // next round
+			}
+		}
+	}
 }
 
 // auditLoop flushes the refused attempts every minute and prunes old
@@ -234,9 +314,14 @@ func (s *Server) auditLoop() {
 			return
 		case <-t.C:
 		}
+		if s.node.FSM().ClusterFormat() < command.Format4 {
+			s.refusals.take() // nothing can record them yet
+			continue
+		}
 		counts := s.refusals.take()
-		if !s.node.IsLeader() || s.node.FSM().ClusterFormat() < command.Format4 {
-			continue // a follower's counts are dropped: see docs/OPERATIONS.md, Audit trail
+		if !s.node.IsLeader() {
+			s.reportRefusals(s.ctx, counts) // the leader records them
+			continue
 		}
 		s.flushRefusals(s.ctx, counts)
 		if now := time.Now(); now.Sub(lastPrune) >= auditPruneInterval {
@@ -248,7 +333,7 @@ func (s *Server) auditLoop() {
 
 // flushRefusals records the counted refusals: one event per token, at most
 // maxRefusalEventsPerTenant per tenant, the last one folding the rest.
-func (s *Server) flushRefusals(ctx context.Context, counts map[keyspace.TenantID]map[string]uint64) {
+func (s *Server) flushRefusals(ctx context.Context, counts map[keyspace.TenantID]map[string]*refusals) {
 	for id, byToken := range counts {
 		t, err := s.node.FSM().TenantByID(id)
 		if err != nil {
@@ -263,14 +348,14 @@ func (s *Server) flushRefusals(ctx context.Context, counts map[keyspace.TenantID
 			if i == maxRefusalEventsPerTenant-1 && len(tokens) > maxRefusalEventsPerTenant {
 				var n uint64
 				for _, rest := range tokens[i:] {
-					n += byToken[rest]
+					n += byToken[rest].n
 				}
 				s.auditNote(ctx, t, command.ActorSystem, "refused-cross-tenant",
 					fmt.Sprintf("%d refused requests for other tenants by %d tokens in the last minute", n, len(tokens)-i))
 				break
 			}
 			s.auditNote(ctx, t, tok, "refused-cross-tenant",
-				fmt.Sprintf("%d refused requests for other tenants in the last minute", byToken[tok]))
+				fmt.Sprintf("%d refused requests for other tenants in the last minute", byToken[tok].n))
 		}
 	}
 }

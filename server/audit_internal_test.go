@@ -34,7 +34,7 @@ func TestRefusedAttemptsAggregated(t *testing.T) {
 
 	// Through the real path: a tenant token naming another tenant.
 	p := &principal{tokenID: "tok-caller", tenantID: caller}
-	s.refusals.note(caller, "tok-other") // noted elsewhere in the same minute
+	s.refusals.note(caller, "tok-other", "") // noted elsewhere in the same minute
 	for range 3 {
 		_, err := s.resolveTenant(p, "victim")
 		require.ErrorIs(t, err, ErrPermissionDenied)
@@ -42,7 +42,7 @@ func TestRefusedAttemptsAggregated(t *testing.T) {
 	_, err := s.resolveTenant(p, "no-such-tenant")
 	require.ErrorIs(t, err, ErrPermissionDenied)
 	for i := range 20 {
-		s.refusals.note(many, fmt.Sprintf("tok-%02d", i))
+		s.refusals.note(many, fmt.Sprintf("tok-%02d", i), "")
 	}
 	s.flushRefusals(ctx, s.refusals.take())
 

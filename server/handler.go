@@ -61,9 +61,10 @@ func (s *Server) verifyToken(secret string) (*principal, error) {
 	if err := s.stillValid(p); err != nil {
 		return nil, err
 	}
-	if p.operator {
-		p.secret = secret
-	}
+	// An operator's secret asks the members for cluster status; a
+	// tenant token's reports its refused requests from a follower to
+	// the leader (audit.go).
+	p.secret = secret
 	return p, nil
 }
 
@@ -172,7 +173,7 @@ func (s *Server) resolveTenant(p *principal, name string) (*keyspace.Tenant, err
 			return nil, err
 		}
 		if name != "" && name != own.Name {
-			s.refusals.note(own.ID, p.tokenID) // audit.go
+			s.refusals.note(own.ID, p.tokenID, p.secret) // audit.go
 			return nil, ErrPermissionDenied
 		}
 		return own, nil
@@ -216,6 +217,8 @@ func (s *Server) handle(ctx context.Context, p *principal, req *wire.Request) *w
 		if t, err = s.resolveTenant(p, req.Name); err == nil {
 			resp = &wire.Response{Tenant: s.tenantInfo(t)}
 		}
+	case wire.OpAuditRefusals:
+		resp, err = s.refusalReport(p, req) // audit.go
 	case wire.OpTenantAudit:
 		if p.operator {
 			resp, err = s.handleAdmin(ctx, p, req)

@@ -69,6 +69,11 @@ const OpSnapshotSave Op = 56
 // read its own tenant's trail only.
 const OpTenantAudit Op = 40
 
+// OpAuditRefusals reports to the leader, from the follower that refused
+// them, the requests of the hello's tenant token that named another
+// tenant: Limit is how many since the last report (docs/PROTOCOL.md).
+const OpAuditRefusals Op = 41
+
 // OpTenantLifecycle applies a lifecycle action to tenant Name: State is
 // the action (activate, suspend, cancel, restore), TTL a cancellation's
 // retention (docs/PROTOCOL.md).
@@ -84,7 +89,7 @@ var opNames = map[Op]string{
 	OpClusterPromote: "cluster-promote", OpClusterTransferLeader: "cluster-transfer-leader",
 	OpReadVersion: "read-version", OpCommit: "commit", OpCompareAndSwap: "compare-and-swap", OpWatch: "watch",
 	OpSnapshotSave: "snapshot-save", OpTenantLifecycle: "tenant-lifecycle",
-	OpTenantAudit: "tenant-audit",
+	OpTenantAudit: "tenant-audit", OpAuditRefusals: "audit-refusals",
 }
 
 func (o Op) String() string {
