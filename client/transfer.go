@@ -145,9 +145,12 @@ func fitAudit(evs []AuditEvent, budget int) ([]AuditEvent, uint64) {
 // importAuditChunk is how many events one import request carries.
 const importAuditChunk = 100
 
-// importAudit records the file's trail in the new tenant name's trail.
+// importAudit records the file's trail in tenant name's trail, after what
+// the trail holds (a new tenant's create, or an existing empty tenant's own
+// history), then an import event naming the source. A file without a
+// trail (an earlier release's) still gets its import event.
 func (db *DB) importAudit(ctx context.Context, name string, h *ExportHeader) error {
-	for start := 0; start < len(h.Audit); start += importAuditChunk {
+	for start := 0; ; start += importAuditChunk {
 		end := min(start+importAuditChunk, len(h.Audit))
 		body, err := json.Marshal(importAuditJSON{
 			SourceName: h.Name, SourceID: h.ID, Dropped: h.AuditDropped,
@@ -159,10 +162,15 @@ func (db *DB) importAudit(ctx context.Context, name string, h *ExportHeader) err
 		var resp wire.Response
 		req := wire.Request{Op: wire.OpTenantAudit, Name: name, State: "import", Value: body}
 		if err := db.do(ctx, &req, &resp, false); err != nil {
+			if len(h.Audit) == 0 && errors.Is(err, ErrBadRequest) {
+				return nil // a node of a release without audit imports: nothing to carry
+			}
 			return err
 		}
+		if end == len(h.Audit) {
+			return nil
+		}
 	}
-	return nil
 }
 
 // importAuditJSON is the body of an OpTenantAudit "import" request.
@@ -266,11 +274,9 @@ func (db *DB) ImportTenant(ctx context.Context, name string, r io.Reader, progre
 	if state == StateCancelled {
 		state = StateSuspended
 	}
-	if sum.Created && len(h.Audit) > 0 {
-		if err := db.importAudit(ctx, name, &h); err != nil {
-			return sum, fmt.Errorf("import: all %d keys loaded into new tenant %s, but recording the file's audit trail failed: %w",
-				sum.Keys, name, err)
-		}
+	if err := db.importAudit(ctx, name, &h); err != nil {
+		return sum, fmt.Errorf("import: all %d keys loaded into tenant %s, but recording the import in its audit trail failed: %w",
+			sum.Keys, name, err)
 	}
 	if sum.Created && state != StateActive && state != StateTrial {
 		if _, err := db.UpdateTenant(ctx, name, &TenantUpdate{State: state}); err != nil {

@@ -155,4 +155,22 @@ func TestAuditTravelsWithExport(t *testing.T) {
 	after, err := db.TenantAudit(ctx, "shop", nil)
 	require.NoError(t, err)
 	require.Equal(t, "export", after[len(after)-1].Kind)
+
+	// Into an existing empty tenant: after its own history, the file's
+	// events and the import.
+	_, err = db.CreateTenant(ctx, "spare", nil)
+	require.NoError(t, err)
+	_, err = db.ImportTenant(ctx, "spare", bytes.NewReader(file.Bytes()), nil)
+	require.NoError(t, err)
+	evs, err = db.TenantAudit(ctx, "spare", nil)
+	require.NoError(t, err)
+	kinds = kinds[:0]
+	for _, e := range evs {
+		kinds = append(kinds, e.Kind)
+	}
+	require.Equal(t, []string{"create", "imported:create", "imported:suspend", "imported:export", "import"}, kinds)
+	require.Contains(t, evs[4].After, "from an export of tenant shop")
+	v, err = db.VerifyTenantAudit(ctx, "spare")
+	require.NoError(t, err)
+	require.True(t, v.OK, "%+v", v)
 }
