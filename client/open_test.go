@@ -34,7 +34,8 @@ func TestOpenNotReadyUntilDeadline(t *testing.T) {
 	checkGoroutines(t)
 	srv := newFakeServer(t)
 	srv.set(func(s *fakeServer) { s.helloRefusals = 1 << 30 })
-	_, err := Open(ctxTimeout(t, 300*time.Millisecond), []string{srv.addr}, &Options{Token: acmeToken})
+	// Long enough for two hellos on a loaded machine.
+	_, err := Open(ctxTimeout(t, 2*time.Second), []string{srv.addr}, &Options{Token: acmeToken})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not ready to authenticate") {
 		t.Fatalf("Open: %v, want the deadline with the node's answer", err)
 	}
