@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,12 +171,29 @@ type httpAPI struct {
 }
 
 func newHTTPAPI(s *Server) *httpAPI {
-	return &httpAPI{s: s, forward: &http.Transport{
+	tr := &http.Transport{
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       httpIdleTimeoutMax,
 		ResponseHeaderTimeout: maxWatchWait + httpRequestTimeout,
 		DisableCompression:    true,
-	}}
+	}
+	if s.cfg.HTTPTLSCertFile != "" {
+		// The leader serves its HTTP address as this node does: over TLS,
+		// with a certificate the client CA (or the system) vouches for.
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if s.peerTLS != nil {
+			tr.TLSClientConfig.RootCAs = s.peerTLS.RootCAs
+		}
+	}
+	return &httpAPI{s: s, forward: tr}
+}
+
+// forwardScheme is the scheme of the leader's HTTP address.
+func (a *httpAPI) forwardScheme() string {
+	if a.s.cfg.HTTPTLSCertFile != "" {
+		return "https"
+	}
+	return "http"
 }
 
 // errForward tells ServeHTTP that this node does not lead and nothing was

@@ -22,8 +22,8 @@ import (
 // receives a forwarded request it cannot serve either (leadership moved
 // meanwhile) answers 503 with Retry-After, never forwards it again.
 //
-// The HTTP address serves plain HTTP (the node's TLS settings are those
-// of the client address), so the leader is dialled in plain HTTP too.
+// The leader is dialled as this node serves its own HTTP address: plain,
+// or over TLS with --http-tls-cert (Config.HTTPTLSCertFile).
 func (a *httpAPI) forwardToLeader(ctx context.Context, w http.ResponseWriter, ar *apiRequest) {
 	if ar.r.Header.Get(headerForwarded) != "" {
 		writeWireError(w, &wire.Response{Code: wire.CodeUnavailable, Msg: "forwarded to a node that no longer leads: try again", RetryAfter: time.Second})
@@ -39,7 +39,7 @@ func (a *httpAPI) forwardToLeader(ctx context.Context, w http.ResponseWriter, ar
 	r.ContentLength = int64(len(ar.body))
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Scheme = a.forwardScheme()
 			pr.Out.URL.Host = addr
 			pr.Out.Host = addr
 			pr.Out.Header.Set(headerForwarded, a.s.cfg.NodeID)

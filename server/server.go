@@ -81,6 +81,11 @@ type Config struct {
 	// certificate when asked for one, so the certificate should allow
 	// client authentication too when the members require it.
 	TLSCertFile, TLSKeyFile, TLSCAFile string
+	// HTTPTLSCertFile and HTTPTLSKeyFile serve HTTPAddr over TLS (both or
+	// neither). A follower then forwards HTTP API requests to the leader
+	// over TLS too, trusting TLSCAFile (the system's roots without it):
+	// every node of a cluster serves its HTTP address the same way.
+	HTTPTLSCertFile, HTTPTLSKeyFile string
 	// PeerTLSCertFile and PeerTLSKeyFile are this node's certificate and
 	// key for raft traffic, and PeerTLSCAFile the cluster CA: with them
 	// (all three or none) every raft connection, snapshot transfers
@@ -195,6 +200,9 @@ const (
 func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("server: TLS needs both a certificate and a key")
+	}
+	if (c.HTTPTLSCertFile == "") != (c.HTTPTLSKeyFile == "") {
+		return errors.New("server: TLS on the HTTP address needs both a certificate and a key")
 	}
 	if c.TLSCAFile != "" && c.TLSCertFile == "" {
 		return errors.New("server: a TLS CA needs a certificate and a key: without them the node serves no TLS")
@@ -377,6 +385,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.HTTPAddr != "-" {
 		if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("server: listen http %s: %w", cfg.HTTPAddr, err)
+		}
+		if cfg.HTTPTLSCertFile != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.HTTPTLSCertFile, cfg.HTTPTLSKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("server: http tls: %w", err)
+			}
+			s.httpLn = tls.NewListener(s.httpLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		}
 	}
 	// A data directory without a raft log is fresh: it bootstraps a new

@@ -46,6 +46,12 @@ certificates signed by that CA. A node with TLS dials the --join members over
 TLS too: it trusts --tls-ca (the system's roots without it) and presents its
 own certificate.
 
+HTTP TLS: --http-tls-cert FILE and --http-tls-key FILE (TENANTKV_HTTP_TLS_CERT,
+TENANTKV_HTTP_TLS_KEY) serve --http (the HTTP API, health and metrics) over
+TLS; give every node of the cluster the same choice, since a follower forwards
+HTTP API requests to the leader over TLS then (trusting --tls-ca, the system's
+roots without it).
+
 Peer TLS: --peer-tls-cert FILE, --peer-tls-key FILE and --peer-tls-ca FILE
 (TENANTKV_PEER_TLS_CERT, TENANTKV_PEER_TLS_KEY, TENANTKV_PEER_TLS_CA) make
 raft traffic, snapshot transfers included, mutual TLS: a raft connection is
@@ -162,6 +168,8 @@ func (f *serveFlags) register(fs *flag.FlagSet, env func(string) string) {
 	str(&cfg.RaftAddr, "raft", "127.0.0.1:7401", "`ADDR` (host:port) peers replicate over")
 	str(&cfg.RaftAdvertiseAddr, "raft-advertise", "", "`ADDR` (host:port) peers are told to dial for raft, when it is not --raft (binding 0.0.0.0, NAT)")
 	str(&cfg.HTTPAddr, "http", "127.0.0.1:7402", "`ADDR` (host:port) of the HTTP API (/v1/, docs/HTTP.md), /healthz, /readyz and /metrics; - disables it")
+	str(&cfg.HTTPTLSCertFile, "http-tls-cert", "", "certificate `FILE` to serve --http over TLS, with --http-tls-key")
+	str(&cfg.HTTPTLSKeyFile, "http-tls-key", "", "the key `FILE` of --http-tls-cert")
 	str(&cfg.PeerTLSCertFile, "peer-tls-cert", "", "this node's certificate `FILE` for raft traffic: mutual TLS, with --peer-tls-key and --peer-tls-ca")
 	str(&cfg.PeerTLSKeyFile, "peer-tls-key", "", "the key `FILE` of --peer-tls-cert")
 	str(&cfg.PeerTLSCAFile, "peer-tls-ca", "", "the cluster CA `FILE`: raft connections are accepted only from certificates it signed")
@@ -240,6 +248,9 @@ func (f *serveFlags) config(x *cli) (server.Config, error) {
 	}
 	if cfg.TLSCAFile != "" && cfg.TLSCertFile == "" {
 		return cfg, usagef(x.cmd, "--tls-ca needs --tls-cert and --tls-key: a node without a certificate serves no TLS")
+	}
+	if (cfg.HTTPTLSCertFile == "") != (cfg.HTTPTLSKeyFile == "") {
+		return cfg, usagef(x.cmd, "--http-tls-cert and --http-tls-key go together")
 	}
 	if err := cfg.Validate(); err != nil {
 		// Raft timings that raft would refuse: too short, or an election
