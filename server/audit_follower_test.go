@@ -16,28 +16,11 @@ import (
 	"github.com/tenantkv/tenantkv/raft/command"
 )
 
-// refusalNode starts a node with a fast raft, format loop and audit loop;
-// join is "" for the bootstrap node.
+// refusalNode starts a fast node (fastNode) whose audit loop runs every
+// 200 ms; join is "" for the bootstrap node.
 func refusalNode(t *testing.T, join, token string) *Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cfg := Config{
-		DataDir: t.TempDir(), ListenAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", HTTPAddr: "-",
-		Raft: RaftTuning{
-			HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond,
-		},
-		formatInterval:  100 * time.Millisecond,
-		refusalInterval: 200 * time.Millisecond,
-	}
-	if join != "" {
-		cfg.Join, cfg.JoinToken = []string{join}, token
-	}
-	s, err := Start(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return s
+	return fastNode(t, join, token, func(cfg *Config) { cfg.refusalInterval = 200 * time.Millisecond })
 }
 
 // TestRefusalsOnAFollowerReachTheTrail: a tenant token's requests that a

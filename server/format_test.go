@@ -20,6 +20,16 @@ import (
 // fast raft and a fast format loop; join is "" for the bootstrap node.
 func formatNode(t *testing.T, join, token string, advertised *atomic.Uint32) *Server {
 	t.Helper()
+	return fastNode(t, join, token, func(cfg *Config) {
+		if advertised != nil {
+			cfg.testFormat = func() command.Format { return command.Format(advertised.Load()) }
+		}
+	})
+}
+
+// fastNode is formatNode with the configuration changed by mod.
+func fastNode(t *testing.T, join, token string, mod func(*Config)) *Server {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cfg := Config{
@@ -33,9 +43,7 @@ func formatNode(t *testing.T, join, token string, advertised *atomic.Uint32) *Se
 	if join != "" {
 		cfg.Join, cfg.JoinToken = []string{join}, token
 	}
-	if advertised != nil {
-		cfg.testFormat = func() command.Format { return command.Format(advertised.Load()) }
-	}
+	mod(&cfg)
 	s, err := Start(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
